@@ -1,0 +1,87 @@
+"""The `agentforge` command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+from agentforge.engine import DEFAULT_MODEL, AsyncLLM, EngineError, SamplingParams
+
+
+async def _answer(llm: AsyncLLM, messages: list[dict], params: SamplingParams) -> str:
+    """Stream one reply to stdout and return its text."""
+    text = ""
+    async for out in llm.chat(messages, params):
+        delta = out.outputs[0].delta
+        text += delta
+        print(delta, end="", flush=True)
+    print(flush=True)
+    return text
+
+
+async def _chat(args: argparse.Namespace) -> int:
+    params = SamplingParams(temperature=args.temperature, top_p=args.top_p, max_tokens=args.max_tokens, seed=args.seed)
+    print(f"loading {args.model} ...", file=sys.stderr, flush=True)
+    llm = AsyncLLM(args.model, dtype=args.dtype)
+    system = [{"role": "system", "content": args.system}] if args.system else []
+    try:
+        if args.once is not None:
+            await _answer(llm, [*system, {"role": "user", "content": args.once}], params)
+            return 0
+        print("AgentForge chat — /reset clears the conversation, /exit (or Ctrl-D) quits.", file=sys.stderr)
+        history: list[dict] = []
+        while True:
+            try:
+                line = await asyncio.to_thread(input, "you> ")
+            except EOFError:
+                print(file=sys.stderr)
+                return 0
+            line = line.strip()
+            if not line:
+                continue
+            if line in ("/exit", "/quit"):
+                return 0
+            if line == "/reset":
+                history.clear()
+                continue
+            history.append({"role": "user", "content": line})
+            print("bot> ", end="", flush=True)
+            try:
+                reply = await _answer(llm, [*system, *history], params)
+            except EngineError as exc:  # e.g. the conversation outgrew the context window
+                history.pop()
+                print(f"\n[error] {exc}", file=sys.stderr)
+                continue
+            history.append({"role": "assistant", "content": reply})
+    finally:
+        llm.shutdown()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="agentforge", description="Agents, tools and RAG on an embedded LLM engine.")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    chat = commands.add_parser("chat", help="streaming chat with the embedded model in the terminal")
+    chat.add_argument("--model", default=DEFAULT_MODEL, help=f"alias, GGUF file or HF folder (default: {DEFAULT_MODEL})")
+    chat.add_argument("--once", metavar="QUESTION", help="answer one question and exit")
+    chat.add_argument("--system", help="system prompt")
+    chat.add_argument("--max-tokens", type=int, default=512)
+    chat.add_argument("--temperature", type=float, default=0.2)
+    chat.add_argument("--top-p", type=float, default=0.9)
+    chat.add_argument("--seed", type=int)
+    chat.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    try:
+        return asyncio.run(_chat(args))
+    except EngineError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,148 @@
+"""`AsyncLLM`: the engine stepping in a background thread, each request an async stream of deltas.
+
+Requests are validated and tokenized on the caller's side (errors raise right there), then handed
+to the engine thread through a queue; every step's outputs go back to the asyncio queue of their
+request. Leaving the `async for` early (break, cancellation, a closed client) aborts the request and
+frees its KV blocks. A failing step fails the requests in flight, not the engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from .config import EngineConfig
+from .errors import RequestAbortedError
+from .llm_engine import EngineStats, LLMEngine, Prompt, Request
+from .protocol import ChatMessage, RequestOutput, SamplingParams
+from .registry import DEFAULT_MODEL
+
+log = logging.getLogger(__name__)
+
+
+class AsyncLLM:
+    """Stream completions from the embedded engine to asyncio code.
+
+    >>> llm = AsyncLLM("smollm2-135m")
+    >>> async for out in llm.chat([{"role": "user", "content": "Hi!"}]):
+    ...     print(out.outputs[0].delta, end="")
+    """
+
+    def __init__(self, model: str | Path = DEFAULT_MODEL, **config: object) -> None:
+        self.engine = LLMEngine(model, EngineConfig(**config))
+        self._inbox: queue.SimpleQueue[tuple[str, object]] = queue.SimpleQueue()
+        self._streams: dict[str, tuple[asyncio.AbstractEventLoop, asyncio.Queue]] = {}
+        self._stopped = False
+        self._thread = threading.Thread(target=self._run, name="agentforge-engine", daemon=True)
+        self._thread.start()
+
+    @property
+    def tokenizer(self):
+        return self.engine.tokenizer
+
+    @property
+    def stats(self) -> EngineStats:
+        return self.engine.stats
+
+    async def generate(
+        self, prompt: Prompt, sampling_params: SamplingParams | None = None, request_id: str | None = None
+    ) -> AsyncIterator[RequestOutput]:
+        """Yield this request's output after every step that advanced it; the last one is `finished`."""
+        request = self.engine.make_request(prompt, sampling_params, request_id or uuid.uuid4().hex)
+        async for out in self._stream(request):
+            yield out
+
+    async def chat(
+        self,
+        messages: list[ChatMessage | dict],
+        sampling_params: SamplingParams | None = None,
+        request_id: str | None = None,
+        add_generation_prompt: bool = True,
+        **template_kwargs: object,
+    ) -> AsyncIterator[RequestOutput]:
+        """Like `generate`, for a conversation rendered with the model's chat template."""
+        prompt = self.engine.render_chat(messages, add_generation_prompt, **template_kwargs)
+        async for out in self.generate(prompt, sampling_params, request_id):
+            yield out
+
+    def abort(self, request_id: str) -> None:
+        """Stop a request; its stream ends with finish_reason "abort"."""
+        self._inbox.put(("abort", request_id))
+
+    def shutdown(self) -> None:
+        self._stopped = True
+        self._inbox.put(("stop", None))
+        self._thread.join(timeout=10)
+
+    async def _stream(self, request: Request) -> AsyncIterator[RequestOutput]:
+        if self._stopped:
+            raise RequestAbortedError("the engine has been shut down")
+        rid = request.request_id
+        if rid in self._streams:
+            raise RequestAbortedError(f"request id {rid!r} is already streaming")
+        outputs: asyncio.Queue = asyncio.Queue()
+        self._streams[rid] = (asyncio.get_running_loop(), outputs)
+        self._inbox.put(("add", request))
+        finished = False
+        try:
+            while not finished:
+                item = await outputs.get()
+                if isinstance(item, BaseException):
+                    raise item
+                finished = item.finished
+                yield item
+        finally:
+            if not finished:
+                self._inbox.put(("abort", rid))
+            self._streams.pop(rid, None)
+
+    def _deliver(self, rid: str, item: RequestOutput | BaseException) -> None:
+        stream = self._streams.get(rid)
+        if stream is None:
+            return
+        loop, outputs = stream
+        try:
+            loop.call_soon_threadsafe(outputs.put_nowait, item)
+        except RuntimeError:  # the caller's event loop is closed: nobody is listening
+            self._inbox.put(("abort", rid))
+
+    def _handle(self, kind: str, payload: object) -> None:
+        if kind == "add":
+            try:
+                self.engine.add(payload)
+            except Exception as exc:
+                self._deliver(payload.request_id, exc)
+        elif kind == "abort":
+            out = self.engine.abort_request(payload)
+            if out is not None:
+                self._deliver(payload, out)
+
+    def _run(self) -> None:
+        while True:
+            block = not self.engine.has_unfinished_requests()
+            try:
+                while True:
+                    kind, payload = self._inbox.get(block=block)
+                    if kind == "stop":
+                        return
+                    self._handle(kind, payload)
+                    block = False
+            except queue.Empty:
+                pass
+            if not self.engine.has_unfinished_requests():
+                continue
+            try:
+                outputs = self.engine.step()
+            except Exception as exc:  # fail what was in flight, keep serving
+                log.exception("engine step failed; aborting the requests in flight")
+                for rid in list(self.engine.requests):
+                    self.engine.abort_request(rid)
+                    self._deliver(rid, RequestAbortedError(f"engine step failed: {type(exc).__name__}: {exc}"))
+                continue
+            for out in outputs:
+                self._deliver(out.request_id, out)

@@ -1,0 +1,48 @@
+"""Engine configuration."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .errors import InvalidRequestError
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+@dataclass(slots=True)
+class EngineConfig:
+    """Knobs of the scheduler and the KV cache.
+
+    - `max_num_seqs`: most sequences in one step (decoding or prefilling).
+    - `max_num_batched_tokens`: the token budget of one step, shared by decodes and prompt chunks;
+      longer prompts are prefilled in chunks of at most this size.
+    - `kv_cache_bytes`: memory for the paged KV cache; it decides how many blocks exist.
+    - `max_model_len`: context window; defaults to the model's, capped by what the cache holds.
+    - `dtype`: weights, activations and KV cache ("float32" is exact against transformers).
+    - `num_threads`: torch intra-op threads (None leaves torch's default).
+    """
+
+    max_num_seqs: int = 64
+    max_num_batched_tokens: int = 1024
+    kv_cache_bytes: int = 1 << 30
+    block_size: int = 16
+    max_model_len: int | None = None
+    enable_prefix_caching: bool = True
+    dtype: str = "float32"
+    num_threads: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("max_num_seqs", "max_num_batched_tokens", "kv_cache_bytes", "block_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise InvalidRequestError(f"{name} must be a positive integer, got {value!r}")
+        if self.max_model_len is not None and (not isinstance(self.max_model_len, int) or self.max_model_len < 2):
+            raise InvalidRequestError(f"max_model_len must be an integer >= 2, got {self.max_model_len!r}")
+        if self.dtype not in DTYPES:
+            raise InvalidRequestError(f"dtype must be one of {sorted(DTYPES)}, got {self.dtype!r}")
+
+    @property
+    def torch_dtype(self) -> torch.dtype:
+        return DTYPES[self.dtype]

@@ -1,0 +1,262 @@
+"""The synchronous engine core: requests in, one scheduled model step at a time, outputs out."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from .block_manager import BlockManager
+from .config import EngineConfig
+from .detokenizer import Detokenizer
+from .errors import ContextLengthError, EngineError, InvalidRequestError
+from .loader import load_model
+from .model_runner import ModelRunner, kv_bytes_per_token
+from .protocol import ChatMessage, CompletionOutput, RequestOutput, SamplingParams, Usage
+from .registry import DEFAULT_MODEL
+from .sampler import Sampler
+from .scheduler import Scheduler
+from .sequence import Sequence, SequenceStatus
+
+Prompt = str | list[int]
+
+
+@dataclass(slots=True)
+class EngineStats:
+    """Counters since start: what was asked, what the prefix cache saved, what the model computed."""
+
+    num_requests: int = 0
+    num_prompt_tokens: int = 0
+    num_cached_tokens: int = 0  # prompt tokens served from the prefix cache at admission
+    num_computed_tokens: int = 0  # tokens run through the model (prefill chunks + decodes + recompute)
+    num_generated_tokens: int = 0
+    num_preemptions: int = 0
+    num_steps: int = 0
+
+
+@dataclass(slots=True, eq=False)
+class Request:
+    request_id: str
+    prompt: str | None
+    prompt_token_ids: list[int]
+    params: SamplingParams
+    seqs: list[Sequence] = field(default_factory=list)
+    emitted_tokens: list[int] = field(default_factory=list)  # per completion, for token deltas
+
+    @property
+    def finished(self) -> bool:
+        return all(s.is_finished for s in self.seqs)
+
+
+class LLMEngine:
+    """Owns the model, KV cache, scheduler and sampler. Not thread-safe: `AsyncLLM` drives it from one thread."""
+
+    def __init__(self, model: str | Path = DEFAULT_MODEL, config: EngineConfig | None = None) -> None:
+        self.config = config or EngineConfig()
+        if self.config.num_threads:
+            torch.set_num_threads(self.config.num_threads)
+        loaded = load_model(model, self.config.torch_dtype)
+        self.model, self.model_config, self.tokenizer = loaded.model, loaded.config, loaded.tokenizer
+        self.eos_token_ids = loaded.eos_token_ids
+        self.vocab_size = self.model_config.vocab_size
+        bs = self.config.block_size
+        num_blocks = self.config.kv_cache_bytes // (kv_bytes_per_token(self.model, self.config.torch_dtype) * bs)
+        capacity = num_blocks * bs
+        model_len = getattr(self.model_config, "max_position_embeddings", None) or capacity
+        if self.config.max_model_len is not None and self.config.max_model_len > capacity:
+            raise InvalidRequestError(
+                f"max_model_len={self.config.max_model_len} needs more KV cache than kv_cache_bytes "
+                f"={self.config.kv_cache_bytes} holds ({capacity} tokens); raise kv_cache_bytes"
+            )
+        self.max_model_len = min(self.config.max_model_len or model_len, model_len, capacity)
+        if self.max_model_len < 2:
+            raise InvalidRequestError("kv_cache_bytes is too small to hold even one short sequence")
+        self.block_manager = BlockManager(num_blocks, bs, self.config.enable_prefix_caching)
+        self.scheduler = Scheduler(self.config, self.block_manager)
+        self.runner = ModelRunner(self.model, num_blocks, bs, self.config.torch_dtype)
+        self.sampler = Sampler()
+        self.requests: dict[str, Request] = {}
+        self.stats = EngineStats()
+        self._seq_ids = itertools.count()
+        self._request_ids = itertools.count()
+
+    # --- requests ---------------------------------------------------------------------------
+
+    def render_chat(self, messages: list[ChatMessage | dict], add_generation_prompt: bool = True, **template_kwargs) -> list[int]:
+        """Token ids of a conversation rendered with the model's chat template."""
+        if not isinstance(messages, list) or not messages:
+            raise InvalidRequestError("messages must be a non-empty list of chat messages")
+        try:
+            dicts = [ChatMessage.model_validate(m).model_dump(exclude_none=True) for m in messages]
+        except ValueError as exc:
+            raise InvalidRequestError(f"invalid chat message: {exc}") from exc
+        if getattr(self.tokenizer, "chat_template", None) is None:
+            raise InvalidRequestError("this model has no chat template; use generate() with a plain prompt")
+        text = self.tokenizer.apply_chat_template(
+            dicts, tokenize=False, add_generation_prompt=add_generation_prompt, **template_kwargs
+        )
+        return self.tokenizer.encode(text, add_special_tokens=False)
+
+    def make_request(self, prompt: Prompt, params: SamplingParams | None = None, request_id: str | None = None) -> Request:
+        """Validate and tokenize a request without touching engine state (safe from any thread)."""
+        params = params or SamplingParams()
+        if not isinstance(params, SamplingParams):
+            raise InvalidRequestError(f"sampling params must be a SamplingParams, got {type(params).__name__}")
+        if isinstance(prompt, str):
+            if not prompt:
+                raise InvalidRequestError("prompt is empty")
+            text, token_ids = prompt, self.tokenizer.encode(prompt)
+        elif isinstance(prompt, list) and prompt and all(isinstance(t, int) and not isinstance(t, bool) for t in prompt):
+            text, token_ids = None, list(prompt)
+            if min(token_ids) < 0 or max(token_ids) >= self.vocab_size:
+                raise InvalidRequestError(f"prompt token ids must be in [0, {self.vocab_size})")
+        else:
+            raise InvalidRequestError("prompt must be a non-empty string or a non-empty list of token ids")
+        if len(token_ids) >= self.max_model_len:
+            raise ContextLengthError(
+                f"prompt has {len(token_ids)} tokens but the context window is {self.max_model_len}; "
+                "shorten the prompt (at least one token must be left for the answer)"
+            )
+        if params.max_tokens is not None and len(token_ids) + params.max_tokens > self.max_model_len:
+            raise ContextLengthError(
+                f"prompt ({len(token_ids)} tokens) plus max_tokens ({params.max_tokens}) exceeds the "
+                f"context window of {self.max_model_len} tokens"
+            )
+        if any(t >= self.vocab_size for t in params.stop_token_ids):
+            raise InvalidRequestError(f"stop_token_ids must be < vocab size {self.vocab_size}")
+        if params.logprobs is not None and params.logprobs > self.vocab_size:
+            raise InvalidRequestError(f"logprobs must be <= vocab size {self.vocab_size}")
+        rid = request_id if request_id is not None else f"req-{next(self._request_ids)}"
+        return Request(rid, text, token_ids, params)
+
+    def add(self, request: Request) -> None:
+        """Queue a request made by `make_request`."""
+        if request.request_id in self.requests:
+            raise InvalidRequestError(f"request id {request.request_id!r} is already in use")
+        p = request.params
+        max_tokens = min(p.max_tokens or self.max_model_len, self.max_model_len - len(request.prompt_token_ids))
+        for index in range(p.n):
+            generator = None
+            if not p.greedy:
+                generator = torch.Generator()
+                if p.seed is not None:
+                    generator.manual_seed(p.seed + index)
+                else:
+                    generator.seed()
+            seq = Sequence(
+                next(self._seq_ids), request.request_id, index, list(request.prompt_token_ids),
+                len(request.prompt_token_ids), p, max_tokens, generator=generator,
+                detokenizer=Detokenizer(self.tokenizer, p, request.prompt_token_ids),
+                logprobs=[] if p.logprobs is not None else None,
+            )
+            request.seqs.append(seq)
+            request.emitted_tokens.append(0)
+        self.requests[request.request_id] = request
+        self.stats.num_requests += 1
+        self.stats.num_prompt_tokens += len(request.prompt_token_ids)
+        # The other n-1 completions join once the first has prefilled the prompt: they then
+        # share its KV blocks through the prefix cache instead of computing the prompt again.
+        self.scheduler.add(request.seqs[0])
+
+    def add_request(self, prompt: Prompt, params: SamplingParams | None = None, request_id: str | None = None) -> str:
+        request = self.make_request(prompt, params, request_id)
+        self.add(request)
+        return request.request_id
+
+    def abort_request(self, request_id: str) -> RequestOutput | None:
+        """Stop a request and free its KV blocks; returns its final output (None if unknown)."""
+        request = self.requests.pop(request_id, None)
+        if request is None:
+            return None
+        for seq in request.seqs:
+            if seq.is_finished:
+                continue
+            if seq in self.scheduler.running or seq in self.scheduler.waiting:
+                self.scheduler.finish(seq)  # frees its blocks
+            seq.status = SequenceStatus.FINISHED
+            seq.finish_reason = "abort"
+        return self._output(request)
+
+    def has_unfinished_requests(self) -> bool:
+        return bool(self.requests)
+
+    # --- stepping ---------------------------------------------------------------------------
+
+    def step(self) -> list[RequestOutput]:
+        """Run one scheduled batch; return the outputs of the requests that advanced."""
+        batch = self.scheduler.schedule()
+        self.stats.num_preemptions = self.scheduler.num_preemptions
+        if not batch:
+            if self.scheduler.has_unfinished():
+                raise EngineError("scheduler could not place any sequence; the KV cache is too small")
+            return []
+        logits = self.runner.run(batch)
+        self.stats.num_steps += 1
+        self.stats.num_computed_tokens += sum(batch.num_tokens)
+        sampled = self.scheduler.advance(batch)
+        tokens, logprobs = self.sampler(logits, sampled) if sampled else ([], [])
+        advanced: dict[str, Request] = {}
+        for seq, token, logprob in zip(sampled, tokens, logprobs):
+            request = self.requests[seq.request_id]
+            if seq.num_output_tokens == 0:
+                self.stats.num_cached_tokens += seq.num_cached_tokens
+                if seq.index == 0:
+                    for sibling in request.seqs[1:]:
+                        self.scheduler.add(sibling)
+            self._append_token(seq, token, logprob)
+            advanced[request.request_id] = request
+        outputs = [self._output(r) for r in advanced.values()]
+        for out in outputs:
+            if out.finished:
+                del self.requests[out.request_id]
+        return outputs
+
+    def _append_token(self, seq: Sequence, token: int, logprob) -> None:
+        seq.token_ids.append(token)
+        self.stats.num_generated_tokens += 1
+        if seq.logprobs is not None:
+            seq.logprobs.append(logprob)
+        p = seq.params
+        if not p.ignore_eos and token in self.eos_token_ids:
+            seq.finish_reason = "stop"
+        elif token in p.stop_token_ids:
+            seq.finish_reason, seq.stop_reason = "stop", token
+        else:
+            stop = seq.detokenizer.add(token)
+            if stop is not None:
+                seq.finish_reason, seq.stop_reason = "stop", stop
+            elif seq.num_output_tokens >= seq.max_tokens:
+                seq.finish_reason = "length"
+        if seq.finish_reason is not None:
+            self.scheduler.finish(seq)
+
+    def _output(self, request: Request) -> RequestOutput:
+        completions = []
+        for seq in request.seqs:
+            finished = seq.is_finished
+            delta = seq.detokenizer.emit(finished)
+            output_ids = seq.output_token_ids
+            new_ids = output_ids[request.emitted_tokens[seq.index] :]
+            request.emitted_tokens[seq.index] = len(output_ids)
+            completions.append(
+                CompletionOutput(
+                    index=seq.index,
+                    text=seq.detokenizer.emitted_text,
+                    token_ids=list(output_ids),
+                    delta=delta,
+                    delta_token_ids=new_ids,
+                    logprobs=list(seq.logprobs) if seq.logprobs is not None else None,
+                    finish_reason=seq.finish_reason,
+                    stop_reason=seq.stop_reason,
+                )
+            )
+        usage = Usage(
+            prompt_tokens=len(request.prompt_token_ids),
+            completion_tokens=sum(s.num_output_tokens for s in request.seqs),
+            cached_tokens=request.seqs[0].num_cached_tokens,
+        )
+        return RequestOutput(
+            request.request_id, request.prompt, request.prompt_token_ids, completions, usage, request.finished
+        )

@@ -1,0 +1,296 @@
+"""Load a model and its tokenizer from a Hugging Face folder (config.json + safetensors) or a GGUF file.
+
+GGUF files are read with the `gguf` package: metadata becomes a transformers config, quantized
+tensors (Q4_0/Q4_1/Q8_0/Q4_K/Q6_K/...) are dequantized, llama.cpp's tensor names and its
+rotary permutation of q/k are undone, and the tokenizer plus chat template are rebuilt from the
+file's metadata with transformers' GGUF tokenizer converter.
+"""
+
+from __future__ import annotations
+
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from .errors import EngineError, ModelLoadError
+from .models import ARCHITECTURES
+from .registry import resolve_model
+
+
+@dataclass(slots=True)
+class LoadedModel:
+    model: nn.Module
+    config: object  # a transformers PretrainedConfig
+    tokenizer: object  # a transformers tokenizer
+    path: Path
+    eos_token_ids: set[int] = field(default_factory=set)
+
+
+def load_model(model: str | Path, dtype: torch.dtype = torch.float32) -> LoadedModel:
+    """Resolve `model` (alias, GGUF file or HF folder) and load weights, config and tokenizer."""
+    path = resolve_model(model)
+    try:
+        if path.is_dir():
+            config, tokenizer, weights = _open_hf_folder(path)
+        else:
+            config, tokenizer, weights = _open_gguf(path)
+        net = _build(config, weights, dtype)
+    except EngineError:
+        raise
+    except Exception as exc:  # corrupt or foreign files surface as many library errors
+        raise ModelLoadError(f"cannot load model from {path}: {type(exc).__name__}: {exc}") from exc
+    eos = {tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set()
+    config_eos = getattr(config, "eos_token_id", None)
+    eos |= set(config_eos) if isinstance(config_eos, list) else {config_eos} if config_eos is not None else set()
+    return LoadedModel(net, config, tokenizer, path, eos)
+
+
+def load_tokenizer(model: str | Path):
+    """Only the tokenizer (with its chat template) of an alias, GGUF file or HF folder."""
+    path = resolve_model(model)
+    try:
+        if path.is_dir():
+            from transformers import AutoTokenizer
+
+            return AutoTokenizer.from_pretrained(path)
+        return _gguf_tokenizer(path)
+    except Exception as exc:
+        raise ModelLoadError(f"cannot load a tokenizer from {path}: {type(exc).__name__}: {exc}") from exc
+
+
+@contextmanager
+def _skip_init() -> Iterator[None]:
+    """Build modules without random initialisation: every weight is overwritten by the checkpoint."""
+    saved = nn.Linear.reset_parameters, nn.Embedding.reset_parameters
+    nn.Linear.reset_parameters = nn.Embedding.reset_parameters = lambda self: None
+    try:
+        yield
+    finally:
+        nn.Linear.reset_parameters, nn.Embedding.reset_parameters = saved
+
+
+def _build(config, weights: Iterator[tuple[str, torch.Tensor]], dtype: torch.dtype) -> nn.Module:
+    arch = (getattr(config, "architectures", None) or [None])[0]
+    if arch not in ARCHITECTURES:
+        raise ModelLoadError(f"unsupported architecture {arch!r}; supported: {sorted(ARCHITECTURES)}")
+    with _skip_init():
+        net = ARCHITECTURES[arch](config)
+    params = dict(net.named_parameters(remove_duplicate=False))
+    missing = set(dict(net.named_parameters()))  # tied weights appear once
+    with torch.no_grad():
+        for name, tensor in weights:
+            if name not in params:
+                continue  # e.g. rotary caches some checkpoints carry
+            if params[name].shape != tensor.shape:
+                raise ModelLoadError(f"tensor {name}: shape {tuple(tensor.shape)}, model expects {tuple(params[name].shape)}")
+            params[name].copy_(tensor)
+            missing.discard(name)
+            if name == "model.embed_tokens.weight" and params.get("lm_head.weight") is params[name]:
+                missing.discard("lm_head.weight")
+    if missing:
+        raise ModelLoadError(f"checkpoint lacks {len(missing)} tensors, e.g. {sorted(missing)[:3]}")
+    return net.to(dtype).eval()
+
+
+# --- Hugging Face folders ---------------------------------------------------------------------
+
+
+def _open_hf_folder(path: Path):
+    from safetensors import safe_open
+    from transformers import AutoConfig, AutoTokenizer
+
+    if not (path / "config.json").exists():
+        raise ModelLoadError(f"{path} is not a model folder: no config.json")
+    files = sorted(path.glob("*.safetensors"))
+    if not files:
+        raise ModelLoadError(f"{path} has no .safetensors weights")
+    config = AutoConfig.from_pretrained(path)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+
+    def weights() -> Iterator[tuple[str, torch.Tensor]]:
+        experts: dict[str, dict[tuple[int, str], torch.Tensor]] = {}
+        for file in files:
+            with safe_open(str(file), framework="pt") as f:
+                for key in f.keys():
+                    name = key.replace(".block_sparse_moe.", ".mlp.")  # Mixtral checkpoints' name
+                    parts = name.split(".")
+                    if "experts" in parts and parts[-2] in ("w1", "w2", "w3"):  # per-expert Mixtral layout
+                        i = parts.index("experts")
+                        prefix = ".".join(parts[: i + 1])
+                        experts.setdefault(prefix, {})[(int(parts[i + 1]), parts[-2])] = f.get_tensor(key)
+                    else:
+                        yield name, f.get_tensor(key)
+        for prefix, tensors in experts.items():
+            n = 1 + max(e for e, _ in tensors)
+            yield f"{prefix}.gate_up_proj", torch.stack(
+                [torch.cat([tensors[(e, "w1")], tensors[(e, "w3")]]) for e in range(n)]
+            )
+            yield f"{prefix}.down_proj", torch.stack([tensors[(e, "w2")] for e in range(n)])
+
+    return config, tokenizer, weights()
+
+
+# --- GGUF files -------------------------------------------------------------------------------
+
+_GGUF_LAYER_NAMES = {
+    "attn_norm": "input_layernorm",
+    "attn_q": "self_attn.q_proj",
+    "attn_k": "self_attn.k_proj",
+    "attn_v": "self_attn.v_proj",
+    "attn_output": "self_attn.o_proj",
+    "attn_q_norm": "self_attn.q_norm",
+    "attn_k_norm": "self_attn.k_norm",
+    "ffn_norm": "post_attention_layernorm",
+    "ffn_gate": "mlp.gate_proj",
+    "ffn_up": "mlp.up_proj",
+    "ffn_down": "mlp.down_proj",
+    "ffn_gate_inp": "mlp.gate",
+    "ffn_down_exps": "mlp.experts.down_proj",
+}
+_GEMMA3_LAYER_NAMES = {
+    **_GGUF_LAYER_NAMES,
+    "ffn_norm": "pre_feedforward_layernorm",
+    "post_attention_norm": "post_attention_layernorm",
+    "post_ffw_norm": "post_feedforward_layernorm",
+}
+_GGUF_GLOBAL_NAMES = {"token_embd": "model.embed_tokens", "output_norm": "model.norm", "output": "lm_head"}
+
+
+def _gguf_config(meta: dict, tensor_names: set[str]):
+    from transformers import Gemma3TextConfig, LlamaConfig, MixtralConfig, Qwen2Config, Qwen3Config
+
+    arch = meta["general.architecture"]
+
+    def p(key: str, default=None):
+        return meta.get(f"{arch}.{key}", default)
+
+    heads = p("attention.head_count")
+    hidden = p("embedding_length")
+    head_dim = p("attention.key_length") or hidden // heads
+    common = dict(
+        vocab_size=p("vocab_size") or meta["tokenizer.ggml.tokens"],  # the reader gives arrays as counts
+        hidden_size=hidden,
+        intermediate_size=p("feed_forward_length"),
+        num_hidden_layers=p("block_count"),
+        num_attention_heads=heads,
+        num_key_value_heads=p("attention.head_count_kv", heads),
+        head_dim=head_dim,
+        max_position_embeddings=p("context_length"),
+        rms_norm_eps=p("attention.layer_norm_rms_epsilon", 1e-6),
+        tie_word_embeddings="output.weight" not in tensor_names,
+        bos_token_id=meta.get("tokenizer.ggml.bos_token_id"),
+        eos_token_id=meta.get("tokenizer.ggml.eos_token_id"),
+    )
+    rope = {"rope_type": "default", "rope_theta": p("rope.freq_base", 10000.0)}
+    if arch == "llama" and p("expert_count"):
+        return MixtralConfig(
+            **common,
+            rope_parameters=rope,
+            num_local_experts=p("expert_count"),
+            num_experts_per_tok=p("expert_used_count"),
+            architectures=["MixtralForCausalLM"],
+        )
+    if arch == "llama":
+        return LlamaConfig(**common, rope_parameters=rope, architectures=["LlamaForCausalLM"])
+    if arch == "qwen2":
+        return Qwen2Config(**common, rope_parameters=rope, architectures=["Qwen2ForCausalLM"])
+    if arch == "qwen3":
+        return Qwen3Config(**common, rope_parameters=rope, architectures=["Qwen3ForCausalLM"])
+    if arch == "gemma3":
+        n = common["num_hidden_layers"]
+        return Gemma3TextConfig(
+            **common,
+            sliding_window=p("attention.sliding_window"),
+            query_pre_attn_scalar=head_dim,
+            layer_types=["full_attention" if (i + 1) % 6 == 0 else "sliding_attention" for i in range(n)],
+            rope_parameters={
+                "sliding_attention": {"rope_type": "default", "rope_theta": 10000.0},
+                "full_attention": rope,
+            },
+            architectures=["Gemma3ForCausalLM"],
+        )
+    raise ModelLoadError(f"unsupported GGUF architecture {arch!r}; supported: llama, qwen2, qwen3, gemma3")
+
+
+def _gguf_tokenizer(path: Path):
+    from transformers import PreTrainedTokenizerFast
+    from transformers.integrations.gguf import convert_gguf_tokenizer, get_gguf_tokenizer
+
+    arch, tokenizer_dict, tokenizer_config = get_gguf_tokenizer(str(path))
+    backend, extra = convert_gguf_tokenizer(arch, tokenizer_dict)
+    return PreTrainedTokenizerFast(tokenizer_object=backend, **tokenizer_config, **extra)
+
+
+def _unpermute(w: np.ndarray, heads: int) -> np.ndarray:
+    """Undo llama.cpp's q/k row permutation (interleaved rotary halves -> Hugging Face order)."""
+    return w.reshape(heads, w.shape[0] // heads // 2, 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+
+def _gguf_tensors(path: Path) -> Iterator[tuple[str, np.ndarray]]:
+    """(llama.cpp name, float32 array in torch order) for every tensor, dequantized one at a time."""
+    from gguf import GGMLQuantizationType
+    from gguf.quants import dequantize
+    from transformers.integrations.gguf import GgufHeader
+
+    header = GgufHeader.from_file(str(path))
+    blob = np.memmap(path, mode="r", dtype=np.uint8)
+    for info in header.tensors:
+        start = header.data_start + info.offset
+        raw = blob[start : start + info.nbytes]
+        if len(raw) != info.nbytes:
+            raise ModelLoadError(f"{path.name} is truncated: tensor {info.name!r} runs past the end of the file")
+        qtype = GGMLQuantizationType(info.ggml_type)
+        if qtype == GGMLQuantizationType.F32:
+            data = np.array(raw.view(np.float32))
+        elif qtype == GGMLQuantizationType.F16:
+            data = raw.view(np.float16).astype(np.float32)
+        elif qtype == GGMLQuantizationType.BF16:
+            data = torch.from_numpy(np.array(raw)).view(torch.bfloat16).float().numpy()
+        else:
+            data = dequantize(raw.reshape(int(np.prod(info.shape[:-1])), -1), qtype)
+        yield info.name, data.reshape(info.shape)
+
+
+def _open_gguf(path: Path):
+    from transformers.integrations.gguf import read_gguf_metadata
+
+    meta, names = read_gguf_metadata(str(path))
+    config = _gguf_config(meta, set(names))
+    tokenizer = _gguf_tokenizer(path)
+    arch = meta["general.architecture"]
+    layer_names = _GEMMA3_LAYER_NAMES if arch == "gemma3" else _GGUF_LAYER_NAMES
+
+    def weights() -> Iterator[tuple[str, torch.Tensor]]:
+        experts: dict[str, dict[str, np.ndarray]] = {}
+        for gguf_name, data in _gguf_tensors(path):
+            base, _, kind = gguf_name.rpartition(".")  # kind: weight / bias
+            if base.startswith("blk."):
+                _, layer, short = base.split(".", 2)
+                if short in ("ffn_gate_exps", "ffn_up_exps"):
+                    experts.setdefault(layer, {})[short] = data
+                    continue
+                if short not in layer_names:
+                    raise ModelLoadError(f"unexpected tensor {gguf_name!r} in {path.name}")
+                name = f"model.layers.{layer}.{layer_names[short]}"
+                if arch == "llama" and short == "attn_q":
+                    data = _unpermute(data, config.num_attention_heads)
+                elif arch == "llama" and short == "attn_k":
+                    data = _unpermute(data, config.num_key_value_heads)
+            elif base in _GGUF_GLOBAL_NAMES:
+                name = _GGUF_GLOBAL_NAMES[base]
+            else:
+                continue  # e.g. rope_freqs, which the config already describes
+            if arch == "gemma3" and base.endswith("norm"):
+                data = data - 1.0  # llama.cpp stores Gemma's (1 + weight)
+            yield f"{name}.{kind}", torch.from_numpy(np.ascontiguousarray(data))
+        for layer, pair in experts.items():
+            gate_up = np.concatenate([pair["ffn_gate_exps"], pair["ffn_up_exps"]], axis=1)
+            yield f"model.layers.{layer}.mlp.experts.gate_up_proj", torch.from_numpy(gate_up)
+
+    return config, tokenizer, weights()

@@ -1,0 +1,80 @@
+"""Runs one scheduled step through the model: flat inputs, attention metadata, logits of sampled rows.
+
+Stateless per step apart from the KV cache it owns. Decodes (one token) are laid out first so
+attention can batch them; prompt chunks follow, each with its own causal mask.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .attention import AttentionContext, PagedAttention, Prefill, set_context
+from .scheduler import ScheduledBatch
+
+
+def attention_layers(model: nn.Module) -> list[PagedAttention]:
+    return [m for m in model.modules() if isinstance(m, PagedAttention)]
+
+
+def kv_bytes_per_token(model: nn.Module, dtype: torch.dtype) -> int:
+    size = torch.tensor([], dtype=dtype).element_size()
+    return sum(2 * a.num_kv_heads * a.head_dim * size for a in attention_layers(model))
+
+
+class ModelRunner:
+    def __init__(self, model: nn.Module, num_blocks: int, block_size: int, dtype: torch.dtype) -> None:
+        self.model = model
+        self.block_size = block_size
+        for layer in attention_layers(model):
+            shape = (num_blocks, block_size, layer.num_kv_heads, layer.head_dim)
+            layer.k_cache = torch.zeros(shape, dtype=dtype)
+            layer.v_cache = torch.zeros(shape, dtype=dtype)
+
+    @torch.inference_mode()
+    def run(self, batch: ScheduledBatch) -> torch.Tensor:
+        """Logits [num_sampled, vocab] for the sequences whose last token was reached, in batch order."""
+        input_ids, positions, context, sample_rows = self.prepare(batch)
+        set_context(context)
+        try:
+            hidden = self.model(input_ids, positions)
+        finally:
+            set_context(None)
+        return self.model.compute_logits(hidden[sample_rows]).float()
+
+    def prepare(self, batch: ScheduledBatch):
+        bs = self.block_size
+        order = sorted(range(len(batch.seqs)), key=lambda i: batch.num_tokens[i] != 1)  # decodes first
+        ids: list[int] = []
+        pos: list[int] = []
+        slots: list[int] = []
+        starts = [0] * len(batch.seqs)
+        decode_tables: list[list[int]] = []
+        decode_lens: list[int] = []
+        prefills: list[Prefill] = []
+        for i in order:
+            seq, n = batch.seqs[i], batch.num_tokens[i]
+            first = seq.num_computed_tokens
+            starts[i] = len(ids)
+            ids.extend(seq.token_ids[first : first + n])
+            span = range(first, first + n)
+            pos.extend(span)
+            table = seq.block_table
+            slots.extend(table[p // bs] * bs + p % bs for p in span)
+            num_blocks = -(-(first + n) // bs)
+            if n == 1:
+                decode_tables.append(table[:num_blocks])
+                decode_lens.append(first + 1)
+            else:
+                prefills.append(Prefill(starts[i], n, first + n, torch.tensor(table[:num_blocks])))
+        context = AttentionContext(slot_mapping=torch.tensor(slots), num_decodes=len(decode_tables), prefills=prefills)
+        if decode_tables:
+            width = max(map(len, decode_tables))
+            context.decode_block_tables = torch.tensor([t + [0] * (width - len(t)) for t in decode_tables])
+            context.decode_context_lens = torch.tensor(decode_lens)
+        sample_rows = [
+            starts[i] + n - 1
+            for i, (seq, n) in enumerate(zip(batch.seqs, batch.num_tokens))
+            if seq.num_computed_tokens + n == seq.num_tokens
+        ]
+        return torch.tensor(ids), torch.tensor(pos), context, torch.tensor(sample_rows, dtype=torch.long)

@@ -1,0 +1,1 @@
+"""AgentForge's state-machine runtime (LangGraph-style). Not built yet: see the graph-runtime issue."""

@@ -1,0 +1,79 @@
+"""Every architecture, as a tiny random-weight model, gives transformers' logits through our engine
+(paged KV cache, prefill then decode steps, with and without chunked prefill)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import transformers
+
+from agentforge.engine import LLM, SamplingParams
+
+VOCAB = 256
+COMMON = dict(
+    vocab_size=VOCAB, hidden_size=64, intermediate_size=96, num_hidden_layers=3, num_attention_heads=4,
+    max_position_embeddings=512, initializer_range=0.1, rms_norm_eps=1e-6,
+)
+
+ARCHITECTURES = {
+    "llama-gqa": ("LlamaConfig", "LlamaForCausalLM", dict(num_key_value_heads=2)),
+    "llama-mqa-bias-llama3-rope": (
+        "LlamaConfig",
+        "LlamaForCausalLM",
+        dict(
+            num_key_value_heads=1,
+            attention_bias=True,
+            tie_word_embeddings=True,
+            rope_parameters={
+                "rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0, "low_freq_factor": 1.0,
+                "high_freq_factor": 4.0, "original_max_position_embeddings": 64,
+            },
+        ),
+    ),
+    "mistral-sliding": ("MistralConfig", "MistralForCausalLM", dict(num_key_value_heads=2, sliding_window=8)),
+    "qwen2": ("Qwen2Config", "Qwen2ForCausalLM", dict(num_key_value_heads=2)),
+    "qwen3": ("Qwen3Config", "Qwen3ForCausalLM", dict(num_key_value_heads=2, head_dim=32)),
+    "gemma3": (
+        "Gemma3TextConfig",
+        "Gemma3ForCausalLM",
+        dict(
+            num_key_value_heads=1, head_dim=32, sliding_window=8, query_pre_attn_scalar=24,
+            layer_types=["sliding_attention", "full_attention", "sliding_attention"],
+            final_logit_softcapping=30.0,
+        ),
+    ),
+    "mixtral": (
+        "MixtralConfig", "MixtralForCausalLM", dict(num_key_value_heads=2, num_local_experts=4, num_experts_per_tok=2)
+    ),
+}
+
+
+@pytest.fixture(scope="module", params=sorted(ARCHITECTURES))
+def tiny_model(request, tmp_path_factory, smollm2_tokenizer):
+    config_cls, model_cls, extra = ARCHITECTURES[request.param]
+    torch.manual_seed(0)
+    config = getattr(transformers, config_cls)(**COMMON, **extra)
+    model = getattr(transformers, model_cls)(config).eval()
+    path = tmp_path_factory.mktemp(request.param)
+    model.save_pretrained(path)
+    smollm2_tokenizer.save_pretrained(path)
+    return path, model
+
+
+@pytest.mark.parametrize("chunk", [1024, 16], ids=["one-shot-prefill", "chunked-prefill"])
+def test_logits_match_transformers(tiny_model, chunk):
+    path, reference = tiny_model
+    llm = LLM(path, max_num_batched_tokens=chunk, block_size=8)
+    torch.manual_seed(1)
+    prompts = [torch.randint(0, VOCAB, (n,)).tolist() for n in (37, 5)]
+    steps = 6
+    outputs = llm.generate(prompts, SamplingParams(temperature=0, max_tokens=steps, ignore_eos=True, logprobs=VOCAB))
+    for prompt, out in zip(prompts, outputs):
+        completion = out.outputs[0]
+        assert len(completion.token_ids) == steps
+        ours = torch.tensor([[lp.top[t] for t in range(VOCAB)] for lp in completion.logprobs])
+        with torch.no_grad():
+            logits = reference(torch.tensor([prompt + completion.token_ids])).logits[0].float()
+        expected = logits.log_softmax(-1)[len(prompt) - 1 : len(prompt) - 1 + steps]
+        torch.testing.assert_close(ours, expected, atol=2e-4, rtol=1e-4)
+        assert completion.token_ids == expected.argmax(-1).tolist()

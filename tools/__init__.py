@@ -1,0 +1,1 @@
+"""AgentForge's tool model, MCP client and MCP server. Not built yet: see the tools-and-MCP issue."""
