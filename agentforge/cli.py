@@ -21,7 +21,13 @@ async def _answer(llm: AsyncLLM, messages: list[dict], params: SamplingParams) -
 
 
 async def _chat(args: argparse.Namespace) -> int:
-    params = SamplingParams(temperature=args.temperature, top_p=args.top_p, max_tokens=args.max_tokens, seed=args.seed)
+    params = SamplingParams(
+        temperature=args.temperature,
+        top_p=args.top_p,
+        repetition_penalty=args.repetition_penalty,
+        max_tokens=args.max_tokens,
+        seed=args.seed,
+    )
     print(f"loading {args.model} ...", file=sys.stderr, flush=True)
     llm = AsyncLLM(args.model, dtype=args.dtype)
     system = [{"role": "system", "content": args.system}] if args.system else []
@@ -68,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     chat.add_argument("--max-tokens", type=int, default=512)
     chat.add_argument("--temperature", type=float, default=0.2)
     chat.add_argument("--top-p", type=float, default=0.9)
+    chat.add_argument("--repetition-penalty", type=float, default=1.1, help="small models loop without it")
     chat.add_argument("--seed", type=int)
     chat.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     args = parser.parse_args(argv)

@@ -40,7 +40,7 @@ def filter_logits(logits: torch.Tensor, seqs: list[Sequence]) -> torch.Tensor:
         rank = torch.arange(logits.shape[1])[None, :]
         drop = rank >= top_k[:, None]
         probs = sorted_logits.softmax(dim=-1)
-        drop |= (probs.cumsum(dim=-1) - probs) > top_p[:, None]  # always keeps the first token
+        drop |= ((probs.cumsum(dim=-1) - probs) >= top_p[:, None]) & (top_p < 1)[:, None]  # mass before it reached top_p
         sorted_logits = sorted_logits.masked_fill(drop, float("-inf"))
         logits = torch.empty_like(logits).scatter_(1, order, sorted_logits)
     if (min_p > 0).any():

@@ -1,0 +1,88 @@
+"""Sampler filters and penalties on synthetic logits, and the incremental detokenizer."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from agentforge.engine.detokenizer import Detokenizer
+from agentforge.engine.protocol import SamplingParams
+from agentforge.engine.sampler import Sampler, apply_penalties, filter_logits
+from agentforge.engine.sequence import Sequence
+
+
+def seq_with(params: SamplingParams, prompt=(0,), output=()) -> Sequence:
+    seq = Sequence(0, "r", 0, [*prompt, *output], len(prompt), params, 100)
+    if not params.greedy:
+        seq.generator = torch.Generator().manual_seed(0)
+    return seq
+
+
+LOGITS = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]]))
+
+
+def kept(params: SamplingParams) -> list[int]:
+    out = filter_logits(LOGITS.clone(), [seq_with(params)])
+    return torch.isfinite(out[0]).nonzero().flatten().tolist()
+
+
+def test_top_k_top_p_min_p_keep_the_right_tokens():
+    assert kept(SamplingParams(top_k=2)) == [0, 1]
+    assert kept(SamplingParams(top_p=0.45)) == [0]
+    assert kept(SamplingParams(top_p=0.79)) == [0, 1]
+    assert kept(SamplingParams(top_p=0.81)) == [0, 1, 2]
+    assert kept(SamplingParams(min_p=0.5)) == [0, 1]  # p >= 0.25
+    assert kept(SamplingParams()) == [0, 1, 2, 3]
+
+
+def test_sampling_follows_the_distribution():
+    params = SamplingParams(temperature=1.0)
+    seq = seq_with(params)
+    counts = torch.zeros(4)
+    for _ in range(4000):
+        token, _ = Sampler()(LOGITS.clone(), [seq])
+        counts[token[0]] += 1
+    assert torch.allclose(counts / 4000, torch.tensor([0.5, 0.3, 0.15, 0.05]), atol=0.03)
+
+
+def test_penalties():
+    logits = torch.tensor([[2.0, -2.0, 1.0, 1.0]])
+    apply_penalties(logits, [seq_with(SamplingParams(repetition_penalty=2.0), prompt=(0, 1))])
+    assert logits.tolist() == [[1.0, -4.0, 1.0, 1.0]]
+    logits = torch.zeros(1, 4)
+    apply_penalties(logits, [seq_with(SamplingParams(presence_penalty=0.5, frequency_penalty=0.25), output=(2, 2, 3))])
+    assert logits.tolist() == [[0.0, 0.0, -1.0, -0.75]]
+
+
+def test_greedy_and_logprobs():
+    tokens, logprobs = Sampler()(LOGITS.clone(), [seq_with(SamplingParams(temperature=0, logprobs=2))])
+    assert tokens == [0]
+    assert math.isclose(logprobs[0].logprob, math.log(0.5), rel_tol=1e-5)
+    assert list(logprobs[0].top) == [0, 1]
+
+
+def test_detokenizer_never_splits_utf8_and_deltas_concatenate(smollm2_tokenizer):
+    text = "Café ünïcödé — 日本語のテキスト 🎉🚀 done."
+    ids = smollm2_tokenizer.encode(text, add_special_tokens=False)
+    detok = Detokenizer(smollm2_tokenizer, SamplingParams(), [1])
+    deltas = []
+    for token in ids:
+        assert detok.add(token) is None
+        deltas.append(detok.emit(finished=False))
+    deltas.append(detok.emit(finished=True))
+    assert all("\ufffd" not in d for d in deltas)
+    assert "".join(deltas) == smollm2_tokenizer.decode(ids)
+
+
+def test_detokenizer_holds_back_partial_stop_strings(smollm2_tokenizer):
+    ids = smollm2_tokenizer.encode("The answer is 42. END of story", add_special_tokens=False)
+    detok = Detokenizer(smollm2_tokenizer, SamplingParams(stop=["END of"]), [1])
+    streamed = ""
+    for token in ids:
+        stop = detok.add(token)
+        streamed += detok.emit(finished=stop is not None)
+        assert "E" not in streamed  # no part of the stop string ever shows
+        if stop:
+            break
+    assert stop == "END of" and streamed == "The answer is 42. "
