@@ -26,7 +26,7 @@ class EngineConfig:
 
     max_num_seqs: int = 64
     max_num_batched_tokens: int = 1024
-    kv_cache_bytes: int = 1 << 30
+    kv_cache_bytes: int = 2 << 30
     block_size: int = 16
     max_model_len: int | None = None
     enable_prefix_caching: bool = True

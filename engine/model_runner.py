@@ -9,8 +9,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .attention import AttentionContext, PagedAttention, Prefill, set_context
+from .attention import AttentionContext, DecodeGroup, PagedAttention, Prefill, set_context
 from .scheduler import ScheduledBatch
+
+DECODE_GROUPS = 4  # padded decode batches per step
+MIN_DECODE_GROUP = 8  # fewer decodes than this are not worth another attention call
 
 
 def attention_layers(model: nn.Module) -> list[PagedAttention]:
@@ -44,7 +47,11 @@ class ModelRunner:
 
     def prepare(self, batch: ScheduledBatch):
         bs = self.block_size
-        order = sorted(range(len(batch.seqs)), key=lambda i: batch.num_tokens[i] != 1)  # decodes first
+        # decodes first, shortest context first, so similar lengths can share one padded batch
+        order = sorted(
+            range(len(batch.seqs)),
+            key=lambda i: (batch.num_tokens[i] != 1, batch.seqs[i].num_computed_tokens),
+        )
         ids: list[int] = []
         pos: list[int] = []
         slots: list[int] = []
@@ -67,14 +74,27 @@ class ModelRunner:
                 decode_lens.append(first + 1)
             else:
                 prefills.append(Prefill(starts[i], n, first + n, torch.tensor(table[:num_blocks])))
-        context = AttentionContext(slot_mapping=torch.tensor(slots), num_decodes=len(decode_tables), prefills=prefills)
-        if decode_tables:
-            width = max(map(len, decode_tables))
-            context.decode_block_tables = torch.tensor([t + [0] * (width - len(t)) for t in decode_tables])
-            context.decode_context_lens = torch.tensor(decode_lens)
+        context = AttentionContext(torch.tensor(slots), self._group_decodes(decode_tables, decode_lens), prefills)
         sample_rows = [
             starts[i] + n - 1
             for i, (seq, n) in enumerate(zip(batch.seqs, batch.num_tokens))
             if seq.num_computed_tokens + n == seq.num_tokens
         ]
         return torch.tensor(ids), torch.tensor(pos), context, torch.tensor(sample_rows, dtype=torch.long)
+
+    @staticmethod
+    def _group_decodes(tables: list[list[int]], lens: list[int]) -> list[DecodeGroup]:
+        """Split length-sorted decodes into up to DECODE_GROUPS batches, so padding stays small."""
+        size = max(MIN_DECODE_GROUP, -(-len(tables) // DECODE_GROUPS))
+        groups = []
+        for start in range(0, len(tables), size):
+            chunk = tables[start : start + size]
+            width = max(map(len, chunk))
+            groups.append(
+                DecodeGroup(
+                    start,
+                    torch.tensor([t + [0] * (width - len(t)) for t in chunk]),
+                    torch.tensor(lens[start : start + size]),
+                )
+            )
+        return groups
