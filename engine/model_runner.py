@@ -12,8 +12,8 @@ from torch import nn
 from .attention import AttentionContext, DecodeGroup, PagedAttention, Prefill, set_context
 from .scheduler import ScheduledBatch
 
-DECODE_GROUPS = 4  # padded decode batches per step
-MIN_DECODE_GROUP = 8  # fewer decodes than this are not worth another attention call
+DECODE_GROUPS = 8  # padded decode batches per step
+MIN_DECODE_GROUP = 4  # fewer decodes than this are not worth another attention call
 
 
 def attention_layers(model: nn.Module) -> list[PagedAttention]:
