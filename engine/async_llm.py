@@ -75,6 +75,7 @@ class AsyncLLM:
         self._inbox.put(("abort", request_id))
 
     def shutdown(self) -> None:
+        """Stop the engine thread; requests still running end with finish_reason "abort"."""
         self._stopped = True
         self._inbox.put(("stop", None))
         self._thread.join(timeout=10)
@@ -128,7 +129,9 @@ class AsyncLLM:
             try:
                 while True:
                     kind, payload = self._inbox.get(block=block)
-                    if kind == "stop":
+                    if kind == "stop":  # end every open stream with an "abort" output
+                        for rid in list(self.engine.requests):
+                            self._handle("abort", rid)
                         return
                     self._handle(kind, payload)
                     block = False

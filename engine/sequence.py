@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum, auto
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .protocol import Logprob, SamplingParams
 
@@ -45,7 +45,6 @@ class Sequence:
     logprobs: list[Logprob] | None = None
     finish_reason: str | None = None
     stop_reason: str | int | None = None
-    user_data: Any = None
 
     @property
     def num_tokens(self) -> int:

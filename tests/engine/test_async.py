@@ -86,3 +86,20 @@ def test_a_bad_request_fails_alone(async_llm):
 
     finished, text = asyncio.run(run())
     assert finished and text
+
+
+def test_shutdown_ends_open_streams(tiny_llama_dir):
+    llm = AsyncLLM(tiny_llama_dir)
+
+    async def run():
+        outs = []
+        async for out in llm.generate("Hello", SamplingParams(max_tokens=500, ignore_eos=True)):
+            outs.append(out)
+            if len(outs) == 1:
+                llm.shutdown()
+        return outs
+
+    outs = asyncio.run(run())
+    assert outs[-1].finished and outs[-1].outputs[0].finish_reason == "abort"
+    with pytest.raises(Exception, match="shut down"):
+        asyncio.run(anext(llm.generate("Hello")))
