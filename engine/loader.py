@@ -8,6 +8,8 @@ file's metadata with transformers' GGUF tokenizer converter.
 
 from __future__ import annotations
 
+import math
+import struct
 
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -45,10 +47,22 @@ def load_model(model: str | Path, dtype: torch.dtype = torch.float32) -> LoadedM
         raise
     except Exception as exc:  # corrupt or foreign files surface as many library errors
         raise ModelLoadError(f"cannot load model from {path}: {type(exc).__name__}: {exc}") from exc
-    eos = {tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set()
+    return LoadedModel(net, config, tokenizer, path, _eos_token_ids(config, tokenizer, gguf=not path.is_dir()))
+
+
+# Chat models end a turn with one of these; a GGUF file records only one EOS id, so (like
+# llama.cpp) we also stop on any of them the vocabulary has.
+_END_OF_TURN_TOKENS = ("<|im_end|>", "<end_of_turn>", "<|eot_id|>", "<|eom_id|>", "<|end|>")
+
+
+def _eos_token_ids(config, tokenizer, gguf: bool) -> set[int]:
+    ids = {tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set()
     config_eos = getattr(config, "eos_token_id", None)
-    eos |= set(config_eos) if isinstance(config_eos, list) else {config_eos} if config_eos is not None else set()
-    return LoadedModel(net, config, tokenizer, path, eos)
+    ids |= set(config_eos) if isinstance(config_eos, list) else {config_eos} if config_eos is not None else set()
+    if gguf:
+        vocab = tokenizer.get_vocab()
+        ids |= {vocab[t] for t in _END_OF_TURN_TOKENS if t in vocab}
+    return ids
 
 
 def load_tokenizer(model: str | Path):
@@ -232,20 +246,73 @@ def _unpermute(w: np.ndarray, heads: int) -> np.ndarray:
     return w.reshape(heads, w.shape[0] // heads // 2, 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
 
 
+_GGUF_SCALAR_SIZES = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}  # by value type
+_GGUF_STRING, _GGUF_ARRAY = 8, 9
+
+
+def _gguf_tensor_table(blob: np.ndarray) -> tuple[list[tuple[str, tuple[int, ...], int, int]], int]:
+    """[(name, torch-order shape, ggml type, offset)] and where tensor data starts.
+
+    Reads only the header and skips metadata values (the tokenizer arrays are large): the
+    `gguf` package's reader parses every value and takes ~10 s on a 262k-token vocabulary.
+    """
+    if bytes(blob[:4]) != b"GGUF":
+        raise ModelLoadError("not a GGUF file (bad magic bytes)")
+    version, tensor_count, kv_count = struct.unpack_from("<IQQ", blob, 4)
+    if version not in (2, 3):
+        raise ModelLoadError(f"unsupported GGUF version {version}")
+    pos, alignment = 24, 32
+
+    def skip_string(pos: int) -> int:
+        (length,) = struct.unpack_from("<Q", blob, pos)
+        return pos + 8 + length
+
+    for _ in range(kv_count):
+        key_end = skip_string(pos)
+        key = bytes(blob[pos + 8 : key_end]).decode()
+        (value_type,) = struct.unpack_from("<I", blob, key_end)
+        pos = key_end + 4
+        if key == "general.alignment":
+            (alignment,) = struct.unpack_from("<I", blob, pos)
+        if value_type == _GGUF_STRING:
+            pos = skip_string(pos)
+        elif value_type == _GGUF_ARRAY:
+            item_type, count = struct.unpack_from("<IQ", blob, pos)
+            pos += 12
+            if item_type == _GGUF_STRING:
+                for _ in range(count):
+                    pos = skip_string(pos)
+            else:
+                pos += count * _GGUF_SCALAR_SIZES[item_type]
+        else:
+            pos += _GGUF_SCALAR_SIZES[value_type]
+    entries = []
+    for _ in range(tensor_count):
+        name_end = skip_string(pos)
+        name = bytes(blob[pos + 8 : name_end]).decode()
+        (dims,) = struct.unpack_from("<I", blob, name_end)
+        shape = struct.unpack_from(f"<{dims}Q", blob, name_end + 4)
+        ggml_type, offset = struct.unpack_from("<IQ", blob, name_end + 4 + 8 * dims)
+        pos = name_end + 4 + 8 * dims + 12
+        entries.append((name, tuple(reversed(shape)), ggml_type, offset))  # ggml lists the fastest dim first
+    return entries, -(-pos // alignment) * alignment
+
+
 def _gguf_tensors(path: Path) -> Iterator[tuple[str, np.ndarray]]:
     """(llama.cpp name, float32 array in torch order) for every tensor, dequantized one at a time."""
-    from gguf import GGMLQuantizationType
+    from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
     from gguf.quants import dequantize
-    from transformers.integrations.gguf import GgufHeader
 
-    header = GgufHeader.from_file(str(path))
     blob = np.memmap(path, mode="r", dtype=np.uint8)
-    for info in header.tensors:
-        start = header.data_start + info.offset
-        raw = blob[start : start + info.nbytes]
-        if len(raw) != info.nbytes:
-            raise ModelLoadError(f"{path.name} is truncated: tensor {info.name!r} runs past the end of the file")
-        qtype = GGMLQuantizationType(info.ggml_type)
+    entries, data_start = _gguf_tensor_table(blob)
+    for name, shape, type_id, offset in entries:
+        qtype = GGMLQuantizationType(type_id)
+        block_size, block_bytes = GGML_QUANT_SIZES[qtype]
+        rows, cols = math.prod(shape[:-1]), shape[-1]
+        nbytes = rows * cols // block_size * block_bytes
+        raw = blob[data_start + offset : data_start + offset + nbytes]
+        if len(raw) != nbytes:
+            raise ModelLoadError(f"{path.name} is truncated: tensor {name!r} runs past the end of the file")
         if qtype == GGMLQuantizationType.F32:
             data = np.array(raw.view(np.float32))
         elif qtype == GGMLQuantizationType.F16:
@@ -253,8 +320,8 @@ def _gguf_tensors(path: Path) -> Iterator[tuple[str, np.ndarray]]:
         elif qtype == GGMLQuantizationType.BF16:
             data = torch.from_numpy(np.array(raw)).view(torch.bfloat16).float().numpy()
         else:
-            data = dequantize(raw.reshape(int(np.prod(info.shape[:-1])), -1), qtype)
-        yield info.name, data.reshape(info.shape)
+            data = dequantize(raw.reshape(rows, -1), qtype)
+        yield name, data.reshape(shape)
 
 
 def _open_gguf(path: Path):

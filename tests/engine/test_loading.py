@@ -14,6 +14,11 @@ def test_alias_resolves_to_the_packaged_gguf():
     assert path.name == "SmolLM2-135M-Instruct.Q4_1.gguf" and path.exists()
 
 
+def test_assembled_alias_resolves_to_a_gguf():
+    path = resolve_model("gemma3-270m")
+    assert path.suffix == ".gguf" and path.stat().st_size > 200_000_000
+
+
 def test_unknown_alias_is_a_clear_error():
     with pytest.raises(ModelNotFoundError, match="smollm2-135m"):
         resolve_model("gpt-17-ultra")
