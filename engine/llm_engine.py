@@ -19,6 +19,7 @@ from .registry import DEFAULT_MODEL
 from .sampler import Sampler
 from .scheduler import Scheduler
 from .sequence import Sequence, SequenceStatus
+from .structured import GrammarBackend, compile_grammar
 
 Prompt = str | list[int]
 
@@ -42,6 +43,7 @@ class Request:
     prompt: str | None
     prompt_token_ids: list[int]
     params: SamplingParams
+    grammar: str | None = None  # compiled output constraint
     seqs: list[Sequence] = field(default_factory=list)
     emitted_tokens: list[int] = field(default_factory=list)  # per completion, for token deltas
 
@@ -78,6 +80,7 @@ class LLMEngine:
         self.runner = ModelRunner(self.model, num_blocks, bs, self.config.torch_dtype)
         self.sampler = Sampler()
         self.requests: dict[str, Request] = {}
+        self._grammar_backend: GrammarBackend | None = None
         self.stats = EngineStats()
         self._seq_ids = itertools.count()
         self._request_ids = itertools.count()
@@ -128,8 +131,15 @@ class LLMEngine:
             raise InvalidRequestError(f"stop_token_ids must be < vocab size {self.vocab_size}")
         if params.logprobs is not None and params.logprobs > self.vocab_size:
             raise InvalidRequestError(f"logprobs must be <= vocab size {self.vocab_size}")
+        grammar = compile_grammar(params.structured) if params.structured is not None else None
         rid = request_id if request_id is not None else f"req-{next(self._request_ids)}"
-        return Request(rid, text, token_ids, params)
+        return Request(rid, text, token_ids, params, grammar)
+
+    @property
+    def grammar_backend(self) -> GrammarBackend:
+        if self._grammar_backend is None:  # built on first use: ~0.4 s for a 49k vocabulary
+            self._grammar_backend = GrammarBackend(self.tokenizer, self.vocab_size)
+        return self._grammar_backend
 
     def add(self, request: Request) -> None:
         """Queue a request made by `make_request`."""
@@ -150,6 +160,7 @@ class LLMEngine:
                 len(request.prompt_token_ids), p, max_tokens, generator=generator,
                 detokenizer=Detokenizer(self.tokenizer, p, request.prompt_token_ids),
                 logprobs=[] if p.logprobs is not None else None,
+                matcher=self.grammar_backend.matcher(request.grammar) if request.grammar else None,
             )
             request.seqs.append(seq)
             request.emitted_tokens.append(0)
@@ -196,9 +207,18 @@ class LLMEngine:
         self.stats.num_steps += 1
         self.stats.num_computed_tokens += sum(batch.num_tokens)
         sampled = self.scheduler.advance(batch)
+        constrained = [i for i, seq in enumerate(sampled) if seq.matcher is not None]
+        dead_ends: dict[int, str] = {}
+        if constrained:
+            problems = self.grammar_backend.apply(logits, constrained, [sampled[i].matcher for i in constrained])
+            dead_ends = {sampled[i].seq_id: why for i, why in zip(constrained, problems) if why}
         tokens, logprobs = self.sampler(logits, sampled) if sampled else ([], [])
         advanced: dict[str, Request] = {}
         for seq, token, logprob in zip(sampled, tokens, logprobs):
+            if seq.seq_id in dead_ends:  # finish instead of sampling from an empty distribution
+                self._finish(seq, "error", dead_ends[seq.seq_id])
+                advanced[seq.request_id] = self.requests[seq.request_id]
+                continue
             request = self.requests[seq.request_id]
             if seq.num_output_tokens == 0:
                 self.stats.num_cached_tokens += seq.num_cached_tokens
@@ -213,24 +233,30 @@ class LLMEngine:
                 del self.requests[out.request_id]
         return outputs
 
+    def _finish(self, seq: Sequence, reason: str, stop_reason: str | int | None = None) -> None:
+        seq.finish_reason, seq.stop_reason = reason, stop_reason
+        self.scheduler.finish(seq)
+
     def _append_token(self, seq: Sequence, token: int, logprob) -> None:
+        """Append a sampled token; finish the sequence when it meets a stop condition."""
         seq.token_ids.append(token)
         self.stats.num_generated_tokens += 1
         if seq.logprobs is not None:
             seq.logprobs.append(logprob)
         p = seq.params
+        if seq.matcher is not None and not seq.matcher.consume_token(token):
+            return self._finish(seq, "error", f"output constraint rejected token {token}: {seq.matcher.get_error()}")
         if not p.ignore_eos and token in self.eos_token_ids:
-            seq.finish_reason = "stop"
-        elif token in p.stop_token_ids:
-            seq.finish_reason, seq.stop_reason = "stop", token
-        else:
-            stop = seq.detokenizer.add(token)
-            if stop is not None:
-                seq.finish_reason, seq.stop_reason = "stop", stop
-            elif seq.num_output_tokens >= seq.max_tokens:
-                seq.finish_reason = "length"
-        if seq.finish_reason is not None:
-            self.scheduler.finish(seq)
+            return self._finish(seq, "stop")
+        if token in p.stop_token_ids:
+            return self._finish(seq, "stop", token)
+        stop = seq.detokenizer.add(token)
+        if stop is not None:
+            return self._finish(seq, "stop", stop)
+        if seq.matcher is not None and seq.matcher.is_stopped():  # the constrained output is complete
+            return self._finish(seq, "stop")
+        if seq.num_output_tokens >= seq.max_tokens:
+            return self._finish(seq, "length")
 
     def _output(self, request: Request) -> RequestOutput:
         completions = []

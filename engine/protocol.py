@@ -39,6 +39,32 @@ class ChatMessage(BaseModel):
 
 
 @dataclass(slots=True)
+class StructuredOutput:
+    """Constrain the output to exactly one of: a JSON schema (dict, JSON text or pydantic model),
+    any JSON object, a regular expression, one of several strings, or a Lark grammar."""
+
+    json: dict | str | type[BaseModel] | None = None
+    json_object: bool = False
+    regex: str | None = None
+    choice: list[str] | None = None
+    grammar: str | None = None
+
+    def __post_init__(self) -> None:
+        given = [self.json is not None, self.json_object, self.regex is not None, self.choice is not None,
+                 self.grammar is not None]
+        if sum(given) != 1:
+            raise InvalidRequestError("structured output needs exactly one of json, json_object, regex, choice, grammar")
+        if self.choice is not None and (
+            not isinstance(self.choice, list) or not self.choice or not all(isinstance(c, str) and c for c in self.choice)
+        ):
+            raise InvalidRequestError("choice must be a non-empty list of non-empty strings")
+        for name in ("regex", "grammar"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, str) or not value):
+                raise InvalidRequestError(f"{name} must be a non-empty string")
+
+
+@dataclass(slots=True)
 class SamplingParams:
     """How to sample one request. `temperature=0` means greedy decoding.
 
@@ -63,6 +89,7 @@ class SamplingParams:
     include_stop_str_in_output: bool = False
     logprobs: int | None = None
     skip_special_tokens: bool = True
+    structured: StructuredOutput | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.stop, str):
@@ -107,6 +134,8 @@ class SamplingParams:
             raise bad("stop strings must be non-empty strings")
         if any(not isinstance(t, int) or t < 0 for t in self.stop_token_ids):
             raise bad("stop_token_ids must be non-negative integers")
+        if self.structured is not None and not isinstance(self.structured, StructuredOutput):
+            raise bad("structured must be a StructuredOutput")
 
     @property
     def greedy(self) -> bool:
@@ -136,8 +165,10 @@ class CompletionOutput:
     delta: str = ""
     delta_token_ids: list[int] = field(default_factory=list)
     logprobs: list[Logprob] | None = None
-    finish_reason: Literal["stop", "length", "abort"] | None = None
+    # "error": the output constraint reached a dead end; stop_reason then holds the reason
+    finish_reason: Literal["stop", "length", "abort", "error"] | None = None
     stop_reason: str | int | None = None  # the stop string or stop token id that ended it
+    parsed: Any = None  # with a JSON response_format: the validated object (pydantic model or dict)
 
     @property
     def finished(self) -> bool:

@@ -43,6 +43,7 @@ class Sequence:
     generator: torch.Generator | None = None
     detokenizer: Detokenizer | None = None
     logprobs: list[Logprob] | None = None
+    matcher: object | None = None  # llguidance.LLMatcher when the output is constrained
     finish_reason: str | None = None
     stop_reason: str | int | None = None
 
