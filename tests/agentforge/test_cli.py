@@ -21,13 +21,13 @@ def test_help_lists_the_commands():
 
 
 def test_chat_once_streams_an_answer(tiny_llama_dir):
-    result = agentforge("chat", "--model", str(tiny_llama_dir), "--once", "Hello?", "--max-tokens", "8")
+    result = agentforge("chat", "--model", str(tiny_llama_dir), "--once", "Hello?", "--max-tokens", "8", "--seed", "0")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip()
 
 
 def test_interactive_chat_keeps_going_until_exit(tiny_llama_dir):
-    result = agentforge("chat", "--model", str(tiny_llama_dir), "--max-tokens", "4", stdin="hi\n/reset\nagain\n/exit\n")
+    result = agentforge("chat", "--model", str(tiny_llama_dir), "--max-tokens", "4", "--seed", "0", stdin="hi\n/reset\nagain\n/exit\n")
     assert result.returncode == 0, result.stderr
     assert result.stdout.count("bot> ") == 2
 

@@ -41,7 +41,9 @@ def test_leaving_the_stream_aborts_and_frees_blocks(async_llm):
 
     async def read_three():
         seen = 0
-        async for _ in async_llm.generate("Count from one to one hundred:", SamplingParams(max_tokens=200)):
+        async for _ in async_llm.generate(
+            "Count from one to one hundred:", SamplingParams(max_tokens=200, ignore_eos=True, seed=0)
+        ):
             seen += 1
             if seen == 3:
                 break
@@ -58,7 +60,9 @@ def test_leaving_the_stream_aborts_and_frees_blocks(async_llm):
 def test_explicit_abort_ends_the_stream(async_llm):
     async def run():
         outs = []
-        async for out in async_llm.generate("Write a long poem.", SamplingParams(max_tokens=200), request_id="poem"):
+        async for out in async_llm.generate(
+            "Write a long poem.", SamplingParams(max_tokens=200, ignore_eos=True, seed=0), request_id="poem"
+        ):
             outs.append(out)
             if len(outs) == 2:
                 async_llm.abort("poem")

@@ -162,7 +162,7 @@ def test_bad_requests_raise_and_the_engine_keeps_serving(smollm2_path):
 def test_abort_returns_all_blocks(smollm2):
     engine = smollm2.engine
     total = engine.block_manager.num_free_blocks
-    rid = engine.add_request(DOCUMENT, SamplingParams(temperature=0, max_tokens=100))
+    rid = engine.add_request(DOCUMENT, SamplingParams(temperature=0, max_tokens=100, ignore_eos=True))
     engine.step()
     engine.step()
     assert engine.block_manager.num_free_blocks < total
