@@ -43,7 +43,8 @@ def main() -> None:
     prompts = workload(args.requests)
     print(f"load average {os.getloadavg()[0]:.2f}; {args.requests} requests, dtype {args.dtype}")
 
-    llm = LLM("smollm2-135m", dtype=args.dtype)
+    # no prefix cache: the second run would otherwise skip the prompts the first one computed
+    llm = LLM("smollm2-135m", dtype=args.dtype, enable_prefix_caching=False)
     llm.generate(prompts[0][:16], SamplingParams(max_tokens=4))  # warm-up
 
     # Time the mask step alone: how long GrammarBackend.apply takes per constrained row.
