@@ -3,6 +3,10 @@
 A constraint is compiled once per distinct spec (cached) into an llguidance grammar; every
 sequence that uses it gets its own matcher. Before sampling, each constrained row's logits keep
 only the tokens its matcher allows; after sampling, the matcher consumes the token.
+
+Work is bounded by llguidance's parser limits (defaults: ~1M "fuel" ≈ 20 ms to build a grammar's
+lexer, ~200k ≈ 14 ms per mask step): a grammar over the limit fails to compile with an
+InvalidRequestError, and a step over it ends the sequence with finish_reason "error".
 """
 
 from __future__ import annotations
