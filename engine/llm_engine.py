@@ -215,17 +215,16 @@ class LLMEngine:
         tokens, logprobs = self.sampler(logits, sampled) if sampled else ([], [])
         advanced: dict[str, Request] = {}
         for seq, token, logprob in zip(sampled, tokens, logprobs):
-            if seq.seq_id in dead_ends:  # finish instead of sampling from an empty distribution
-                self._finish(seq, "error", dead_ends[seq.seq_id])
-                advanced[seq.request_id] = self.requests[seq.request_id]
-                continue
             request = self.requests[seq.request_id]
             if seq.num_output_tokens == 0:
                 self.stats.num_cached_tokens += seq.num_cached_tokens
                 if seq.index == 0:
                     for sibling in request.seqs[1:]:
                         self.scheduler.add(sibling)
-            self._append_token(seq, token, logprob)
+            if seq.seq_id in dead_ends:  # finish instead of sampling from an empty distribution
+                self._finish(seq, "error", dead_ends[seq.seq_id])
+            else:
+                self._append_token(seq, token, logprob)
             advanced[request.request_id] = request
         outputs = [self._output(r) for r in advanced.values()]
         for out in outputs:
