@@ -89,7 +89,7 @@ class LLM:
                 self.engine.abort_request(request.request_id)
             raise
         outputs = [final[r.request_id] for r in requests]
-        if structured is not None and (structured.json is not None or structured.json_object):
+        if structured is not None:  # a response_format is always JSON: parse what finished
             for out in outputs:
                 for completion in out.outputs:
                     if completion.finish_reason == "stop":

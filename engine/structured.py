@@ -109,9 +109,8 @@ def compile_grammar(spec: StructuredOutput) -> str:
 class GrammarBackend:
     """llguidance's view of one tokenizer; makes matchers and applies their masks to logits."""
 
-    def __init__(self, tokenizer, vocab_size: int) -> None:
+    def __init__(self, tokenizer) -> None:
         self.tokenizer = llguidance.hf.from_tokenizer(tokenizer)
-        self.vocab_size = vocab_size
 
     def matcher(self, grammar: str) -> llguidance.LLMatcher:
         matcher = llguidance.LLMatcher(self.tokenizer, grammar)
