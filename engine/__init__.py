@@ -1,5 +1,5 @@
 """AgentForge's embedded inference engine: paged KV cache, continuous batching, chunked prefill,
-prefix caching and a full sampler, in plain PyTorch."""
+prefix caching, a full sampler, grammar-constrained output and function calling, in plain PyTorch."""
 
 from .async_llm import AsyncLLM
 from .config import EngineConfig
@@ -22,10 +22,12 @@ from .protocol import (
     SamplingParams,
     StructuredOutput,
     ToolCall,
+    ToolCallDelta,
     ToolCallFunction,
     Usage,
 )
 from .registry import ALIASES, DEFAULT_MODEL, resolve_model
+from .tool_format import ToolCallParser, function_schema, parse_tool_calls, tool_spec
 
 __all__ = [
     "ALIASES",
@@ -48,9 +50,14 @@ __all__ = [
     "SamplingParams",
     "StructuredOutput",
     "ToolCall",
+    "ToolCallDelta",
     "ToolCallFunction",
+    "ToolCallParser",
     "Usage",
+    "function_schema",
     "load_model",
     "load_tokenizer",
+    "parse_tool_calls",
     "resolve_model",
+    "tool_spec",
 ]

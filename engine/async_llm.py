@@ -50,10 +50,14 @@ class AsyncLLM:
         return self.engine.stats
 
     async def generate(
-        self, prompt: Prompt, sampling_params: SamplingParams | None = None, request_id: str | None = None
+        self,
+        prompt: Prompt,
+        sampling_params: SamplingParams | None = None,
+        request_id: str | None = None,
+        response_format: object = None,
     ) -> AsyncIterator[RequestOutput]:
         """Yield this request's output after every step that advanced it; the last one is `finished`."""
-        request = self.engine.make_request(prompt, sampling_params, request_id or uuid.uuid4().hex)
+        request = self.engine.make_request(prompt, sampling_params, request_id or uuid.uuid4().hex, response_format)
         async for out in self._stream(request):
             yield out
 
@@ -62,12 +66,22 @@ class AsyncLLM:
         messages: list[ChatMessage | dict],
         sampling_params: SamplingParams | None = None,
         request_id: str | None = None,
+        *,
+        tools: list | None = None,
+        tool_choice: str | dict | None = None,
+        parallel_tool_calls: bool = True,
+        response_format: object = None,
         add_generation_prompt: bool = True,
         **template_kwargs: object,
     ) -> AsyncIterator[RequestOutput]:
-        """Like `generate`, for a conversation rendered with the model's chat template."""
-        prompt = self.engine.render_chat(messages, add_generation_prompt, **template_kwargs)
-        async for out in self.generate(prompt, sampling_params, request_id):
+        """Like `generate`, for a conversation rendered with the model's chat template; with `tools`,
+        each output's `tool_call_deltas` stream the calls (see `LLM.chat`)."""
+        request = self.engine.make_chat_request(
+            messages, sampling_params, request_id or uuid.uuid4().hex, tools=tools, tool_choice=tool_choice,
+            parallel_tool_calls=parallel_tool_calls, response_format=response_format,
+            add_generation_prompt=add_generation_prompt, **template_kwargs,
+        )
+        async for out in self._stream(request):
             yield out
 
     def abort(self, request_id: str) -> None:

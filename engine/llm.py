@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-import json
 from collections.abc import Sequence as Seq
 from pathlib import Path
 
@@ -11,10 +9,9 @@ from pydantic import BaseModel
 
 from .config import EngineConfig
 from .errors import InvalidRequestError
-from .llm_engine import EngineStats, LLMEngine, Prompt
+from .llm_engine import EngineStats, LLMEngine, Prompt, Request
 from .protocol import ChatMessage, RequestOutput, SamplingParams
 from .registry import DEFAULT_MODEL
-from .structured import from_response_format
 
 Conversation = list[ChatMessage | dict]
 
@@ -50,32 +47,49 @@ class LLM:
         """
         if isinstance(prompts, str) or (isinstance(prompts, list) and prompts and isinstance(prompts[0], int)):
             prompts = [prompts]
-        return self._run(list(prompts), sampling_params, response_format)
+        params = self._params(len(prompts), sampling_params)
+        return self._run([self.engine.make_request(p, sp, None, response_format) for p, sp in zip(prompts, params)])
 
     def chat(
         self,
         messages: Conversation | Seq[Conversation],
         sampling_params: SamplingParams | Seq[SamplingParams] | None = None,
         response_format: type[BaseModel] | dict | None = None,
+        *,
+        tools: list | None = None,
+        tool_choice: str | dict | None = None,
+        parallel_tool_calls: bool = True,
         add_generation_prompt: bool = True,
         **template_kwargs: object,
     ) -> list[RequestOutput]:
-        """Answer one conversation or a list of them, rendered with the model's chat template."""
-        conversations = [messages] if messages and not isinstance(messages[0], list) else list(messages)
-        prompts = [self.engine.render_chat(c, add_generation_prompt, **template_kwargs) for c in conversations]
-        return self._run(prompts, sampling_params, response_format)
+        """Answer one conversation or a list of them, rendered with the model's chat template.
 
-    def _run(self, prompts: list[Prompt], sampling_params, response_format=None) -> list[RequestOutput]:
-        if not prompts:
+        `tools` (OpenAI function specs, pydantic model classes or typed functions) may be called:
+        the completions then carry `tool_calls`. `tool_choice` is "auto" (text or calls; the
+        default with tools), "required", "none" or `{"type": "function", "function": {"name": ...}}`.
+        """
+        conversations = [messages] if messages and not isinstance(messages[0], list) else list(messages)
+        params = self._params(len(conversations), sampling_params)
+        requests = [
+            self.engine.make_chat_request(
+                c, sp, tools=tools, tool_choice=tool_choice, parallel_tool_calls=parallel_tool_calls,
+                response_format=response_format, add_generation_prompt=add_generation_prompt, **template_kwargs,
+            )
+            for c, sp in zip(conversations, params)
+        ]
+        return self._run(requests)
+
+    @staticmethod
+    def _params(count: int, sampling_params) -> list[SamplingParams | None]:
+        if not count:
             raise InvalidRequestError("no prompts given")
         if sampling_params is None or isinstance(sampling_params, SamplingParams):
-            sampling_params = [sampling_params] * len(prompts)
-        if len(sampling_params) != len(prompts):
-            raise InvalidRequestError(f"{len(prompts)} prompts but {len(sampling_params)} sampling params")
-        structured = from_response_format(response_format) if response_format is not None else None
-        if structured is not None:
-            sampling_params = [dataclasses.replace(sp or SamplingParams(), structured=structured) for sp in sampling_params]
-        requests = [self.engine.make_request(p, sp) for p, sp in zip(prompts, sampling_params)]
+            return [sampling_params] * count
+        if len(sampling_params) != count:
+            raise InvalidRequestError(f"{count} prompts but {len(sampling_params)} sampling params")
+        return list(sampling_params)
+
+    def _run(self, requests: list[Request]) -> list[RequestOutput]:
         for request in requests:
             self.engine.add(request)
         final: dict[str, RequestOutput] = {}
@@ -88,17 +102,4 @@ class LLM:
             for request in requests:
                 self.engine.abort_request(request.request_id)
             raise
-        outputs = [final[r.request_id] for r in requests]
-        if structured is not None:  # a response_format is always JSON: parse what finished
-            for out in outputs:
-                for completion in out.outputs:
-                    if completion.finish_reason == "stop":
-                        completion.parsed = _parse(completion.text, response_format)
-        return outputs
-
-
-def _parse(text: str, response_format):
-    """The JSON answer as the pydantic model asked for (validated), else as plain JSON data."""
-    if isinstance(response_format, type) and issubclass(response_format, BaseModel):
-        return response_format.model_validate_json(text)
-    return json.loads(text)
+        return [final[r.request_id] for r in requests]

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from pydantic import BaseModel
 
 from .block_manager import BlockManager
 from .config import EngineConfig
@@ -19,7 +22,8 @@ from .registry import DEFAULT_MODEL
 from .sampler import Sampler
 from .scheduler import Scheduler
 from .sequence import Sequence, SequenceStatus
-from .structured import GrammarBackend, compile_grammar
+from .structured import GrammarBackend, compile_grammar, from_response_format
+from .tool_format import ToolCalling, ToolCallParser
 
 Prompt = str | list[int]
 
@@ -44,8 +48,12 @@ class Request:
     prompt_token_ids: list[int]
     params: SamplingParams
     grammar: str | None = None  # compiled output constraint
+    response_format: object = None  # a JSON response_format: finished answers are parsed into `parsed`
+    tool_calling: ToolCalling | None = None
     seqs: list[Sequence] = field(default_factory=list)
     emitted_tokens: list[int] = field(default_factory=list)  # per completion, for token deltas
+    parsers: list[ToolCallParser] = field(default_factory=list)  # per completion, with tools
+    parsed: list = field(default_factory=list)  # per completion: the parsed answer once finished
 
     @property
     def finished(self) -> bool:
@@ -87,26 +95,75 @@ class LLMEngine:
 
     # --- requests ---------------------------------------------------------------------------
 
-    def render_chat(self, messages: list[ChatMessage | dict], add_generation_prompt: bool = True, **template_kwargs) -> list[int]:
-        """Token ids of a conversation rendered with the model's chat template."""
+    def render_chat(
+        self,
+        messages: list[ChatMessage | dict],
+        add_generation_prompt: bool = True,
+        tool_calling: ToolCalling | None = None,
+        **template_kwargs,
+    ) -> list[int]:
+        """Token ids of a conversation rendered with the model's chat template (and its tools)."""
         if not isinstance(messages, list) or not messages:
             raise InvalidRequestError("messages must be a non-empty list of chat messages")
-        try:
-            dicts = [ChatMessage.model_validate(m).model_dump(exclude_none=True) for m in messages]
-        except ValueError as exc:
-            raise InvalidRequestError(f"invalid chat message: {exc}") from exc
         if getattr(self.tokenizer, "chat_template", None) is None:
             raise InvalidRequestError("this model has no chat template; use generate() with a plain prompt")
+        try:
+            if tool_calling is not None:
+                dicts, extra = tool_calling.render(messages)
+            else:
+                dicts, extra = [ChatMessage.model_validate(m).model_dump(exclude_none=True) for m in messages], {}
+        except ValueError as exc:
+            raise InvalidRequestError(f"invalid chat message: {exc}") from exc
         text = self.tokenizer.apply_chat_template(
-            dicts, tokenize=False, add_generation_prompt=add_generation_prompt, **template_kwargs
+            dicts, tokenize=False, add_generation_prompt=add_generation_prompt, **extra, **template_kwargs
         )
         return self.tokenizer.encode(text, add_special_tokens=False)
 
-    def make_request(self, prompt: Prompt, params: SamplingParams | None = None, request_id: str | None = None) -> Request:
-        """Validate and tokenize a request without touching engine state (safe from any thread)."""
+    def make_chat_request(
+        self,
+        messages: list[ChatMessage | dict],
+        params: SamplingParams | None = None,
+        request_id: str | None = None,
+        *,
+        tools: list | None = None,
+        tool_choice: str | dict | None = None,
+        parallel_tool_calls: bool = True,
+        response_format: object = None,
+        add_generation_prompt: bool = True,
+        **template_kwargs,
+    ) -> Request:
+        """`make_request` for a conversation, with optional tools (OpenAI function specs, pydantic
+        models or typed functions) and `tool_choice` ("none", "auto", "required" or a named function)."""
+        tool_calling = ToolCalling.create(
+            tools, tool_choice, parallel_tool_calls, getattr(self.tokenizer, "chat_template", None)
+        )
+        prompt = self.render_chat(messages, add_generation_prompt, tool_calling, **template_kwargs)
+        if tool_calling is None:
+            return self.make_request(prompt, params, request_id, response_format)
+        params = params or SamplingParams()
+        answer = from_response_format(response_format) if response_format is not None else params.structured
+        params = dataclasses.replace(params, structured=tool_calling.constraint(answer))
+        request = self.make_request(prompt, params, request_id)
+        request.tool_calling, request.response_format = tool_calling, response_format
+        return request
+
+    def make_request(
+        self,
+        prompt: Prompt,
+        params: SamplingParams | None = None,
+        request_id: str | None = None,
+        response_format: object = None,
+    ) -> Request:
+        """Validate and tokenize a request without touching engine state (safe from any thread).
+
+        `response_format` (a pydantic model class, or OpenAI's `{"type": "json_schema", ...}` /
+        `{"type": "json_object"}`) constrains the output and fills `parsed` of finished completions.
+        """
         params = params or SamplingParams()
         if not isinstance(params, SamplingParams):
             raise InvalidRequestError(f"sampling params must be a SamplingParams, got {type(params).__name__}")
+        if response_format is not None:
+            params = dataclasses.replace(params, structured=from_response_format(response_format))
         if isinstance(prompt, str):
             if not prompt:
                 raise InvalidRequestError("prompt is empty")
@@ -133,7 +190,8 @@ class LLMEngine:
             raise InvalidRequestError(f"logprobs must be <= vocab size {self.vocab_size}")
         grammar = compile_grammar(params.structured) if params.structured is not None else None
         rid = request_id if request_id is not None else f"req-{next(self._request_ids)}"
-        return Request(rid, text, token_ids, params, grammar)
+        json_answer = params.structured is not None and (params.structured.json is not None or params.structured.json_object)
+        return Request(rid, text, token_ids, params, grammar, response_format if json_answer else None)
 
     @property
     def grammar_backend(self) -> GrammarBackend:
@@ -164,6 +222,9 @@ class LLMEngine:
             )
             request.seqs.append(seq)
             request.emitted_tokens.append(0)
+            request.parsed.append(None)
+            if request.tool_calling is not None and (parser := request.tool_calling.parser()) is not None:
+                request.parsers.append(parser)
         self.requests[request.request_id] = request
         self.stats.num_requests += 1
         self.stats.num_prompt_tokens += len(request.prompt_token_ids)
@@ -265,18 +326,21 @@ class LLMEngine:
             output_ids = seq.output_token_ids
             new_ids = output_ids[request.emitted_tokens[seq.index] :]
             request.emitted_tokens[seq.index] = len(output_ids)
-            completions.append(
-                CompletionOutput(
-                    index=seq.index,
-                    text=seq.detokenizer.emitted_text,
-                    token_ids=list(output_ids),
-                    delta=delta,
-                    delta_token_ids=new_ids,
-                    logprobs=list(seq.logprobs) if seq.logprobs is not None else None,
-                    finish_reason=seq.finish_reason,
-                    stop_reason=seq.stop_reason,
-                )
+            out = CompletionOutput(
+                index=seq.index,
+                text=seq.detokenizer.emitted_text,
+                token_ids=list(output_ids),
+                delta=delta,
+                delta_token_ids=new_ids,
+                logprobs=list(seq.logprobs) if seq.logprobs is not None else None,
+                finish_reason=seq.finish_reason,
+                stop_reason=seq.stop_reason,
             )
+            if request.parsers:
+                self._split_tool_calls(out, request.parsers[seq.index])
+            if finished and request.response_format is not None:
+                self._parse_answer(out, request, seq.index)
+            completions.append(out)
         usage = Usage(
             prompt_tokens=len(request.prompt_token_ids),
             completion_tokens=sum(s.num_output_tokens for s in request.seqs),
@@ -285,3 +349,37 @@ class LLMEngine:
         return RequestOutput(
             request.request_id, request.prompt, request.prompt_token_ids, completions, usage, request.finished
         )
+
+    @staticmethod
+    def _split_tool_calls(out: CompletionOutput, parser: ToolCallParser) -> None:
+        """Replace the raw text of `out` with the text outside tool calls, and add the calls."""
+        parsed = parser.feed(out.delta)
+        if out.finished:
+            tail = parser.finish()
+            parsed.text += tail.text
+            parsed.tool_calls += tail.tool_calls
+        out.text, out.delta, out.tool_call_deltas = parser.content, parsed.text, parsed.tool_calls
+        out.tool_calls = [c.model_copy(deep=True) for c in parser.tool_calls] or None
+        if out.finish_reason == "stop" and out.tool_calls:
+            out.finish_reason = "tool_calls"
+
+    @staticmethod
+    def _parse_answer(out: CompletionOutput, request: Request, index: int) -> None:
+        """Fill `parsed` of a finished JSON answer (once); an answer that fails validation (a
+        pydantic validator beyond the schema) finishes with "error" and the reason."""
+        if out.finish_reason != "stop":
+            return
+        if request.parsed[index] is None:
+            try:
+                request.parsed[index] = _parse_json_answer(out.text, request.response_format)
+            except ValueError as exc:
+                out.finish_reason, out.stop_reason = "error", f"the answer does not validate: {exc}"
+                return
+        out.parsed = request.parsed[index]
+
+
+def _parse_json_answer(text: str, response_format):
+    """The JSON answer as the pydantic model asked for (validated), else as plain JSON data."""
+    if isinstance(response_format, type) and issubclass(response_format, BaseModel):
+        return response_format.model_validate_json(text)
+    return json.loads(text)

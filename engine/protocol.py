@@ -36,6 +36,7 @@ class ChatMessage(BaseModel):
     name: str | None = None
     tool_calls: list[ToolCall] | None = None
     tool_call_id: str | None = None
+    id: str | None = None  # identifies the message in a graph's state (see agentforge.graphs.add_messages)
 
 
 @dataclass(slots=True)
@@ -152,11 +153,25 @@ class Logprob:
 
 
 @dataclass(slots=True)
+class ToolCallDelta:
+    """A streamed piece of tool call `index`: its `id` and `name` come once, in its first delta;
+    the `arguments` fragments of all its deltas concatenate to its JSON arguments."""
+
+    index: int
+    id: str | None = None
+    name: str | None = None
+    arguments: str = ""
+
+
+@dataclass(slots=True)
 class CompletionOutput:
     """One of the `n` completions of a request.
 
     `text` and `token_ids` are everything generated so far; `delta` and `delta_token_ids` are what
     is new since the previous output of this request (streamed deltas concatenate to `text`).
+    In a chat request with tools, `text` is the answer's text outside tool calls, `tool_calls` the
+    calls so far and `tool_call_deltas` what is new of them; finish_reason is "tool_calls" when a
+    finished answer calls tools.
     """
 
     index: int
@@ -166,9 +181,11 @@ class CompletionOutput:
     delta_token_ids: list[int] = field(default_factory=list)
     logprobs: list[Logprob] | None = None
     # "error": the output constraint reached a dead end; stop_reason then holds the reason
-    finish_reason: Literal["stop", "length", "abort", "error"] | None = None
+    finish_reason: Literal["stop", "length", "tool_calls", "abort", "error"] | None = None
     stop_reason: str | int | None = None  # the stop string or stop token id that ended it
     parsed: Any = None  # with a JSON response_format: the validated object (pydantic model or dict)
+    tool_calls: list[ToolCall] | None = None
+    tool_call_deltas: list[ToolCallDelta] = field(default_factory=list)
 
     @property
     def finished(self) -> bool:

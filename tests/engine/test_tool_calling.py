@@ -1,0 +1,179 @@
+"""Function calling end to end on SmolLM2: tool_choice guarantees, parallel calls, streaming."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Literal
+
+import jsonschema
+import pytest
+from pydantic import BaseModel, Field
+
+from agentforge.engine import AsyncLLM, InvalidRequestError, SamplingParams
+from agentforge.engine.tool_format import tool_specs
+
+
+def get_weather(city: str = Field(max_length=30), unit: Literal["celsius", "fahrenheit"] = "celsius") -> str:
+    """Get the current weather in a city.
+
+    Args:
+        city: The city's name, e.g. Paris.
+        unit: The temperature unit.
+    """
+    return ""
+
+
+def search(query: str = Field(max_length=40), max_results: int = Field(default=5, ge=1, le=10)) -> list[str]:
+    """Search the web and return the titles of the top results."""
+    return []
+
+
+class ConvertCurrency(BaseModel):
+    """Convert an amount of money from one currency to another."""
+
+    amount: float = Field(ge=0, le=1e9)
+    source: str = Field(pattern="^[A-Z]{3}$")
+    target: str = Field(pattern="^[A-Z]{3}$")
+
+
+TOOLS = [get_weather, search, ConvertCurrency]
+SCHEMAS = {s["function"]["name"]: s["function"]["parameters"] for s in tool_specs(TOOLS)}
+QUESTIONS = [
+    "What's the weather like in Paris today?",
+    "Find me three recipes with lentils.",
+    "How much is 250 US dollars in euros?",
+    "Is it raining in Tokyo? Answer in fahrenheit.",
+    "Who won the 2018 football world cup?",
+    "Tell me a joke about penguins.",
+]
+
+
+def conversations():
+    return [[{"role": "user", "content": q}] for q in QUESTIONS]
+
+
+def assert_valid(call, names=SCHEMAS):
+    assert call.type == "function" and call.id.startswith("call_")
+    assert call.function.name in names
+    jsonschema.validate(json.loads(call.function.arguments), SCHEMAS[call.function.name])
+
+
+def assert_complete_calls_valid(completion):
+    """Every call is valid, but for the last one of an answer that max_tokens cut off."""
+    calls = completion.tool_calls
+    assert completion.finish_reason in ("tool_calls", "length")
+    for call in calls[:-1] if completion.finish_reason == "length" else calls:
+        assert_valid(call)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("choice", ["required", "search"])
+def test_required_and_named_choices_always_call_a_declared_tool_with_valid_arguments(smollm2, choice):
+    tool_choice = choice if choice == "required" else {"type": "function", "function": {"name": choice}}
+    params = SamplingParams(temperature=1.0, max_tokens=120, n=4, seed=11)
+    outputs = smollm2.chat(conversations(), params, tools=TOOLS, tool_choice=tool_choice, parallel_tool_calls=False)
+    for out in outputs:
+        for completion in out.outputs:
+            assert completion.finish_reason == "tool_calls", completion
+            assert completion.text == ""
+            assert len(completion.tool_calls) == 1
+            assert_valid(completion.tool_calls[0], SCHEMAS if choice == "required" else [choice])
+
+
+def test_auto_answers_with_text_or_valid_calls(smollm2):
+    params = SamplingParams(temperature=1.0, max_tokens=60, n=2, seed=5)
+    outputs = smollm2.chat(conversations(), params, tools=TOOLS)  # tool_choice defaults to "auto"
+    for out in outputs:
+        for completion in out.outputs:
+            if completion.tool_calls:
+                assert_complete_calls_valid(completion)
+            else:
+                assert completion.finish_reason in ("stop", "length")
+
+
+def test_parallel_calls_are_separate_calls_with_distinct_ids(smollm2):
+    messages = [{"role": "user", "content": "What's the weather in Paris, in Rome and in Berlin?"}]
+    params = SamplingParams(temperature=0.8, max_tokens=120, n=4, seed=2)
+    out = smollm2.chat(messages, params, tools=TOOLS, tool_choice="required")[0]
+    all_ids = []
+    for completion in out.outputs:
+        assert_complete_calls_valid(completion)
+        all_ids += [c.id for c in completion.tool_calls]
+    assert len(set(all_ids)) == len(all_ids)
+    assert max(len(c.tool_calls) for c in out.outputs) >= 2
+
+
+def test_tool_choice_none_never_calls_and_history_with_calls_renders(smollm2):
+    history = [
+        {"role": "user", "content": "Weather in Oslo?"},
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Oslo"}'}}]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "-3 C and snowing"},
+    ]
+    out = smollm2.chat(history, SamplingParams(temperature=0, max_tokens=30), tools=TOOLS, tool_choice="none")[0]
+    assert out.outputs[0].tool_calls is None and out.outputs[0].text
+    assert out.outputs[0].finish_reason in ("stop", "length")
+
+
+def test_auto_with_a_response_format_answers_in_json_or_calls(smollm2):
+    class Answer(BaseModel):
+        answer: str = Field(max_length=60)
+
+    params = SamplingParams(temperature=1.0, max_tokens=80, n=2, seed=3)
+    outputs = smollm2.chat(conversations()[4:], params, tools=TOOLS, response_format=Answer)
+    for out in outputs:
+        for completion in out.outputs:
+            if completion.tool_calls:
+                assert completion.parsed is None
+                assert_complete_calls_valid(completion)
+            elif completion.finish_reason == "stop":
+                assert isinstance(completion.parsed, Answer)
+            else:
+                assert completion.finish_reason == "length"
+
+
+def test_bad_tool_requests_fail_before_generation(smollm2):
+    messages = [{"role": "user", "content": "hi"}]
+    with pytest.raises(InvalidRequestError, match="not among the tools"):
+        smollm2.chat(messages, tools=TOOLS, tool_choice={"type": "function", "function": {"name": "nope"}})
+    with pytest.raises(InvalidRequestError, match="only be combined"):
+        smollm2.chat(messages, tools=TOOLS, tool_choice="required", response_format={"type": "json_object"})
+    with pytest.raises(InvalidRequestError, match="needs tools"):
+        smollm2.chat(messages, tool_choice="required")
+    assert smollm2.engine.requests == {}
+
+
+@pytest.fixture(scope="module")
+def async_llm(smollm2_path):
+    llm = AsyncLLM(smollm2_path, max_model_len=1024)
+    yield llm
+    llm.shutdown()
+
+
+def test_streamed_tool_call_deltas_reassemble_to_the_final_calls(async_llm, smollm2):
+    messages = [{"role": "user", "content": "Weather in Paris and in Rome, please."}]
+    params = SamplingParams(temperature=1.0, max_tokens=100, seed=4)
+
+    async def collect():
+        text, calls, last = "", {}, None
+        async for out in async_llm.chat(messages, params, tools=TOOLS, tool_choice="required"):
+            completion = out.outputs[0]
+            text += completion.delta
+            for d in completion.tool_call_deltas:
+                if d.id is not None:
+                    assert d.index == len(calls) and d.name
+                    calls[d.index] = [d.id, d.name, ""]
+                else:
+                    assert d.name is None and d.index in calls
+                calls[d.index][2] += d.arguments
+            last = out
+        return text, list(calls.values()), last
+
+    text, calls, last = asyncio.run(collect())
+    final = last.outputs[0]
+    assert final.finish_reason in ("tool_calls", "length")
+    assert text == final.text
+    assert calls == [[c.id, c.function.name, c.function.arguments] for c in final.tool_calls]
+    same = smollm2.chat(messages, params, tools=TOOLS, tool_choice="required")[0].outputs[0]
+    assert [(c.function.name, c.function.arguments) for c in same.tool_calls] == [(n, a) for _, n, a in calls]
