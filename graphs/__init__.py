@@ -1,1 +1,64 @@
-"""AgentForge's state-machine runtime (LangGraph-style). Not built yet: see the graph-runtime issue."""
+"""AgentForge's graph runtime: LangGraph's StateGraph API and Pregel semantics, leaner and durable.
+
+Port a LangGraph program by changing its imports to `agentforge.graphs`.
+"""
+
+from .cache import InMemoryCache
+from .checkpoint import BaseCheckpointSaver, Checkpoint, CheckpointTuple, InMemorySaver
+from .graph import StateGraph
+from .messages import REMOVE_ALL_MESSAGES, MessagesState, RemoveMessage, add_messages
+from .pregel import CompiledStateGraph, get_message_writer, get_stream_writer, interrupt
+from .sqlite import SqliteSaver
+from .types import (
+    END,
+    START,
+    CachePolicy,
+    Command,
+    EmptyInputError,
+    GraphError,
+    GraphRecursionError,
+    GraphValidationError,
+    Interrupt,
+    InvalidUpdateError,
+    Overwrite,
+    PregelTask,
+    RetryPolicy,
+    Send,
+    StateSnapshot,
+)
+
+MemorySaver = InMemorySaver
+
+__all__ = [
+    "BaseCheckpointSaver",
+    "CachePolicy",
+    "Checkpoint",
+    "CheckpointTuple",
+    "Command",
+    "CompiledStateGraph",
+    "END",
+    "EmptyInputError",
+    "GraphError",
+    "GraphRecursionError",
+    "GraphValidationError",
+    "InMemoryCache",
+    "InMemorySaver",
+    "Interrupt",
+    "InvalidUpdateError",
+    "MemorySaver",
+    "MessagesState",
+    "Overwrite",
+    "PregelTask",
+    "REMOVE_ALL_MESSAGES",
+    "RemoveMessage",
+    "RetryPolicy",
+    "START",
+    "Send",
+    "SqliteSaver",
+    "StateGraph",
+    "StateSnapshot",
+    "add_messages",
+    "get_message_writer",
+    "get_stream_writer",
+    "interrupt",
+]
