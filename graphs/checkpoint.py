@@ -14,6 +14,7 @@ import asyncio
 import pickle
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -83,9 +84,11 @@ class BaseCheckpointSaver:
     append-only deltas and the async API (the sync calls in a worker thread).
     """
 
+    max_cached_lists = 4096  # lists remembered for deltas (least recently saved dropped first)
+
     def __init__(self) -> None:
         # per (thread, ns, channel): (version, the list as stored, links since the last full copy)
-        self._stored_lists: dict[tuple[str, str, str], tuple[str, tuple, int]] = {}
+        self._stored_lists: OrderedDict[tuple[str, str, str], tuple[str, tuple, int]] = OrderedDict()
         self._lock = threading.RLock()
 
     # --- public API ---------------------------------------------------------------------
@@ -152,19 +155,22 @@ class BaseCheckpointSaver:
     # --- encoding -----------------------------------------------------------------------
 
     def _encode_channel(self, thread_id: str, ns: str, channel: str, checkpoint: Checkpoint) -> bytes:
+        """A changed channel's blob: its new tail if it is a list that grew by appending to what this
+        saver stored last (same element objects), else the full value."""
         value = checkpoint.values[channel]
         key = (thread_id, ns, channel)
-        previous = self._stored_lists.get(key)
-        if isinstance(value, list):
-            if (previous is not None and previous[2] < SNAPSHOT_EVERY and len(value) >= len(previous[1])
-                    and all(a is b for a, b in zip(previous[1], value))):
-                base_version, stored, links = previous
-                self._stored_lists[key] = (checkpoint.id, tuple(value), links + 1)
-                return _dumps(("append", base_version, value[len(stored):]))
-            self._stored_lists[key] = (checkpoint.id, tuple(value), 0)
-        else:
-            self._stored_lists.pop(key, None)
-        return _dumps(("full", value))
+        previous = self._stored_lists.pop(key, None)
+        if not isinstance(value, list):
+            return _dumps(("full", value))
+        blob, links = None, 0
+        if previous is not None and previous[2] < SNAPSHOT_EVERY and len(value) >= len(previous[1]):
+            base_version, stored, links = previous
+            if all(a is b for a, b in zip(stored, value)):
+                blob, links = _dumps(("append", base_version, value[len(stored):])), links + 1
+        self._stored_lists[key] = (checkpoint.id, tuple(value), links if blob else 0)
+        while len(self._stored_lists) > self.max_cached_lists:
+            self._stored_lists.popitem(last=False)
+        return blob or _dumps(("full", value))
 
     def _value(self, thread_id: str, ns: str, channel: str, version: str) -> Any:
         kind, *rest = _loads(self._get_blob(thread_id, ns, channel, version))
