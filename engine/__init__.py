@@ -1,63 +1,55 @@
 """AgentForge's embedded inference engine: paged KV cache, continuous batching, chunked prefill,
 prefix caching, a full sampler, grammar-constrained output and function calling, in plain PyTorch."""
 
-from .async_llm import AsyncLLM
-from .config import EngineConfig
-from .errors import (
-    ContextLengthError,
-    EngineError,
-    InvalidRequestError,
-    ModelLoadError,
-    ModelNotFoundError,
-    RequestAbortedError,
-)
-from .llm import LLM
-from .llm_engine import EngineStats, LLMEngine
-from .loader import load_model, load_tokenizer
-from .protocol import (
-    ChatMessage,
-    CompletionOutput,
-    Logprob,
-    RequestOutput,
-    SamplingParams,
-    StructuredOutput,
-    ToolCall,
-    ToolCallDelta,
-    ToolCallFunction,
-    Usage,
-)
-from .registry import ALIASES, DEFAULT_MODEL, resolve_model
-from .tool_format import ToolCallParser, function_schema, parse_tool_calls, tool_spec
+import importlib
 
-__all__ = [
-    "ALIASES",
-    "AsyncLLM",
-    "ChatMessage",
-    "CompletionOutput",
-    "ContextLengthError",
-    "DEFAULT_MODEL",
-    "EngineConfig",
-    "EngineError",
-    "EngineStats",
-    "InvalidRequestError",
-    "LLM",
-    "LLMEngine",
-    "Logprob",
-    "ModelLoadError",
-    "ModelNotFoundError",
-    "RequestAbortedError",
-    "RequestOutput",
-    "SamplingParams",
-    "StructuredOutput",
-    "ToolCall",
-    "ToolCallDelta",
-    "ToolCallFunction",
-    "ToolCallParser",
-    "Usage",
-    "function_schema",
-    "load_model",
-    "load_tokenizer",
-    "parse_tool_calls",
-    "resolve_model",
-    "tool_spec",
-]
+# Imported on first use: `agentforge.graphs` and `agentforge.tools` need only the light modules
+# (protocol, errors, tool_format), not torch and the model code.
+_EXPORTS = {
+    "ALIASES": "registry",
+    "AsyncLLM": "async_llm",
+    "ChatMessage": "protocol",
+    "CompletionOutput": "protocol",
+    "ContextLengthError": "errors",
+    "DEFAULT_MODEL": "registry",
+    "EngineConfig": "config",
+    "EngineError": "errors",
+    "EngineStats": "llm_engine",
+    "function_schema": "tool_format",
+    "InvalidRequestError": "errors",
+    "LLM": "llm",
+    "LLMEngine": "llm_engine",
+    "load_model": "loader",
+    "load_tokenizer": "loader",
+    "Logprob": "protocol",
+    "ModelLoadError": "errors",
+    "ModelNotFoundError": "errors",
+    "parse_tool_calls": "tool_format",
+    "RequestAbortedError": "errors",
+    "RequestOutput": "protocol",
+    "resolve_model": "registry",
+    "SamplingParams": "protocol",
+    "StructuredOutput": "protocol",
+    "tool_spec": "tool_format",
+    "ToolCall": "protocol",
+    "ToolCallDelta": "protocol",
+    "ToolCallFunction": "protocol",
+    "ToolCallParser": "tool_format",
+    "Usage": "protocol",
+}
+
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

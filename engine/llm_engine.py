@@ -15,6 +15,7 @@ from .block_manager import BlockManager
 from .config import EngineConfig
 from .detokenizer import Detokenizer
 from .errors import ContextLengthError, EngineError, InvalidRequestError
+from .grammar_mask import GrammarBackend
 from .loader import load_model
 from .model_runner import ModelRunner, kv_bytes_per_token
 from .protocol import ChatMessage, CompletionOutput, RequestOutput, SamplingParams, Usage
@@ -22,7 +23,7 @@ from .registry import DEFAULT_MODEL
 from .sampler import Sampler
 from .scheduler import Scheduler
 from .sequence import Sequence, SequenceStatus
-from .structured import GrammarBackend, compile_grammar, from_response_format
+from .structured import compile_grammar, from_response_format
 from .tool_format import ToolCalling, ToolCallParser
 
 Prompt = str | list[int]

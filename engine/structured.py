@@ -1,8 +1,9 @@
 """Grammar-constrained decoding with llguidance: JSON schema, any JSON object, regex, choice, Lark.
 
 A constraint is compiled once per distinct spec (cached) into an llguidance grammar; every
-sequence that uses it gets its own matcher. Before sampling, each constrained row's logits keep
-only the tokens its matcher allows; after sampling, the matcher consumes the token.
+sequence that uses it gets its own matcher (`grammar_mask.GrammarBackend`). Before sampling, each
+constrained row's logits keep only the tokens its matcher allows; after sampling, the matcher
+consumes the token.
 
 Work is bounded by llguidance's parser limits (defaults: ~1M "fuel" ≈ 20 ms to build a grammar's
 lexer, ~200k ≈ 14 ms per mask step): a grammar over the limit fails to compile with an
@@ -16,9 +17,6 @@ import re
 from functools import lru_cache
 
 import llguidance
-import llguidance.hf
-import llguidance.torch
-import torch
 from pydantic import BaseModel
 
 from .errors import InvalidRequestError
@@ -26,7 +24,6 @@ from .protocol import StructuredOutput
 
 # Readable JSON: small models answer better with ", " / ": " than with compact JSON.
 JSON_DEFAULTS = {"whitespace_flexible": False, "item_separator": ", ", "key_separator": ": "}
-_BITS = torch.arange(32, dtype=torch.int32)
 
 
 def json_schema_of(spec: dict | str | type[BaseModel]) -> dict:
@@ -104,35 +101,3 @@ def _compile(key: str) -> str:
 def compile_grammar(spec: StructuredOutput) -> str:
     """Validate and compile a constraint (cached); raises InvalidRequestError naming the problem."""
     return _compile(_spec_key(spec))
-
-
-class GrammarBackend:
-    """llguidance's view of one tokenizer; makes matchers and applies their masks to logits."""
-
-    def __init__(self, tokenizer) -> None:
-        self.tokenizer = llguidance.hf.from_tokenizer(tokenizer)
-
-    def matcher(self, grammar: str) -> llguidance.LLMatcher:
-        matcher = llguidance.LLMatcher(self.tokenizer, grammar)
-        if matcher.is_error():
-            raise InvalidRequestError(f"output constraint failed to compile: {matcher.get_error()}")
-        return matcher
-
-    @torch.inference_mode()
-    def apply(self, logits: torch.Tensor, rows: list[int], matchers: list[llguidance.LLMatcher]) -> list[str | None]:
-        """Mask each row's disallowed tokens to -inf. Returns, per row, None, or why the row is at a
-        dead end (its matcher failed, or it allows no token at all)."""
-        bitmask = llguidance.torch.allocate_token_bitmask(len(rows), self.tokenizer.vocab_size)
-        for i, m in enumerate(matchers):
-            llguidance.torch.fill_next_token_bitmask(m, bitmask, i)
-        allowed = ((bitmask[:, :, None] >> _BITS) & 1).bool().flatten(1)[:, : self.tokenizer.vocab_size]
-        if logits.shape[1] > allowed.shape[1]:  # model vocab padded past the tokenizer's
-            pad = torch.zeros(len(rows), logits.shape[1] - allowed.shape[1], dtype=torch.bool)
-            allowed = torch.cat([allowed, pad], dim=1)
-        index = torch.tensor(rows)
-        logits[index] = logits[index].masked_fill(~allowed[:, : logits.shape[1]], float("-inf"))
-        return [
-            f"output constraint failed: {m.get_error()}" if m.is_error()
-            else None if any_allowed else "output constraint allows no further token"
-            for m, any_allowed in zip(matchers, allowed.any(dim=1).tolist())
-        ]

@@ -167,21 +167,32 @@ class BaseCheckpointSaver:
             base_version, stored, links = previous
             if all(a is b for a, b in zip(stored, value)):
                 blob, links = _dumps(("append", base_version, value[len(stored):])), links + 1
-        self._stored_lists[key] = (checkpoint.id, tuple(value), links if blob else 0)
-        while len(self._stored_lists) > self.max_cached_lists:
-            self._stored_lists.popitem(last=False)
+        self._remember(thread_id, ns, channel, checkpoint.id, value, links if blob else 0)
         return blob or _dumps(("full", value))
 
-    def _value(self, thread_id: str, ns: str, channel: str, version: str) -> Any:
+    def _remember(self, thread_id: str, ns: str, channel: str, version: str, value: list, links: int) -> None:
+        key = (thread_id, ns, channel)
+        self._stored_lists[key] = (version, tuple(value), links)
+        self._stored_lists.move_to_end(key)
+        while len(self._stored_lists) > self.max_cached_lists:
+            self._stored_lists.popitem(last=False)
+
+    def _value(self, thread_id: str, ns: str, channel: str, version: str) -> tuple[Any, int]:
+        """A channel's value at `version`, and how many append links it took to rebuild."""
         kind, *rest = _loads(self._get_blob(thread_id, ns, channel, version))
         if kind == "full":
-            return rest[0]
+            return rest[0], 0
         base_version, tail = rest
-        return self._value(thread_id, ns, channel, base_version) + tail
+        base, links = self._value(thread_id, ns, channel, base_version)
+        return base + tail, links + 1
 
     def _tuple(self, thread_id: str, ns: str, checkpoint_id: str, parent_id: str | None, data: bytes) -> CheckpointTuple:
         row = _loads(data)
-        values = {channel: self._value(thread_id, ns, channel, version) for channel, version in row["versions"].items()}
+        values = {}
+        for channel, version in row["versions"].items():
+            values[channel], links = self._value(thread_id, ns, channel, version)
+            if isinstance(values[channel], list):  # a run continuing from here appends to this list
+                self._remember(thread_id, ns, channel, version, values[channel], links)
         checkpoint = Checkpoint(checkpoint_id, row["step"], values, row["tasks"], row["joins"], row["deferred"],
                                 row["versions"], row["interrupted"])
         writes = [(task_id, channel, _loads(value)) for task_id, channel, value in self._get_writes(thread_id, ns, checkpoint_id)]
