@@ -49,6 +49,10 @@ class GraphSpec:
     edges: dict[str, list[str]] = field(default_factory=dict)  # source -> targets
     joins: list[tuple[tuple[str, ...], str]] = field(default_factory=list)  # (sources, target)
     branches: dict[str, list[Branch]] = field(default_factory=dict)
+    output_key_set: frozenset[str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.output_key_set = frozenset(self.output_keys)
 
 
 class StateGraph:

@@ -16,7 +16,9 @@ import contextvars
 import hashlib
 import pickle
 import queue
+import threading
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -342,6 +344,47 @@ class CompiledStateGraph:
         return DrawableGraph.from_spec(self.spec)
 
 
+_saving_lock = threading.Lock()
+
+
+class _Saving:
+    """Durability "async": checkpoint saves run in order on one background thread, off the
+    critical path; `close()` waits for them and raises the first failure."""
+
+    def __init__(self) -> None:
+        self.pending: deque = deque()
+        self.wake = threading.Event()
+        self.closing = False
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._work, name="agentforge-checkpoint", daemon=True)
+        self.thread.start()
+
+    def submit(self, fn, args: tuple) -> None:
+        self.pending.append((fn, args))
+        self.wake.set()
+
+    def _work(self) -> None:
+        while True:
+            self.wake.wait()
+            self.wake.clear()
+            while self.pending:
+                fn, args = self.pending.popleft()
+                if self.error is None:
+                    try:
+                        fn(*args)
+                    except BaseException as exc:  # reported by close()
+                        self.error = exc
+            if self.closing and not self.pending:
+                return
+
+    def close(self) -> None:
+        self.closing = True
+        self.wake.set()
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+
+
 class _Run:
     """One invocation: loads or creates the checkpoint, plans steps, commits task results."""
 
@@ -388,8 +431,7 @@ class _Run:
         self.interrupts: list[Interrupt] = []
         self.parent_command: ParentCommand | None = None
         self.finished = False
-        self.saving: concurrent.futures.ThreadPoolExecutor | None = None
-        self.save_futures: list[concurrent.futures.Future] = []
+        self.saving: _Saving | None = None  # durability "async": the background writer (outermost run's)
         self.unsaved: tuple | None = None  # durability "exit": the last checkpoint, saved at close
         self.unsaved_writes: list[tuple[str, list]] = []
 
@@ -402,6 +444,10 @@ class _Run:
             self.sink(((), item) if self.subgraphs and self.forward_to is None else item)
         if self.forward_to is not None:
             self.forward_to.publish(tuple(self.ns.split("|")), mode, payload)
+
+    def wants(self, mode: str) -> bool:
+        """Whether anyone listens to `mode` (so its payload is worth building)."""
+        return mode in self.modes or (self.forward_to is not None and self.forward_to.wants(mode))
 
     def publish(self, ns: tuple, mode: str, payload: Any) -> None:
         """A subgraph's event, namespaced, for the outermost stream."""
@@ -521,16 +567,18 @@ class _Run:
         if self.durability == "sync":
             fn(*args)
             return
-        if self.saving is None:  # one worker keeps the saves in order
-            self.saving = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="checkpoint")
-        self.save_futures.append(self.saving.submit(fn, *args))
+        root = self
+        while root.parent is not None and root.parent.run.saver is self.saver:
+            root = root.parent.run  # subgraphs share the outermost run's writer
+        with _saving_lock:
+            if root.saving is None:
+                root.saving = _Saving()
+        root.saving.submit(fn, args)
 
     def close(self) -> None:
         """Wait for background saves; with durability "exit", store the final checkpoint now."""
         if self.saving is not None:
-            self.saving.shutdown(wait=True)
-            for future in self.save_futures:
-                future.result()
+            self.saving.close()
         if self.saver is not None and self.durability == "exit":
             if self.unsaved is not None:
                 self.saver.put(*self.unsaved)
@@ -575,10 +623,10 @@ class _Run:
             if task.id in self.done:
                 task.writes = self.done[task.id]
         todo = [t for t in self.step_tasks if t.id not in self.done]
-        for task in todo:
-            self.emit("debug", {"type": "task", "step": self.step, "timestamp": _now(),
-                                "payload": {"id": task.id, "name": task.name, "input": task.input, "triggers": task.path}})
-            self.emit("tasks", {"id": task.id, "name": task.name, "input": task.input, "triggers": task.path})
+        for task in todo if self.wants("debug") or self.wants("tasks") else ():
+            event = {"id": task.id, "name": task.name, "input": task.input, "triggers": task.path}
+            self.emit("debug", {"type": "task", "step": self.step, "timestamp": _now(), "payload": event})
+            self.emit("tasks", event)
         return todo
 
     def _breakpoint(self, names, tasks: list[Task]) -> bool:
@@ -644,8 +692,9 @@ class _Run:
             task.writes = value
             self.done[task.id] = value
             self._save_writes(task.id, value or [(DONE, None)])
-            if task.kind != "start":
+            if task.kind != "start" and self.wants("updates"):
                 self.emit("updates", {task.name: _update_dict(value, self.spec.channels)})
+            if task.kind != "start" and self.wants("debug"):
                 self.emit("debug", {"type": "task_result", "step": self.step, "timestamp": _now(),
                                     "payload": {"id": task.id, "name": task.name, "result": value}})
         elif kind == "interrupt":
@@ -680,12 +729,15 @@ class _Run:
         parent_id = self.checkpoint.id
         self.checkpoint, self.done, self.resumes = checkpoint, {}, {}
         self._save(checkpoint, metadata, changed, parent_id)
-        self.emit("values", _output(self.spec, values))
-        self.emit("checkpoints", {"config": self._config(checkpoint.id) if self.saver else None,
-                                  "values": _output(self.spec, values), "metadata": metadata,
-                                  "next": [n for _, n, _ in checkpoint.tasks]})
-        self.emit("debug", {"type": "checkpoint", "step": self.step, "timestamp": _now(),
-                            "payload": {"values": _output(self.spec, values), "next": [n for _, n, _ in checkpoint.tasks]}})
+        if self.wants("values"):
+            self.emit("values", _output(self.spec, values))
+        if self.wants("checkpoints"):
+            self.emit("checkpoints", {"config": self._config(checkpoint.id) if self.saver else None,
+                                      "values": _output(self.spec, values), "metadata": metadata,
+                                      "next": [n for _, n, _ in checkpoint.tasks]})
+        if self.wants("debug"):
+            self.emit("debug", {"type": "checkpoint", "step": self.step, "timestamp": _now(), "payload": {
+                "values": _output(self.spec, values), "next": [n for _, n, _ in checkpoint.tasks]}})
         self.step += 1
         if self._breakpoint(self.interrupt_after, tasks):
             if self.saver is None:
@@ -991,7 +1043,8 @@ def _initial_values(spec: GraphSpec) -> dict:
 
 
 def _output(spec: GraphSpec, values: dict) -> dict:
-    return {k: values[k] for k in spec.output_keys if k in values and values[k] is not MISSING}
+    keys = spec.output_key_set
+    return {k: v for k, v in values.items() if k in keys and v is not MISSING}
 
 
 def _final(chunks: Iterator[Any], stream_mode: str) -> Any:
