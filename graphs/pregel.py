@@ -79,7 +79,7 @@ def interrupt(value: Any) -> Any:
     ctx = _current.get()
     if ctx is None:
         raise RuntimeError("interrupt() can only be called inside a graph node")
-    if ctx.run.graph.checkpointer is None:
+    if ctx.run.saver is None:
         raise RuntimeError("interrupt() needs a checkpointer: compile(checkpointer=...)")
     index = ctx.interrupt_calls
     ctx.interrupt_calls += 1
@@ -624,6 +624,8 @@ class _Run:
                 task.writes = self.done[task.id]
         todo = [t for t in self.step_tasks if t.id not in self.done]
         for task in todo if self.wants("debug") or self.wants("tasks") else ():
+            if task.kind == "start":
+                continue
             event = {"id": task.id, "name": task.name, "input": task.input, "triggers": task.path}
             self.emit("debug", {"type": "task", "step": self.step, "timestamp": _now(), "payload": event})
             self.emit("tasks", event)

@@ -585,3 +585,95 @@ def test_messages_state(lg):
     out = g.compile().invoke({"messages": [{"role": "user", "content": "hi"}]})
     assert [m.content for m in out["messages"]] == ["hi", "1 so far"]
     assert len({m.id for m in out["messages"]}) == 2
+
+
+def test_interrupt_inside_a_subgraph_pauses_and_resumes_the_parent(lg):
+    runs = []
+
+    def before(state):
+        runs.append("before")
+        return {"log": ["before"]}
+
+    def ask(state):
+        runs.append("ask")
+        return {"log": [f"answer:{lg.interrupt('question')}"]}
+
+    sub = lg.StateGraph(S)
+    sub.add_node("before", before)
+    sub.add_node("ask", ask)
+    sub.add_edge(lg.START, "before")
+    sub.add_edge("before", "ask")
+    g = lg.StateGraph(S)
+    g.add_node("child", sub.compile())
+    g.add_node("after", logger("after"))
+    g.add_edge(lg.START, "child")
+    g.add_edge("child", "after")
+    app = g.compile(checkpointer=lg.InMemorySaver())
+    out = app.invoke({"log": []}, thread())
+    assert [i.value for i in out["__interrupt__"]] == ["question"]
+    assert app.get_state(thread()).next == ("child",)
+    out = app.invoke(lg.Command(resume="42"), thread())
+    assert out["log"] == ["before", "answer:42", "after"]
+    assert runs == ["before", "ask", "ask"]  # the subgraph resumed from its own checkpoint
+
+
+def test_update_state_as_node_routes_from_that_node(lg):
+    app = chain(lg, "a", "b", "c").compile(checkpointer=lg.InMemorySaver())
+    app.invoke({"log": []}, thread())
+    config = app.update_state(thread(), {"log": ["as b"]}, as_node="b")
+    assert app.get_state(config).next == ("c",)
+    assert app.invoke(None, thread())["log"] == ["a", "b", "c", "as b", "c"]
+
+
+def test_cache_policy_skips_repeated_work(lg):
+    from langgraph.cache.memory import InMemoryCache
+
+    from agentforge.graphs import InMemoryCache as OurCache
+
+    calls = []
+
+    def slow(state):
+        calls.append(state["x"])
+        return {"log": [f"computed {state['x']}"]}
+
+    g = lg.StateGraph(S)
+    g.add_node("slow", slow, cache_policy=lg.CachePolicy(ttl=60))
+    g.add_edge(lg.START, "slow")
+    app = g.compile(cache=OurCache() if lg.name == "agentforge" else InMemoryCache())
+    assert app.invoke({"x": 1, "log": []})["log"] == ["computed 1"]
+    assert app.invoke({"x": 1, "log": []})["log"] == ["computed 1"]
+    assert app.invoke({"x": 2, "log": []})["log"] == ["computed 2"]
+    assert calls == [1, 2]
+
+
+def test_async_custom_stream_arrives_while_the_node_runs(lg):
+    async def talk(state):
+        writer = lg.get_stream_writer()
+        writer("first")
+        await asyncio.sleep(0.05)
+        writer("second")
+        return {"log": ["talk"]}
+
+    g = lg.StateGraph(S)
+    g.add_node("talk", talk)
+    g.add_edge(lg.START, "talk")
+
+    async def collect():
+        return [c async for c in g.compile().astream({"log": []}, stream_mode=["custom", "updates"])]
+
+    assert asyncio.run(collect()) == [("custom", "first"), ("custom", "second"), ("updates", {"talk": {"log": ["talk"]}})]
+
+
+# deliberate differences (docs/graphs.md): we refuse input LangGraph silently accepts
+
+
+def test_invalid_run_options_are_refused(ours):
+    app = chain(ours, "a").compile()
+    with pytest.raises(ValueError, match="unknown stream_mode 'everything'"):
+        list(app.stream({"log": []}, stream_mode="everything"))
+    with pytest.raises(ValueError, match="recursion_limit"):
+        app.invoke({"log": []}, {"recursion_limit": 0})
+    with pytest.raises(ValueError, match="durability"):
+        app.invoke({"log": []}, durability="sometimes")
+    with pytest.raises(ours.InvalidUpdateError, match="Expected dict"):
+        app.invoke(["not", "a", "dict"])

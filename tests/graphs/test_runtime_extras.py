@@ -1,0 +1,81 @@
+"""What our runtime adds or does its own way: message helpers, LLM token streaming, drawing."""
+
+from __future__ import annotations
+
+import operator
+from typing import Annotated, Literal, TypedDict
+
+import pytest
+
+from agentforge.engine import ChatMessage
+from agentforge.graphs import (
+    END,
+    REMOVE_ALL_MESSAGES,
+    START,
+    MessagesState,
+    RemoveMessage,
+    StateGraph,
+    add_messages,
+    get_message_writer,
+)
+
+
+def test_add_messages_appends_replaces_by_id_and_removes():
+    left = add_messages([], [{"role": "user", "content": "hi", "id": "1"}, "plain text becomes a user message"])
+    assert [(m.role, m.content) for m in left] == [("user", "hi"), ("user", "plain text becomes a user message")]
+    assert left[1].id  # ids are assigned
+    replaced = add_messages(left, ChatMessage(role="user", content="hello", id="1"))
+    assert [m.content for m in replaced] == ["hello", "plain text becomes a user message"]
+    assert add_messages(replaced, RemoveMessage("1")) == [replaced[1]]
+    assert add_messages(replaced, [RemoveMessage(REMOVE_ALL_MESSAGES), {"role": "user", "content": "new"}])[0].content == "new"
+    with pytest.raises(ValueError, match="doesn't exist"):
+        add_messages(replaced, RemoveMessage("nope"))
+    appended = add_messages(left, {"role": "assistant", "content": "yo"})
+    assert all(a is b for a, b in zip(left, appended))  # the same objects: checkpoints store only the tail
+
+
+def test_message_writer_streams_llm_output_with_metadata():
+    def bot(state):
+        write = get_message_writer()
+        text = ""
+        for token in ["Hel", "lo", "!"]:
+            write(token)
+            text += token
+        return {"messages": [{"role": "assistant", "content": text}]}
+
+    g = StateGraph(MessagesState)
+    g.add_node("bot", bot)
+    g.add_edge(START, "bot")
+    chunks = list(g.compile().stream({"messages": ["hi"]}, stream_mode="messages"))
+    assert [c for c, _ in chunks] == ["Hel", "lo", "!"]
+    assert chunks[0][1]["langgraph_node"] == "bot" and chunks[0][1]["langgraph_step"] == 1
+
+
+def test_debug_stream_reports_tasks_and_checkpoints():
+    class S(TypedDict):
+        log: Annotated[list, operator.add]
+
+    g = StateGraph(S)
+    g.add_node("a", lambda s: {"log": ["a"]})
+    g.add_edge(START, "a")
+    events = list(g.compile().stream({"log": []}, stream_mode="debug"))
+    assert [e["type"] for e in events] == ["checkpoint", "task", "task_result", "checkpoint"]
+    assert events[2]["payload"]["name"] == "a" and events[-1]["payload"]["values"] == {"log": ["a"]}
+
+
+def test_drawing_mermaid_and_svg():
+    class S(TypedDict):
+        x: int
+
+    def route(state) -> Literal["b", "__end__"]:
+        return "b"
+
+    g = StateGraph(S)
+    g.add_node("a", lambda s: {}).add_node("b", lambda s: {})
+    g.add_edge(START, "a").add_conditional_edges("a", route).add_edge("b", END)
+    drawing = g.compile().get_graph()
+    mermaid = drawing.draw_mermaid()
+    assert "__start__ --> a;" in mermaid and "a -.-> b;" in mermaid and "a -.-> __end__;" in mermaid
+    assert "b --> __end__;" in mermaid
+    svg = drawing.draw_svg()
+    assert svg.startswith("<svg") and svg.count("<rect") == 4 and svg.count("stroke-dasharray") == 2
