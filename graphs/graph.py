@@ -115,9 +115,8 @@ class StateGraph:
         subgraph = action if hasattr(action, "_is_compiled_graph") else None
         if subgraph is None and not callable(action):
             raise GraphValidationError(f"the action of node {node!r} must be callable or a compiled graph")
-        if isinstance(retry_policy, RetryPolicy) or retry_policy is None:
-            pass
-        elif not all(isinstance(p, RetryPolicy) for p in retry_policy):
+        policies = [retry_policy] if isinstance(retry_policy, RetryPolicy) or retry_policy is None else list(retry_policy)
+        if not all(p is None or isinstance(p, RetryPolicy) for p in policies):
             raise GraphValidationError("retry_policy must be a RetryPolicy or a sequence of them")
         self.nodes[node] = Node(
             node, action, defer, retry_policy, cache_policy,

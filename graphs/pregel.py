@@ -845,7 +845,6 @@ async def _execute_async(run: _Run, task: Task, node: Node) -> list[tuple[str, A
         return await (node.action(task.input, config=run.config) if node.wants_config else node.action(task.input))
 
     attempts = 0
-    policy = _policy(node)
     while True:
         attempts += 1
         try:
@@ -854,7 +853,8 @@ async def _execute_async(run: _Run, task: Task, node: Node) -> list[tuple[str, A
         except (GraphInterrupt, ParentCommand):
             raise
         except Exception as exc:
-            if policy is None or attempts >= policy.max_attempts or not policy.should_retry(exc):
+            policy = _policy(node, exc)
+            if policy is None or attempts >= policy.max_attempts:
                 raise
             await asyncio.sleep(policy.wait(attempts))
     return run.node_writes(task, value)
@@ -930,7 +930,6 @@ def _start_writes(run: _Run, task: Task) -> list[tuple[str, Any]]:
 
 
 def _with_retries(node: Node, call):
-    policy = _policy(node)
     attempts = 0
     while True:
         attempts += 1
@@ -939,16 +938,16 @@ def _with_retries(node: Node, call):
         except (GraphInterrupt, ParentCommand):
             raise
         except Exception as exc:
-            if policy is None or attempts >= policy.max_attempts or not policy.should_retry(exc):
+            policy = _policy(node, exc)
+            if policy is None or attempts >= policy.max_attempts:
                 raise
             time.sleep(policy.wait(attempts))
 
 
-def _policy(node: Node) -> RetryPolicy | None:
-    policy = node.retry_policy
-    if policy is None or isinstance(policy, RetryPolicy):
-        return policy
-    return policy[0] if policy else None
+def _policy(node: Node, exc: Exception) -> RetryPolicy | None:
+    """The first of the node's retry policies that retries this exception."""
+    policies = node.retry_policy if isinstance(node.retry_policy, (list, tuple)) else [node.retry_policy]
+    return next((p for p in policies if p is not None and p.should_retry(exc)), None)
 
 
 def _cached(run: _Run, node: Node, task: Task, compute):
