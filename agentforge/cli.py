@@ -6,10 +6,10 @@ import argparse
 import asyncio
 import sys
 
-from agentforge.engine import DEFAULT_MODEL, AsyncLLM, EngineError, SamplingParams
+from agentforge.engine import DEFAULT_MODEL, EngineError, SamplingParams
 
 
-async def _answer(llm: AsyncLLM, messages: list[dict], params: SamplingParams) -> str:
+async def _answer(llm, messages: list[dict], params: SamplingParams) -> str:
     """Stream one reply to stdout and return its text."""
     text = ""
     async for out in llm.chat(messages, params):
@@ -28,6 +28,8 @@ async def _chat(args: argparse.Namespace) -> int:
         max_tokens=args.max_tokens,
         seed=args.seed,
     )
+    from agentforge.engine import AsyncLLM  # torch loads here, not for `agentforge mcp ...`
+
     print(f"loading {args.model} ...", file=sys.stderr, flush=True)
     llm = AsyncLLM(args.model, dtype=args.dtype)
     system = [{"role": "system", "content": args.system}] if args.system else []
@@ -64,6 +66,44 @@ async def _chat(args: argparse.Namespace) -> int:
         llm.shutdown()
 
 
+def _mcp_serve(args: argparse.Namespace) -> int:
+    """`agentforge mcp serve ...`: build the server, then run it on stdio or HTTP."""
+    import importlib
+
+    from agentforge.tools.mcp_server import MCPToolServer, graph_tool
+
+    try:
+        if args.what == "calculator":
+            from agentforge.tools.servers import calculator
+
+            server = calculator.build()
+        elif args.what in ("filesystem", "sqlite"):
+            if not args.target:
+                print(f"error: {args.what} needs a {'root directory' if args.what == 'filesystem' else 'database file'}",
+                      file=sys.stderr)
+                return 2
+            module = importlib.import_module(f"agentforge.tools.servers.{args.what}")
+            server = module.build(args.target, args.read_only) if args.what == "filesystem" else module.build(args.target)
+        elif ":" in args.what:
+            module_name, attribute = args.what.split(":", 1)
+            obj = getattr(importlib.import_module(module_name), attribute)
+            if isinstance(obj, MCPToolServer):
+                server = obj
+            elif hasattr(obj, "_is_compiled_graph"):
+                server = MCPToolServer(attribute, [graph_tool(obj, attribute)])
+            else:
+                server = MCPToolServer(module_name, list(obj))
+        else:
+            print(f"error: unknown server {args.what!r}; use calculator, filesystem, sqlite or module:attribute",
+                  file=sys.stderr)
+            return 2
+    except (ValueError, ImportError, AttributeError, TypeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    server.run("http" if args.http else "stdio", host=args.host, port=args.port, token=args.token)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="agentforge", description="Agents, tools and RAG on an embedded LLM engine.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -77,10 +117,23 @@ def main(argv: list[str] | None = None) -> int:
     chat.add_argument("--repetition-penalty", type=float, default=1.1, help="small models loop without it")
     chat.add_argument("--seed", type=int)
     chat.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    mcp = commands.add_parser("mcp", help="Model Context Protocol servers")
+    mcp_commands = mcp.add_subparsers(dest="mcp_command", metavar="MCP_COMMAND", required=True)
+    serve = mcp_commands.add_parser("serve", help="serve a shipped server, or Tools/a graph from your module")
+    serve.add_argument("what", help="calculator | filesystem | sqlite | module:attribute (a Tool list, an "
+                                    "MCPToolServer or a compiled graph)")
+    serve.add_argument("target", nargs="?", help="the root directory (filesystem) or database file (sqlite)")
+    serve.add_argument("--read-only", action="store_true", help="filesystem: no write_file tool")
+    serve.add_argument("--http", action="store_true", help="serve streamable HTTP instead of stdio")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8765)
+    serve.add_argument("--token", help="require 'Authorization: Bearer TOKEN' on HTTP")
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return 0
+    if args.command == "mcp":
+        return _mcp_serve(args)
     try:
         return asyncio.run(_chat(args))
     except EngineError as exc:

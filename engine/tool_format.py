@@ -30,7 +30,7 @@ from .errors import InvalidRequestError
 from .protocol import ChatMessage, StructuredOutput, ToolCall, ToolCallDelta, ToolCallFunction
 from .structured import JSON_DEFAULTS, closed_objects, json_schema_of
 
-_TOOL_NAME = re.compile(r"^[a-zA-Z0-9_.-]{1,64}$")
+TOOL_NAME = re.compile(r"^[a-zA-Z0-9_.-]{1,64}$")
 
 # --- tool specs ------------------------------------------------------------------------------
 
@@ -53,7 +53,7 @@ def tool_spec(tool: dict | type[BaseModel] | Callable) -> dict:
         name, description, parameters = function_schema(tool)
     else:
         raise InvalidRequestError(f"a tool must be a dict, a pydantic model class or a function, got {type(tool).__name__}")
-    if not isinstance(name, str) or not _TOOL_NAME.match(name):
+    if not isinstance(name, str) or not TOOL_NAME.match(name):
         raise InvalidRequestError(f"invalid tool name {name!r}: use 1-64 letters, digits, '_', '.' or '-'")
     if not isinstance(description, str):
         raise InvalidRequestError(f"tool {name!r}: description must be a string")
@@ -74,29 +74,44 @@ def tool_specs(tools: list) -> list[dict]:
 
 
 def function_schema(fn: Callable) -> tuple[str, str, dict]:
-    """Name, description and parameters schema of a typed Python function.
+    """Name, description and parameters schema of a typed Python function (see `function_model`)."""
+    name, description, model = function_model(fn)
+    return name, description, model_parameters(model)
+
+
+def function_model(fn: Callable, skip: tuple[str, ...] = ()) -> tuple[str, str, type[BaseModel]]:
+    """Name, description and a pydantic model of the parameters of a typed Python function.
 
     The description is the docstring's text up to a Google-style `Args:` section, whose entries
-    become the parameters' descriptions. `self`/`cls`, `*args` and `**kwargs` are not parameters.
+    become the parameters' descriptions. `self`/`cls`, `*args`, `**kwargs` and the names in `skip`
+    are not parameters.
     """
     doc = inspect.getdoc(fn) or ""
     description, arg_docs = _split_docstring(doc)
     fields: dict[str, Any] = {}
     hints = _type_hints(fn)
     for p in inspect.signature(fn).parameters.values():
-        if p.name in ("self", "cls") or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+        if p.name in ("self", "cls", *skip) or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
             continue
         annotation = hints.get(p.name, Any)
         default = ... if p.default is p.empty else p.default
         fields[p.name] = (annotation, _field(default, arg_docs.get(p.name)))
+    name = getattr(fn, "__name__", type(fn).__name__)
     try:
-        parameters = create_model(f"{fn.__name__}_args", **fields).model_json_schema()
+        model = create_model(f"{name}_args", **fields)
+        model.model_json_schema()
     except Exception as exc:  # a hint pydantic cannot describe
-        raise InvalidRequestError(f"tool {fn.__name__!r}: cannot derive a JSON schema: {exc}") from exc
+        raise InvalidRequestError(f"tool {name!r}: cannot derive a JSON schema: {exc}") from exc
+    return name, description, model
+
+
+def model_parameters(model: type[BaseModel]) -> dict:
+    """A pydantic model's JSON schema as tool parameters (without pydantic's generated titles)."""
+    parameters = model.model_json_schema()
     parameters.pop("title", None)
     for prop in parameters.get("properties", {}).values():
         prop.pop("title", None)
-    return fn.__name__, description, parameters
+    return parameters
 
 
 def _type_hints(fn: Callable) -> dict:
