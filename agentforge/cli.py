@@ -117,6 +117,12 @@ def main(argv: list[str] | None = None) -> int:
     chat.add_argument("--repetition-penalty", type=float, default=1.1, help="small models loop without it")
     chat.add_argument("--seed", type=int)
     chat.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    serve_api = commands.add_parser("serve", help="serve the OpenAI-compatible API (/v1/chat/completions, ...)")
+    serve_api.add_argument("--model", default=DEFAULT_MODEL, help=f"alias, GGUF file or HF folder (default: {DEFAULT_MODEL})")
+    serve_api.add_argument("--served-model-name", help="the model name clients use (default: --model)")
+    serve_api.add_argument("--host", default="127.0.0.1")
+    serve_api.add_argument("--port", type=int, default=8000)
+    serve_api.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     mcp = commands.add_parser("mcp", help="Model Context Protocol servers")
     mcp_commands = mcp.add_subparsers(dest="mcp_command", metavar="MCP_COMMAND", required=True)
     serve = mcp_commands.add_parser("serve", help="serve a shipped server, or Tools/a graph from your module")
@@ -134,6 +140,15 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "mcp":
         return _mcp_serve(args)
+    if args.command == "serve":
+        from agentforge.server import serve
+
+        try:
+            serve(args.model, host=args.host, port=args.port, served_model_name=args.served_model_name, dtype=args.dtype)
+        except EngineError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        return 0
     try:
         return asyncio.run(_chat(args))
     except EngineError as exc:
