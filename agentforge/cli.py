@@ -117,12 +117,20 @@ def main(argv: list[str] | None = None) -> int:
     chat.add_argument("--repetition-penalty", type=float, default=1.1, help="small models loop without it")
     chat.add_argument("--seed", type=int)
     chat.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
-    serve_api = commands.add_parser("serve", help="serve the OpenAI-compatible API (/v1/chat/completions, ...)")
-    serve_api.add_argument("--model", default=DEFAULT_MODEL, help=f"alias, GGUF file or HF folder (default: {DEFAULT_MODEL})")
+    serve_api = commands.add_parser("serve", help="serve the OpenAI-compatible API (/v1/chat/completions, ...)",
+                                    description="Settings come from agentforge.toml (or --config), then AGENTFORGE_* "
+                                                "environment variables, then these flags.")
+    serve_api.add_argument("--config", help="a TOML file (default: ./agentforge.toml when present)")
+    serve_api.add_argument("--model", help=f"alias, GGUF file or HF folder (default: {DEFAULT_MODEL})")
     serve_api.add_argument("--served-model-name", help="the model name clients use (default: --model)")
-    serve_api.add_argument("--host", default="127.0.0.1")
-    serve_api.add_argument("--port", type=int, default=8000)
-    serve_api.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    serve_api.add_argument("--host")
+    serve_api.add_argument("--port", type=int)
+    serve_api.add_argument("--dtype", choices=["float32", "bfloat16"])
+    serve_api.add_argument("--api-key", action="append", dest="api_keys", help="require this key (repeatable)")
+    serve_api.add_argument("--rate-limit-rpm", type=int, help="requests per minute per key")
+    serve_api.add_argument("--rate-limit-tpm", type=int, help="tokens per minute per key")
+    serve_api.add_argument("--max-prompt-tokens", type=int)
+    serve_api.add_argument("--redact-pii", action="store_true", default=None, help="mask e-mails, phones, cards in answers")
     mcp = commands.add_parser("mcp", help="Model Context Protocol servers")
     mcp_commands = mcp.add_subparsers(dest="mcp_command", metavar="MCP_COMMAND", required=True)
     serve = mcp_commands.add_parser("serve", help="serve a shipped server, or Tools/a graph from your module")
@@ -141,11 +149,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "mcp":
         return _mcp_serve(args)
     if args.command == "serve":
-        from agentforge.server import serve
+        from agentforge.server import ServerConfig, serve
 
         try:
-            serve(args.model, host=args.host, port=args.port, served_model_name=args.served_model_name, dtype=args.dtype)
-        except EngineError as exc:
+            settings = {k: getattr(args, k) for k in ("model", "served_model_name", "host", "port", "dtype", "api_keys",
+                                                      "rate_limit_rpm", "rate_limit_tpm", "max_prompt_tokens",
+                                                      "redact_pii")}
+            serve(ServerConfig.load(args.config, **settings))
+        except (EngineError, ValueError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
         return 0

@@ -13,45 +13,60 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from agentforge.engine import ContextLengthError, EngineError, InvalidRequestError, RequestOutput
 
+from .config import ServerConfig
+from .guards import Guardrails, OutputFilter, RateLimiter, check_api_key
+from .metrics import Metrics
 from .schemas import ChatCompletionRequest, CompletionRequest
 
-MAX_BODY_BYTES = 8 * 1024 * 1024
+BACKEND = "embedded"
 
 
 class APIError(Exception):
     def __init__(self, status: int, message: str, type_: str = "invalid_request_error", param: str | None = None,
-                 code: str | None = None) -> None:
+                 code: str | None = None, headers: dict | None = None) -> None:
         super().__init__(message)
         self.status, self.message, self.type, self.param, self.code = status, message, type_, param, code
+        self.headers = headers
 
 
 def error_response(status: int, message: str, type_: str = "invalid_request_error", param: str | None = None,
-                   code: str | None = None) -> JSONResponse:
-    return JSONResponse({"error": {"message": message, "type": type_, "param": param, "code": code}}, status_code=status)
+                   code: str | None = None, headers: dict | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"message": message, "type": type_, "param": param, "code": code}},
+                        status_code=status, headers=headers)
 
 
-def create_app(llm, model_name: str) -> FastAPI:
-    """An app serving `llm` (an `AsyncLLM`) under the model name `model_name`."""
+def create_app(llm, model_name: str | None = None, config: ServerConfig | None = None) -> FastAPI:
+    """An app serving `llm` (an `AsyncLLM`) as `model_name`, with the guards `config` turns on."""
+    config = config or ServerConfig()
+    model_name = model_name or config.served_model_name or config.model
     app = FastAPI(title="AgentForge", version="0.1.0")
     created = int(time.time())
+    metrics = Metrics(llm)
+    limiter = RateLimiter(config.rate_limit_rpm, config.rate_limit_tpm)
+    rails = Guardrails(config.deny_patterns, config.redact_pii, config.max_output_chars)
+    app.state.metrics, app.state.llm = metrics, llm
 
     @app.middleware("http")
     async def limit_body(request: Request, call_next):
         length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > MAX_BODY_BYTES:
-            return error_response(413, f"request body is larger than {MAX_BODY_BYTES} bytes", code="request_too_large")
-        return await call_next(request)
+        if length is not None and length.isdigit() and int(length) > config.max_body_bytes:
+            return error_response(413, f"request body is larger than {config.max_body_bytes} bytes",
+                                  code="request_too_large")
+        response = await call_next(request)
+        if request.url.path.startswith("/v1/") and request.method == "POST":
+            metrics.requests.labels(request.url.path, str(response.status_code), BACKEND).inc()
+        return response
 
     @app.exception_handler(APIError)
     async def api_error(request: Request, exc: APIError):
-        return error_response(exc.status, exc.message, exc.type, exc.param, exc.code)
+        return error_response(exc.status, exc.message, exc.type, exc.param, exc.code, exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError):
@@ -76,56 +91,117 @@ def create_app(llm, model_name: str) -> FastAPI:
             return error_response(400, str(exc), code=code)
         return error_response(500, str(exc), "server_error")
 
+    async def guard(request: Request) -> str:
+        """API key (401) and rate limits (429 with Retry-After); returns who is asking."""
+        try:
+            key = check_api_key(request.headers.get("authorization"), config.api_keys)
+        except PermissionError as exc:
+            raise APIError(401, str(exc), "invalid_request_error", code="invalid_api_key") from exc
+        who = key or (request.client.host if request.client else "anonymous")
+        wait = limiter.admit(who)
+        if wait is not None:
+            raise APIError(429, f"Rate limit reached; retry in {wait} s", "rate_limit_exceeded",
+                           code="rate_limit_exceeded", headers={"Retry-After": str(wait)})
+        return who
+
     def check_model(name: str) -> None:
         if name != model_name:
             raise APIError(404, f"The model `{name}` does not exist. Available: {model_name}", param="model",
                            code="model_not_found")
 
+    def check_input(texts: list[str]) -> None:
+        refusal = rails.check_input("\n".join(texts))
+        if refusal is not None:
+            raise APIError(400, refusal, code="content_policy_violation")
+
+    async def start(stream, who: str):
+        """The first output (validation errors surface here, before any byte is sent), and the
+        stream wrapped to record tokens, latency and rate-limit spend."""
+        started = time.perf_counter()
+        first = await _first(stream)
+        if config.max_prompt_tokens is not None and len(first.prompt_token_ids) > config.max_prompt_tokens:
+            await stream.aclose()
+            raise APIError(400, f"the prompt has {len(first.prompt_token_ids)} tokens; this server accepts at most "
+                                f"{config.max_prompt_tokens}", param="messages", code="context_length_exceeded")
+
+        async def observed():
+            seen_first, first_at, last = False, None, first
+            try:
+                out = first
+                while True:
+                    if not seen_first and out.usage.completion_tokens:
+                        seen_first, first_at = True, time.perf_counter()
+                        metrics.ttft.observe(first_at - started)
+                    last = out
+                    yield out
+                    out = await stream.__anext__()
+            except StopAsyncIteration:
+                pass
+            finally:
+                await stream.aclose()
+                tokens = last.usage.completion_tokens
+                metrics.prompt_tokens.inc(last.usage.prompt_tokens)
+                metrics.generation_tokens.inc(tokens)
+                if first_at is not None and tokens > 1:
+                    metrics.tpot.observe((time.perf_counter() - first_at) / (tokens - 1))
+                limiter.spend(who, last.usage.total_tokens)
+
+        return first, observed()
+
     @app.get("/health")
     async def health():
         return {"status": "ok"}
 
+    @app.get("/metrics")
+    async def prometheus():
+        return Response(metrics.render(), media_type="text/plain; version=0.0.4")
+
     @app.get("/v1/models")
-    async def models():
+    async def models(who: str = Depends(guard)):
         return {"object": "list", "data": [{"id": model_name, "object": "model", "created": created,
                                              "owned_by": "agentforge"}]}
 
     @app.post("/v1/chat/completions")
-    async def chat_completions(body: ChatCompletionRequest):
+    async def chat_completions(body: ChatCompletionRequest, who: str = Depends(guard)):
         check_model(body.model)
+        check_input([m.get("content") for m in body.messages if isinstance(m.get("content"), str)])
         if body.logprobs and body.top_logprobs is None:
             body.top_logprobs = 0
         params = body.sampling_params(body.top_logprobs if body.logprobs else None)
         rid = f"chatcmpl-{uuid.uuid4().hex}"
-        stream = llm.chat(body.messages, params, rid, tools=body.tools, tool_choice=body.tool_choice,
-                          parallel_tool_calls=body.parallel_tool_calls, response_format=body.response_format)
-        first = await _first(stream)  # validation errors surface here, before any byte is sent
+        first, stream = await start(llm.chat(
+            body.messages, params, rid, tools=body.tools, tool_choice=body.tool_choice,
+            parallel_tool_calls=body.parallel_tool_calls, response_format=body.response_format), who)
+        headers = {"X-AgentForge-Backend": BACKEND}
         if body.stream:
             include_usage = bool(body.stream_options and body.stream_options.include_usage)
-            return _sse(_chat_chunks(first, stream, rid, model_name, llm.tokenizer, body, include_usage))
+            chunks = _chat_chunks(stream, rid, model_name, llm.tokenizer, body, include_usage, rails)
+            return _sse(chunks, headers)
         final = first
         async for out in stream:
             final = out
-        return _chat_response(final, rid, model_name, llm.tokenizer, body)
+        return JSONResponse(_chat_response(final, rid, model_name, llm.tokenizer, body, rails), headers=headers)
 
     @app.post("/v1/completions")
-    async def completions(body: CompletionRequest):
+    async def completions(body: CompletionRequest, who: str = Depends(guard)):
         check_model(body.model)
         if isinstance(body.prompt, list) and body.prompt and isinstance(body.prompt[0], str):
             if len(body.prompt) != 1:
                 raise APIError(400, "only one prompt per request is supported", param="prompt")
             body.prompt = body.prompt[0]
+        if isinstance(body.prompt, str):
+            check_input([body.prompt])
         params = body.sampling_params(body.logprobs)
         rid = f"cmpl-{uuid.uuid4().hex}"
-        stream = llm.generate(body.prompt, params, rid)
-        first = await _first(stream)
+        first, stream = await start(llm.generate(body.prompt, params, rid), who)
+        headers = {"X-AgentForge-Backend": BACKEND}
         if body.stream:
             include_usage = bool(body.stream_options and body.stream_options.include_usage)
-            return _sse(_completion_chunks(first, stream, rid, model_name, llm.tokenizer, body, include_usage))
+            return _sse(_completion_chunks(stream, rid, model_name, body, include_usage, rails), headers)
         final = first
         async for out in stream:
             final = out
-        return _completion_response(final, rid, model_name, llm.tokenizer, body)
+        return JSONResponse(_completion_response(final, rid, model_name, llm.tokenizer, body, rails), headers=headers)
 
     return app
 
@@ -137,7 +213,7 @@ async def _first(stream: AsyncIterator[RequestOutput]) -> RequestOutput:
         raise APIError(500, "the engine produced no output", "server_error") from exc
 
 
-def _sse(chunks) -> StreamingResponse:
+def _sse(chunks, headers: dict) -> StreamingResponse:
     async def body():
         try:
             async for chunk in chunks:
@@ -146,7 +222,7 @@ def _sse(chunks) -> StreamingResponse:
         finally:  # a client that went away: close the engine stream, which aborts the request
             await chunks.aclose()
 
-    return StreamingResponse(body(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+    return StreamingResponse(body(), media_type="text/event-stream", headers={"Cache-Control": "no-cache", **headers})
 
 
 def _finish_reason(completion) -> str | None:
@@ -179,15 +255,28 @@ def _tool_calls(completion) -> list[dict] | None:
             for c in completion.tool_calls]
 
 
-def _chat_response(out: RequestOutput, rid: str, model: str, tokenizer, body: ChatCompletionRequest) -> dict:
+def _guarded(text: str, finish_reason: str | None, rails: Guardrails) -> tuple[str, str | None]:
+    """An answer after the output guardrails, and its finish reason ("content_filter" if withheld)."""
+    if not rails.active:
+        return text, finish_reason
+    refusal = rails.check_output(text)
+    if refusal is not None:
+        return refusal, "content_filter"
+    limited = rails.limit(rails.redact(text))
+    return limited, "length" if len(limited) < len(rails.redact(text)) else finish_reason
+
+
+def _chat_response(out: RequestOutput, rid: str, model: str, tokenizer, body: ChatCompletionRequest,
+                   rails: Guardrails) -> dict:
     choices = []
     for c in out.outputs:
-        message = {"role": "assistant", "content": c.text if (c.text or not c.tool_calls) else None}
+        text, finish = _guarded(c.text, _finish_reason(c), rails)
+        message = {"role": "assistant", "content": text if (text or not c.tool_calls) else None}
         if c.tool_calls:
             message["tool_calls"] = _tool_calls(c)
         if c.parsed is not None:
             message["parsed"] = json.loads(c.text)
-        choice = {"index": c.index, "message": message, "finish_reason": _finish_reason(c), "logprobs": None}
+        choice = {"index": c.index, "message": message, "finish_reason": finish, "logprobs": None}
         if body.logprobs:
             choice["logprobs"] = {"content": _logprobs(tokenizer, c.logprobs)}
         choices.append(choice)
@@ -195,13 +284,14 @@ def _chat_response(out: RequestOutput, rid: str, model: str, tokenizer, body: Ch
             "usage": _usage(out), "system_fingerprint": None}
 
 
-async def _chat_chunks(first: RequestOutput, stream, rid: str, model: str, tokenizer, body: ChatCompletionRequest,
-                       include_usage: bool) -> AsyncIterator[dict]:
+async def _chat_chunks(stream, rid: str, model: str, tokenizer, body: ChatCompletionRequest, include_usage: bool,
+                       rails: Guardrails) -> AsyncIterator[dict]:
     created = int(time.time())
     base = {"id": rid, "object": "chat.completion.chunk", "created": created, "model": model}
     sent_role: set[int] = set()
     logprob_counts: dict[int, int] = {}
-    last = first
+    filters: dict[int, OutputFilter] = {}
+    last = None
 
     def chunks_of(out: RequestOutput):
         for c in out.outputs:
@@ -210,15 +300,22 @@ async def _chat_chunks(first: RequestOutput, stream, rid: str, model: str, token
                 sent_role.add(c.index)
                 delta["role"] = "assistant"
                 delta["content"] = ""
-            if c.delta:
-                delta["content"] = c.delta
+            text = c.delta
+            finish = _finish_reason(c)
+            if rails.active:
+                f = filters.setdefault(c.index, OutputFilter(rails))
+                text = f.feed(c.delta, final=c.finished)
+                if f.blocked and finish:
+                    finish = "content_filter"
+            if text:
+                delta["content"] = text
             if c.tool_call_deltas:
                 delta["tool_calls"] = [
                     {"index": d.index, **({"id": d.id, "type": "function"} if d.id else {}),
                      "function": {**({"name": d.name} if d.name else {}), "arguments": d.arguments}}
                     for d in c.tool_call_deltas
                 ]
-            choice = {"index": c.index, "delta": delta, "finish_reason": _finish_reason(c), "logprobs": None}
+            choice = {"index": c.index, "delta": delta, "finish_reason": finish, "logprobs": None}
             if body.logprobs and c.logprobs is not None:
                 start = logprob_counts.get(c.index, 0)
                 logprob_counts[c.index] = len(c.logprobs)
@@ -227,23 +324,23 @@ async def _chat_chunks(first: RequestOutput, stream, rid: str, model: str, token
                 yield {**base, "choices": [choice]}
 
     try:
-        for chunk in chunks_of(first):
-            yield chunk
         async for out in stream:
             last = out
             for chunk in chunks_of(out):
                 yield chunk
     finally:
         await stream.aclose()
-    if include_usage:
+    if include_usage and last is not None:
         yield {**base, "choices": [], "usage": _usage(last)}
 
 
-def _completion_response(out: RequestOutput, rid: str, model: str, tokenizer, body: CompletionRequest) -> dict:
+def _completion_response(out: RequestOutput, rid: str, model: str, tokenizer, body: CompletionRequest,
+                         rails: Guardrails) -> dict:
     choices = []
     for c in out.outputs:
-        text = (out.prompt or "") + c.text if body.echo else c.text
-        choice = {"index": c.index, "text": text, "finish_reason": _finish_reason(c), "logprobs": None}
+        answer, finish = _guarded(c.text, _finish_reason(c), rails)
+        text = (out.prompt or "") + answer if body.echo else answer
+        choice = {"index": c.index, "text": text, "finish_reason": finish, "logprobs": None}
         if body.logprobs is not None and c.logprobs is not None:
             tokens = _logprobs(tokenizer, c.logprobs)
             choice["logprobs"] = {"tokens": [t["token"] for t in tokens],
@@ -254,25 +351,29 @@ def _completion_response(out: RequestOutput, rid: str, model: str, tokenizer, bo
             "usage": _usage(out)}
 
 
-async def _completion_chunks(first: RequestOutput, stream, rid: str, model: str, tokenizer, body: CompletionRequest,
-                             include_usage: bool) -> AsyncIterator[dict]:
+async def _completion_chunks(stream, rid: str, model: str, body: CompletionRequest, include_usage: bool,
+                             rails: Guardrails) -> AsyncIterator[dict]:
     base = {"id": rid, "object": "text_completion", "created": int(time.time()), "model": model}
-    last = first
+    filters: dict[int, OutputFilter] = {}
+    last = None
 
     def chunks_of(out: RequestOutput):
         for c in out.outputs:
-            if c.delta or c.finish_reason:
-                yield {**base, "choices": [{"index": c.index, "text": c.delta, "finish_reason": _finish_reason(c),
-                                            "logprobs": None}]}
+            text, finish = c.delta, _finish_reason(c)
+            if rails.active:
+                f = filters.setdefault(c.index, OutputFilter(rails))
+                text = f.feed(c.delta, final=c.finished)
+                if f.blocked and finish:
+                    finish = "content_filter"
+            if text or finish:
+                yield {**base, "choices": [{"index": c.index, "text": text, "finish_reason": finish, "logprobs": None}]}
 
     try:
-        for chunk in chunks_of(first):
-            yield chunk
         async for out in stream:
             last = out
             for chunk in chunks_of(out):
                 yield chunk
     finally:
         await stream.aclose()
-    if include_usage:
+    if include_usage and last is not None:
         yield {**base, "choices": [], "usage": _usage(last)}

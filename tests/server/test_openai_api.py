@@ -4,38 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
-import threading
 import time
 
 import httpx
 import openai
 import pytest
-import uvicorn
 from pydantic import BaseModel
 
-from agentforge.engine import AsyncLLM
 from agentforge.server import create_app
 
 MODEL = "smollm2-135m"
 
 
 @pytest.fixture(scope="module")
-def server(smollm2_path):
-    llm = AsyncLLM(smollm2_path, max_model_len=2048)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    config = uvicorn.Config(create_app(llm, MODEL), host="127.0.0.1", port=port, log_level="warning")
-    uv = uvicorn.Server(config)
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    while not uv.started:
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}", llm
-    uv.should_exit = True
-    thread.join(timeout=10)
-    llm.shutdown()
+def server(server_llm, serve_app):
+    return serve_app(create_app(server_llm, MODEL)), server_llm
 
 
 @pytest.fixture(scope="module")

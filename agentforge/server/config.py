@@ -1,0 +1,60 @@
+"""Server configuration: one `agentforge.toml` file, overridden by environment variables
+(`AGENTFORGE_<FIELD>`), overridden by command-line flags."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from agentforge.engine import DEFAULT_MODEL
+
+
+@dataclass
+class ServerConfig:
+    model: str = DEFAULT_MODEL
+    served_model_name: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 8000
+    dtype: str = "float32"
+    api_keys: list[str] = field(default_factory=list)  # empty: no authentication
+    rate_limit_rpm: int | None = None  # requests per minute per key (or per client address)
+    rate_limit_tpm: int | None = None  # tokens per minute per key
+    max_body_bytes: int = 8 * 1024 * 1024
+    max_prompt_tokens: int | None = None
+    deny_patterns: list[str] = field(default_factory=list)
+    redact_pii: bool = False
+    max_output_chars: int | None = None
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, **overrides) -> ServerConfig:
+        """Defaults < `path` (or ./agentforge.toml if present) < AGENTFORGE_* variables < `overrides`."""
+        values: dict = {}
+        file = Path(path) if path else Path("agentforge.toml")
+        if path and not file.is_file():
+            raise ValueError(f"config file {path} not found")
+        if file.is_file():
+            with open(file, "rb") as f:
+                data = tomllib.load(f)
+            values.update(data.get("server", data))
+        kinds = {f.name: f.type for f in fields(cls)}
+        for name, kind in kinds.items():
+            env = os.environ.get(f"AGENTFORGE_{name.upper()}")
+            if env is not None:
+                values[name] = _parse(env, str(kind))
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        unknown = set(values) - set(kinds)
+        if unknown:
+            raise ValueError(f"unknown server settings: {', '.join(sorted(unknown))}")
+        return cls(**values)
+
+
+def _parse(text: str, kind: str):
+    if "list" in kind:
+        return [part.strip() for part in text.split(",") if part.strip()]
+    if kind.startswith("bool"):
+        return text.lower() in ("1", "true", "yes", "on")
+    if "int" in kind:
+        return int(text)
+    return text
