@@ -21,17 +21,16 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-# PostgreSQL for the graph checkpointer tests (they start their own server on 127.0.0.1).
+# PostgreSQL for the graph checkpointer tests (they start their own server on 127.0.0.1) and
+# Debian's chromium for the chat-app browser test.
 system-deps:
-	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
-		if [ "$$(id -u)" = 0 ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql; \
-		else sudo apt-get update -q && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql; fi; }
-
-demo: setup
-	$(BIN)/agentforge chat
-
-lint: setup
-	$(BIN)/ruff check .
+	@missing=""; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	if [ -n "$$missing" ]; then \
+		sudo=""; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+		$$sudo apt-get update -q && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
+	fi
 
 # MCP servers nobody here wrote, for the interop tests (npm, on the machine's Node).
 $(MCP_PEERS)/.installed:

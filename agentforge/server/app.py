@@ -1,4 +1,4 @@
-"""The OpenAI-compatible HTTP API over the embedded engine (FastAPI).
+"""The OpenAI-compatible HTTP API over the embedded engine (FastAPI), and the chat app at `/`.
 
 `POST /v1/chat/completions` and `POST /v1/completions` (streamed as OpenAI's SSE chunks, tool-call
 deltas included), `GET /v1/models`, `GET /health`. Errors use OpenAI's body
@@ -12,10 +12,12 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from agentforge.engine import ContextLengthError, EngineError, InvalidRequestError, RequestOutput
@@ -26,6 +28,7 @@ from .metrics import Metrics
 from .schemas import ChatCompletionRequest, CompletionRequest
 
 BACKEND = "embedded"
+STATIC = Path(__file__).parent / "static"
 
 
 class APIError(Exception):
@@ -147,6 +150,16 @@ def create_app(llm, model_name: str | None = None, config: ServerConfig | None =
                 limiter.spend(who, last.usage.total_tokens)
 
         return first, observed()
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/", include_in_schema=False)
+    async def chat_page():
+        return FileResponse(STATIC / "index.html")
+
+    @app.get("/widget.js", include_in_schema=False)
+    async def widget():
+        return FileResponse(STATIC / "widget.js", media_type="text/javascript")
 
     @app.get("/health")
     async def health():

@@ -1,0 +1,176 @@
+// AgentForge chat: conversations kept in this browser (localStorage), answers streamed from
+// /v1/chat/completions as they are generated, tool calls and tool results shown inline.
+(function () {
+  const $ = (id) => document.getElementById(id);
+  const store = {
+    load: () => JSON.parse(localStorage.getItem("agentforge.conversations") || "[]"),
+    save: (list) => localStorage.setItem("agentforge.conversations", JSON.stringify(list)),
+  };
+  let conversations = store.load();
+  let current = null;
+  let controller = null;
+
+  if (new URLSearchParams(location.search).has("embed")) document.body.classList.add("embed");
+  for (const id of ["api-key", "temperature", "max-tokens"]) {
+    const saved = localStorage.getItem("agentforge." + id);
+    if (saved !== null) $(id).value = saved;
+    $(id).addEventListener("change", () => localStorage.setItem("agentforge." + id, $(id).value));
+  }
+
+  function headers() {
+    const h = { "Content-Type": "application/json" };
+    if ($("api-key").value) h["Authorization"] = "Bearer " + $("api-key").value;
+    return h;
+  }
+
+  async function loadModels() {
+    try {
+      const response = await fetch("/v1/models", { headers: headers() });
+      const data = await response.json();
+      $("model").innerHTML = "";
+      for (const m of data.data || []) {
+        const option = document.createElement("option");
+        option.value = option.textContent = m.id;
+        $("model").appendChild(option);
+      }
+    } catch (e) { status("could not list models: " + e); }
+  }
+
+  function status(text) { $("status").textContent = text || ""; }
+
+  function newConversation() {
+    current = { id: Date.now().toString(36), title: "New chat", messages: [] };
+    conversations.unshift(current);
+    store.save(conversations);
+    renderSidebar();
+    renderMessages();
+  }
+
+  function renderSidebar() {
+    const list = $("conversations");
+    list.innerHTML = "";
+    for (const c of conversations) {
+      const li = document.createElement("li");
+      li.className = c === current ? "active" : "";
+      const title = document.createElement("span");
+      title.textContent = c.title;
+      const remove = document.createElement("button");
+      remove.type = "button"; remove.textContent = "×"; remove.title = "Delete";
+      remove.onclick = (event) => {
+        event.stopPropagation();
+        conversations = conversations.filter((x) => x !== c);
+        store.save(conversations);
+        if (c === current) { current = conversations[0] || null; if (!current) newConversation(); }
+        renderSidebar(); renderMessages();
+      };
+      li.onclick = () => { current = c; renderSidebar(); renderMessages(); };
+      li.append(title, remove);
+      list.appendChild(li);
+    }
+  }
+
+  function bubble(message) {
+    const div = document.createElement("div");
+    div.className = "message " + message.role;
+    fill(div, message);
+    $("messages").appendChild(div);
+    $("messages").scrollTop = $("messages").scrollHeight;
+    return div;
+  }
+
+  function fill(div, message) {
+    if (message.role === "assistant") div.innerHTML = window.renderMarkdown(message.content || "");
+    else div.textContent = (message.role === "tool" ? "tool result: " : "") + (message.content || "");
+    for (const call of message.tool_calls || []) {
+      const c = document.createElement("div");
+      c.className = "tool-call";
+      c.textContent = "→ " + call.function.name + "(" + call.function.arguments + ")";
+      div.appendChild(c);
+    }
+  }
+
+  function renderMessages() {
+    $("messages").innerHTML = "";
+    for (const m of (current && current.messages) || []) bubble(m);
+  }
+
+  async function send(text) {
+    const user = { role: "user", content: text };
+    current.messages.push(user);
+    if (current.title === "New chat") { current.title = text.slice(0, 40); renderSidebar(); }
+    bubble(user);
+    const answer = { role: "assistant", content: "", tool_calls: [] };
+    const div = bubble(answer);
+    div.classList.add("streaming");
+    controller = new AbortController();
+    $("send").hidden = true; $("stop").hidden = false;
+    status("generating…");
+    try {
+      const response = await fetch("/v1/chat/completions", {
+        method: "POST", headers: headers(), signal: controller.signal,
+        body: JSON.stringify({
+          model: $("model").value, stream: true, messages: current.messages,
+          temperature: parseFloat($("temperature").value), max_tokens: parseInt($("max-tokens").value, 10),
+        }),
+      });
+      if (!response.ok) {
+        const body = await response.json().catch(() => ({}));
+        throw new Error((body.error && body.error.message) || response.statusText);
+      }
+      const reader = response.body.getReader();
+      const decoder = new TextDecoder();
+      let buffer = "";
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buffer += decoder.decode(value, { stream: true });
+        const events = buffer.split("\n\n");
+        buffer = events.pop();
+        for (const event of events) {
+          const data = event.replace(/^data: /, "");
+          if (!data || data === "[DONE]") continue;
+          const chunk = JSON.parse(data);
+          for (const choice of chunk.choices || []) {
+            const delta = choice.delta || {};
+            if (delta.content) answer.content += delta.content;
+            for (const t of delta.tool_calls || []) {
+              const call = answer.tool_calls[t.index] || (answer.tool_calls[t.index] = { id: t.id, type: "function", function: { name: "", arguments: "" } });
+              if (t.function && t.function.name) call.function.name = t.function.name;
+              if (t.function && t.function.arguments) call.function.arguments += t.function.arguments;
+            }
+            if (choice.finish_reason) status("finished: " + choice.finish_reason);
+          }
+          fill(div, answer);
+          $("messages").scrollTop = $("messages").scrollHeight;
+        }
+      }
+    } catch (e) {
+      if (e.name !== "AbortError") bubble({ role: "error", content: "Error: " + e.message });
+      status(e.name === "AbortError" ? "stopped" : "");
+    } finally {
+      div.classList.remove("streaming");
+      if (!answer.tool_calls.length) delete answer.tool_calls;
+      current.messages.push(answer);
+      store.save(conversations);
+      controller = null;
+      $("send").hidden = false; $("stop").hidden = true;
+    }
+  }
+
+  $("composer").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const text = $("input").value.trim();
+    if (!text || controller) return;
+    $("input").value = "";
+    send(text);
+  });
+  $("input").addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && !event.shiftKey) { event.preventDefault(); $("composer").requestSubmit(); }
+  });
+  $("stop").addEventListener("click", () => controller && controller.abort());
+  $("new-chat").addEventListener("click", newConversation);
+
+  current = conversations[0] || null;
+  if (!current) newConversation(); else { renderSidebar(); renderMessages(); }
+  loadModels();
+})();
