@@ -14,6 +14,7 @@ import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
@@ -25,9 +26,10 @@ from agentforge.engine import ContextLengthError, EngineError, InvalidRequestErr
 from .config import ServerConfig
 from .guards import Guardrails, OutputFilter, RateLimiter, check_api_key
 from .metrics import Metrics
+from .routing import EMBEDDED, Router, Upstream
 from .schemas import ChatCompletionRequest, CompletionRequest
 
-BACKEND = "embedded"
+BACKEND_HEADER = "X-AgentForge-Backend"
 STATIC = Path(__file__).parent / "static"
 
 
@@ -54,7 +56,8 @@ def create_app(llm, model_name: str | None = None, config: ServerConfig | None =
     metrics = Metrics(llm)
     limiter = RateLimiter(config.rate_limit_rpm, config.rate_limit_tpm)
     rails = Guardrails(config.deny_patterns, config.redact_pii, config.max_output_chars)
-    app.state.metrics, app.state.llm = metrics, llm
+    router = Router.from_config(model_name, config.upstreams, config.aliases, config.routes)
+    app.state.metrics, app.state.llm, app.state.router = metrics, llm, router
 
     @app.middleware("http")
     async def limit_body(request: Request, call_next):
@@ -64,7 +67,8 @@ def create_app(llm, model_name: str | None = None, config: ServerConfig | None =
                                   code="request_too_large")
         response = await call_next(request)
         if request.url.path.startswith("/v1/") and request.method == "POST":
-            metrics.requests.labels(request.url.path, str(response.status_code), BACKEND).inc()
+            backend = response.headers.get(BACKEND_HEADER, "none")
+            metrics.requests.labels(request.url.path, str(response.status_code), backend).inc()
         return response
 
     @app.exception_handler(APIError)
@@ -107,11 +111,29 @@ def create_app(llm, model_name: str | None = None, config: ServerConfig | None =
                            code="rate_limit_exceeded", headers={"Retry-After": str(wait)})
         return who
 
-    def check_model(name: str) -> None:
-        if name != model_name:
-            raise APIError(404, f"The model `{name}` does not exist. Available: {model_name}", param="model",
-                           code="model_not_found")
+    def check_model(name: str) -> str:
+        resolved = router.resolve(name)
+        if resolved is None:
+            raise APIError(404, f"The model `{name}` does not exist. Available: {', '.join(router.models)}",
+                           param="model", code="model_not_found")
+        return resolved
 
+    async def dispatch(body, who: str, path: str, embedded) -> Response:
+        """Try the backends the router names for this request, in order; fall back past failures."""
+        resolved = check_model(body.model)
+        failures = []
+        for name in router.candidates(resolved, body.model_dump(exclude_none=True)):
+            if name == EMBEDDED:
+                if config.max_queue is not None and len(llm.engine.scheduler.waiting) > config.max_queue:
+                    failures.append(f"{EMBEDDED}: overloaded")
+                    continue
+                return await embedded(body, who)
+            try:
+                return await _proxy(router.upstreams[name], path, body, resolved, rails)
+            except _Unavailable as exc:
+                failures.append(str(exc))
+        raise APIError(503, "no backend could serve the request: " + "; ".join(failures), "server_error",
+                       code="backends_unavailable")
     def check_input(texts: list[str]) -> None:
         refusal = rails.check_input("\n".join(texts))
         if refusal is not None:
@@ -171,13 +193,25 @@ def create_app(llm, model_name: str | None = None, config: ServerConfig | None =
 
     @app.get("/v1/models")
     async def models(who: str = Depends(guard)):
-        return {"object": "list", "data": [{"id": model_name, "object": "model", "created": created,
-                                             "owned_by": "agentforge"}]}
+        return {"object": "list", "data": [{"id": m, "object": "model", "created": created, "owned_by": "agentforge"}
+                                           for m in router.models]}
 
     @app.post("/v1/chat/completions")
     async def chat_completions(body: ChatCompletionRequest, who: str = Depends(guard)):
-        check_model(body.model)
         check_input([m.get("content") for m in body.messages if isinstance(m.get("content"), str)])
+        return await dispatch(body, who, "/chat/completions", embedded_chat)
+
+    @app.post("/v1/completions")
+    async def completions(body: CompletionRequest, who: str = Depends(guard)):
+        if isinstance(body.prompt, list) and body.prompt and isinstance(body.prompt[0], str):
+            if len(body.prompt) != 1:
+                raise APIError(400, "only one prompt per request is supported", param="prompt")
+            body.prompt = body.prompt[0]
+        if isinstance(body.prompt, str):
+            check_input([body.prompt])
+        return await dispatch(body, who, "/completions", embedded_completion)
+
+    async def embedded_chat(body: ChatCompletionRequest, who: str) -> Response:
         if body.logprobs and body.top_logprobs is None:
             body.top_logprobs = 0
         params = body.sampling_params(body.top_logprobs if body.logprobs else None)
@@ -185,38 +219,83 @@ def create_app(llm, model_name: str | None = None, config: ServerConfig | None =
         first, stream = await start(llm.chat(
             body.messages, params, rid, tools=body.tools, tool_choice=body.tool_choice,
             parallel_tool_calls=body.parallel_tool_calls, response_format=body.response_format), who)
-        headers = {"X-AgentForge-Backend": BACKEND}
+        headers = {BACKEND_HEADER: EMBEDDED}
         if body.stream:
             include_usage = bool(body.stream_options and body.stream_options.include_usage)
-            chunks = _chat_chunks(stream, rid, model_name, llm.tokenizer, body, include_usage, rails)
+            chunks = _chat_chunks(stream, rid, body.model, llm.tokenizer, body, include_usage, rails)
             return _sse(chunks, headers)
         final = first
         async for out in stream:
             final = out
-        return JSONResponse(_chat_response(final, rid, model_name, llm.tokenizer, body, rails), headers=headers)
+        return JSONResponse(_chat_response(final, rid, body.model, llm.tokenizer, body, rails), headers=headers)
 
-    @app.post("/v1/completions")
-    async def completions(body: CompletionRequest, who: str = Depends(guard)):
-        check_model(body.model)
-        if isinstance(body.prompt, list) and body.prompt and isinstance(body.prompt[0], str):
-            if len(body.prompt) != 1:
-                raise APIError(400, "only one prompt per request is supported", param="prompt")
-            body.prompt = body.prompt[0]
-        if isinstance(body.prompt, str):
-            check_input([body.prompt])
+    async def embedded_completion(body: CompletionRequest, who: str) -> Response:
         params = body.sampling_params(body.logprobs)
         rid = f"cmpl-{uuid.uuid4().hex}"
         first, stream = await start(llm.generate(body.prompt, params, rid), who)
-        headers = {"X-AgentForge-Backend": BACKEND}
+        headers = {BACKEND_HEADER: EMBEDDED}
         if body.stream:
             include_usage = bool(body.stream_options and body.stream_options.include_usage)
-            return _sse(_completion_chunks(stream, rid, model_name, body, include_usage, rails), headers)
+            return _sse(_completion_chunks(stream, rid, body.model, body, include_usage, rails), headers)
         final = first
         async for out in stream:
             final = out
-        return JSONResponse(_completion_response(final, rid, model_name, llm.tokenizer, body, rails), headers=headers)
+        return JSONResponse(_completion_response(final, rid, body.model, llm.tokenizer, body, rails), headers=headers)
 
     return app
+
+
+class _Unavailable(Exception):
+    """An upstream failed (connection, 5xx) or is overloaded (429): try the next backend."""
+
+
+async def _proxy(upstream: Upstream, path: str, body, model: str, rails: Guardrails) -> Response:
+    """Forward a request to an OpenAI-compatible upstream; its errors other than 5xx/429 go back
+    to the client as they are; output guardrails apply to its answers too."""
+    payload = {**body.model_dump(exclude_none=True), "model": upstream.model or model}
+    request = upstream.client.build_request("POST", upstream.url + path, json=payload, headers=upstream.headers())
+    try:
+        response = await upstream.client.send(request, stream=True)
+    except httpx.HTTPError as exc:
+        raise _Unavailable(f"{upstream.name}: {type(exc).__name__}: {exc}") from exc
+    headers = {BACKEND_HEADER: upstream.name}
+    if response.status_code >= 500 or response.status_code == 429:
+        await response.aclose()
+        raise _Unavailable(f"{upstream.name}: HTTP {response.status_code}")
+    if response.status_code >= 400 or not body.stream:
+        content = await response.aread()
+        await response.aclose()
+        if response.status_code >= 400:
+            return Response(content, status_code=response.status_code, media_type="application/json", headers=headers)
+        data = json.loads(content)
+        data["model"] = body.model
+        for choice in data.get("choices", []):
+            holder = choice.get("message") or choice
+            key = "content" if "message" in choice else "text"
+            if isinstance(holder.get(key), str):
+                holder[key], finish = _guarded(holder[key], choice.get("finish_reason"), rails)
+                choice["finish_reason"] = finish
+        return JSONResponse(data, headers=headers)
+
+    async def chunks():
+        filters: dict[int, OutputFilter] = {}
+        try:
+            async for line in response.aiter_lines():
+                if not line.startswith("data: ") or line == "data: [DONE]":
+                    continue
+                chunk = json.loads(line[6:])
+                chunk["model"] = body.model
+                for choice in chunk.get("choices", []):
+                    holder = choice.get("delta") or choice
+                    key = "content" if "delta" in choice else "text"
+                    if rails.active and isinstance(holder.get(key), str):
+                        f = filters.setdefault(choice.get("index", 0), OutputFilter(rails))
+                        holder[key] = f.feed(holder[key], final=bool(choice.get("finish_reason")))
+                yield chunk
+        finally:
+            await response.aclose()
+
+    return _sse(chunks(), headers)
 
 
 async def _first(stream: AsyncIterator[RequestOutput]) -> RequestOutput:

@@ -26,6 +26,12 @@ class ServerConfig:
     deny_patterns: list[str] = field(default_factory=list)
     redact_pii: bool = False
     max_output_chars: int | None = None
+    # routing: OpenAI-compatible upstreams ({name, url, models, model, api_key_env, timeout}), model
+    # aliases, rules ({backends, model, tools, min_prompt_chars, max_prompt_chars}); "embedded" is the engine
+    upstreams: list[dict] = field(default_factory=list)
+    aliases: dict[str, str] = field(default_factory=dict)
+    routes: list[dict] = field(default_factory=list)
+    max_queue: int | None = None  # the engine counts as overloaded (fall back) above this many waiting sequences
 
     @classmethod
     def load(cls, path: str | Path | None = None, **overrides) -> ServerConfig:
