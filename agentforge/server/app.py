@@ -347,6 +347,17 @@ def _tool_calls(completion) -> list[dict] | None:
             for c in completion.tool_calls]
 
 
+def _json_refusal(body: ChatCompletionRequest, text: str) -> str | None:
+    """With a JSON response_format, why the answer is not valid JSON (e.g. cut off by max_tokens)."""
+    if not body.response_format or body.response_format.get("type") not in ("json_object", "json_schema"):
+        return None
+    try:
+        json.loads(text)
+        return None
+    except json.JSONDecodeError as exc:
+        return f"the answer is not valid JSON ({exc.msg} at character {exc.pos}); raise max_tokens"
+
+
 def _guarded(text: str, finish_reason: str | None, rails: Guardrails) -> tuple[str, str | None]:
     """An answer after the output guardrails, and its finish reason ("content_filter" if withheld)."""
     if not rails.active:
@@ -366,8 +377,8 @@ def _chat_response(out: RequestOutput, rid: str, model: str, tokenizer, body: Ch
         message = {"role": "assistant", "content": text if (text or not c.tool_calls) else None}
         if c.tool_calls:
             message["tool_calls"] = _tool_calls(c)
-        if c.parsed is not None:
-            message["parsed"] = json.loads(c.text)
+        elif (refusal := _json_refusal(body, text)) is not None:
+            message["content"], message["refusal"] = None, refusal
         choice = {"index": c.index, "message": message, "finish_reason": finish, "logprobs": None}
         if body.logprobs:
             choice["logprobs"] = {"content": _logprobs(tokenizer, c.logprobs)}
@@ -383,6 +394,7 @@ async def _chat_chunks(stream, rid: str, model: str, tokenizer, body: ChatComple
     sent_role: set[int] = set()
     logprob_counts: dict[int, int] = {}
     filters: dict[int, OutputFilter] = {}
+    texts: dict[int, str] = {}
     last = None
 
     def chunks_of(out: RequestOutput):
@@ -401,6 +413,9 @@ async def _chat_chunks(stream, rid: str, model: str, tokenizer, body: ChatComple
                     finish = "content_filter"
             if text:
                 delta["content"] = text
+                texts[c.index] = texts.get(c.index, "") + text
+            if c.finished and not c.tool_calls and (refusal := _json_refusal(body, texts.get(c.index, ""))):
+                delta["refusal"] = refusal
             if c.tool_call_deltas:
                 delta["tool_calls"] = [
                     {"index": d.index, **({"id": d.id, "type": "function"} if d.id else {}),

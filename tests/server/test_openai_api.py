@@ -98,6 +98,14 @@ def test_response_format(client):
     plain = client.chat.completions.create(model=MODEL, messages=MESSAGES, response_format={"type": "json_object"},
                                            temperature=0, max_tokens=60)
     assert isinstance(json.loads(plain.choices[0].message.content), dict)
+    schema = {"type": "json_schema", "json_schema": {"name": "answer", "schema": {
+        "type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"]}}}
+    cut = client.chat.completions.create(model=MODEL, messages=MESSAGES, response_format=schema,
+                                         temperature=0, max_tokens=3)  # too short to close the object
+    assert cut.choices[0].message.content is None and "not valid JSON" in cut.choices[0].message.refusal
+    chunks = list(client.chat.completions.create(model=MODEL, messages=MESSAGES, response_format=schema,
+                                                 temperature=0, max_tokens=3, stream=True))
+    assert any(c.choices and c.choices[0].delta.refusal for c in chunks)
 
 
 def test_text_completions(client):
