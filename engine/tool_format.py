@@ -46,7 +46,7 @@ def tool_spec(tool: dict | type[BaseModel] | Callable) -> dict:
         parameters = function.get("parameters", {"type": "object", "properties": {}})
         parameters = json_schema_of(parameters)
     elif isinstance(tool, type) and issubclass(tool, BaseModel):
-        name, description, parameters = tool.__name__, inspect.getdoc(tool) or "", tool.model_json_schema()
+        name, description, parameters = tool.__name__, own_doc(tool), tool.model_json_schema()
         parameters.pop("title", None)
         parameters.pop("description", None)
     elif callable(tool):
@@ -60,6 +60,11 @@ def tool_spec(tool: dict | type[BaseModel] | Callable) -> dict:
     if parameters.get("type", "object") != "object":
         raise InvalidRequestError(f"tool {name!r}: parameters must be a JSON schema of type 'object'")
     return {"type": "function", "function": {"name": name, "description": description, "parameters": parameters}}
+
+
+def own_doc(cls: type | None) -> str:
+    """A class's own docstring (not one inherited from BaseModel), cleaned; "" without one."""
+    return inspect.cleandoc(cls.__doc__) if cls is not None and cls.__doc__ else ""
 
 
 def tool_specs(tools: list) -> list[dict]:

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ValidationError
 
 from agentforge.engine.errors import InvalidRequestError
 from agentforge.engine.protocol import ChatMessage
-from agentforge.engine.tool_format import TOOL_NAME, function_model, model_parameters
+from agentforge.engine.tool_format import TOOL_NAME, function_model, model_parameters, own_doc
 
 DEFAULT_TIMEOUT = 60.0
 _POOL = concurrent.futures.ThreadPoolExecutor(max_workers=32, thread_name_prefix="agentforge-tool")
@@ -59,12 +59,14 @@ class Tool:
             raise InvalidRequestError(f"a tool needs a callable, got {type(func).__name__}")
         if timeout is not None and (not isinstance(timeout, (int, float)) or timeout <= 0):
             raise InvalidRequestError(f"timeout must be a positive number of seconds or None, got {timeout!r}")
-        derived_name, derived_description, model = function_model(func) if args_schema is None and parameters is None \
-            else (getattr(func, "__name__", None), inspect.getdoc(func) or "", args_schema)
+        if args_schema is None and parameters is None:  # everything from the function's signature
+            derived_name, derived_description, model = function_model(func)
+        else:
+            derived_name, model = getattr(func, "__name__", None), args_schema
+            derived_description = own_doc(args_schema) or inspect.getdoc(func) or ""
         self.func = func
         self.name = name or derived_name
-        self.description = description if description is not None else (
-            derived_description if args_schema is None else inspect.getdoc(args_schema) or derived_description)
+        self.description = description if description is not None else derived_description
         self.args_model: type[BaseModel] | None = model
         self.parameters = parameters if parameters is not None else model_parameters(model)
         self.timeout = timeout
