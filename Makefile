@@ -32,6 +32,12 @@ system-deps:
 		$$sudo apt-get update -q && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
 	fi
 
+demo: setup
+	$(BIN)/agentforge chat
+
+lint: setup
+	$(BIN)/ruff check .
+
 # MCP servers nobody here wrote, for the interop tests (npm, on the machine's Node).
 $(MCP_PEERS)/.installed:
 	npm install --silent --no-audit --no-fund --prefix $(MCP_PEERS) \

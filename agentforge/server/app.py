@@ -387,15 +387,29 @@ def _chat_response(out: RequestOutput, rid: str, model: str, tokenizer, body: Ch
             "usage": _usage(out), "system_fingerprint": None}
 
 
-async def _chat_chunks(stream, rid: str, model: str, tokenizer, body: ChatCompletionRequest, include_usage: bool,
-                       rails: Guardrails) -> AsyncIterator[dict]:
+async def _stream(stream, chunks_of, base: dict, include_usage: bool) -> AsyncIterator[dict]:
+    """The chunks of every engine output, then (if asked) a last chunk with the usage; closing this
+    generator closes the engine stream, which aborts the request."""
+    last = None
+    try:
+        async for out in stream:
+            last = out
+            for chunk in chunks_of(out):
+                yield chunk
+    finally:
+        await stream.aclose()
+    if include_usage and last is not None:
+        yield {**base, "choices": [], "usage": _usage(last)}
+
+
+def _chat_chunks(stream, rid: str, model: str, tokenizer, body: ChatCompletionRequest, include_usage: bool,
+                 rails: Guardrails) -> AsyncIterator[dict]:
     created = int(time.time())
     base = {"id": rid, "object": "chat.completion.chunk", "created": created, "model": model}
     sent_role: set[int] = set()
     logprob_counts: dict[int, int] = {}
     filters: dict[int, OutputFilter] = {}
     texts: dict[int, str] = {}
-    last = None
 
     def chunks_of(out: RequestOutput):
         for c in out.outputs:
@@ -430,15 +444,7 @@ async def _chat_chunks(stream, rid: str, model: str, tokenizer, body: ChatComple
             if delta or choice["finish_reason"]:
                 yield {**base, "choices": [choice]}
 
-    try:
-        async for out in stream:
-            last = out
-            for chunk in chunks_of(out):
-                yield chunk
-    finally:
-        await stream.aclose()
-    if include_usage and last is not None:
-        yield {**base, "choices": [], "usage": _usage(last)}
+    return _stream(stream, chunks_of, base, include_usage)
 
 
 def _completion_response(out: RequestOutput, rid: str, model: str, tokenizer, body: CompletionRequest,
@@ -458,11 +464,10 @@ def _completion_response(out: RequestOutput, rid: str, model: str, tokenizer, bo
             "usage": _usage(out)}
 
 
-async def _completion_chunks(stream, rid: str, model: str, body: CompletionRequest, include_usage: bool,
-                             rails: Guardrails) -> AsyncIterator[dict]:
+def _completion_chunks(stream, rid: str, model: str, body: CompletionRequest, include_usage: bool,
+                       rails: Guardrails) -> AsyncIterator[dict]:
     base = {"id": rid, "object": "text_completion", "created": int(time.time()), "model": model}
     filters: dict[int, OutputFilter] = {}
-    last = None
 
     def chunks_of(out: RequestOutput):
         for c in out.outputs:
@@ -475,12 +480,4 @@ async def _completion_chunks(stream, rid: str, model: str, body: CompletionReque
             if text or finish:
                 yield {**base, "choices": [{"index": c.index, "text": text, "finish_reason": finish, "logprobs": None}]}
 
-    try:
-        async for out in stream:
-            last = out
-            for chunk in chunks_of(out):
-                yield chunk
-    finally:
-        await stream.aclose()
-    if include_usage and last is not None:
-        yield {**base, "choices": [], "usage": _usage(last)}
+    return _stream(stream, chunks_of, base, include_usage)
