@@ -24,6 +24,8 @@ class Node:
     subgraph: Any = None  # a compiled graph used as this node
     is_async: bool = False
     wants_config: bool = False
+    input_schema: type | None = None  # the node sees only these keys (from its first parameter's type)
+    input_keys: frozenset[str] = frozenset()
 
 
 @dataclass(slots=True)
@@ -95,9 +97,13 @@ class StateGraph:
         retry_policy: RetryPolicy | Sequence[RetryPolicy] | None = None,
         cache_policy: CachePolicy | None = None,
         destinations: Sequence[str] | dict[str, str] | None = None,
+        input_schema: type | None = None,
     ) -> StateGraph:
         """Add a node: a function (sync or async) of the state — optionally also of the run config —
-        returning an update, a `Command`, or None; or a compiled graph, run as a subgraph."""
+        returning an update, a `Command`, or None; or a compiled graph, run as a subgraph.
+
+        A node whose first parameter is typed with another schema (or given `input_schema`) sees
+        only that schema's keys; its keys not in the state schema become private channels."""
         if action is None:
             if isinstance(node, str):
                 raise GraphValidationError(f"node {node!r} needs an action")
@@ -118,10 +124,22 @@ class StateGraph:
         policies = [retry_policy] if isinstance(retry_policy, RetryPolicy) or retry_policy is None else list(retry_policy)
         if not all(p is None or isinstance(p, RetryPolicy) for p in policies):
             raise GraphValidationError("retry_policy must be a RetryPolicy or a sequence of them")
+        if input_schema is None and subgraph is None:
+            input_schema = _first_parameter_schema(action)
+        if input_schema is self.state_schema:
+            input_schema = None
+        if input_schema is not None:
+            try:
+                node_channels = channels_of(input_schema)
+            except TypeError as exc:
+                raise GraphValidationError(f"node {node!r}: {exc}") from exc
+            for name, channel in node_channels.items():
+                self.channels.setdefault(name, channel)
         self.nodes[node] = Node(
             node, action, defer, retry_policy, cache_policy,
             tuple(destinations.values() if isinstance(destinations, dict) else destinations or ()),
             subgraph, subgraph is None and _is_async(action), subgraph is None and _takes_config(action),
+            input_schema, frozenset(channels_of(input_schema)) if input_schema is not None else frozenset(),
         )
         return self
 
@@ -234,6 +252,23 @@ class StateGraph:
 
 def _is_async(fn: Callable) -> bool:
     return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(getattr(fn, "__call__", None))
+
+
+def _first_parameter_schema(fn: Callable) -> type | None:
+    """The state schema a node function declares with its first parameter's type hint, if any."""
+    import dataclasses
+    import typing
+
+    from pydantic import BaseModel
+
+    try:
+        first = next(iter(inspect.signature(fn).parameters.values()), None)
+        hint = typing.get_type_hints(fn).get(first.name) if first is not None else None
+    except Exception:  # no signature, or hints that do not resolve: the node sees the whole state
+        return None
+    is_schema = isinstance(hint, type) and (
+        issubclass(hint, BaseModel) or dataclasses.is_dataclass(hint) or (issubclass(hint, dict) and hasattr(hint, "__annotations__")))
+    return hint if is_schema else None
 
 
 def _takes_config(fn: Callable) -> bool:

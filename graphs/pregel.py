@@ -593,7 +593,12 @@ class _Run:
             path = (kind, name) if kind != "push" else (kind, i, name)
             task = Task(_task_id(checkpoint.id, self.ns, path), kind, name, arg, path)
             if kind == "pull":
-                task.input = as_input(self.spec.state_schema, checkpoint.values)
+                node = self.spec.nodes.get(name)
+                if node is not None and node.input_schema is not None:
+                    values = {k: v for k, v in checkpoint.values.items() if k in node.input_keys}
+                    task.input = as_input(node.input_schema, values)
+                else:
+                    task.input = as_input(self.spec.state_schema, checkpoint.values)
             task.resume = list(self.resumes.get(task.id, ()))
             tasks.append(task)
         return tasks

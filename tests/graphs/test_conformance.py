@@ -664,6 +664,30 @@ def test_async_custom_stream_arrives_while_the_node_runs(lg):
     assert asyncio.run(collect()) == [("custom", "first"), ("custom", "second"), ("updates", {"talk": {"log": ["talk"]}})]
 
 
+class Private(TypedDict):  # module level: the hints below must resolve (this file uses string annotations)
+    secret: str
+
+
+class Overall(TypedDict, total=False):
+    x: int
+    log: Annotated[list, operator.add]
+
+
+def test_a_node_sees_only_the_keys_of_its_declared_input_schema(lg):
+    def a(state: Overall) -> Private:
+        return {"secret": f"s{state['x']}"}  # a key of b's schema only: a private channel
+
+    def b(state: Private):
+        return {"log": [f"b saw {sorted(state)} {state['secret']}"]}
+
+    g = lg.StateGraph(Overall)
+    g.add_node("a", a)
+    g.add_node("b", b)
+    g.add_edge(lg.START, "a")
+    g.add_edge("a", "b")
+    assert g.compile().invoke({"x": 1, "log": []}) == {"x": 1, "log": ["b saw ['secret'] s1"]}
+
+
 # deliberate differences (docs/graphs.md): we refuse input LangGraph silently accepts
 
 
