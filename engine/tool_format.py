@@ -154,15 +154,6 @@ def _split_docstring(doc: str) -> tuple[str, dict[str, str]]:
     return description, args
 
 
-def validate_arguments(spec: dict, arguments: str) -> dict:
-    """Parse a call's JSON arguments and validate them against its tool's schema (raises ValueError)."""
-    import jsonschema
-
-    args = json.loads(arguments)
-    jsonschema.validate(args, spec["function"]["parameters"])
-    return args
-
-
 # --- call formats ----------------------------------------------------------------------------
 
 

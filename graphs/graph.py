@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import inspect
+import typing
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .state import Channel, channels_of
+from .state import Channel, channels_of, is_state_schema
 from .types import END, START, CachePolicy, GraphValidationError, RetryPolicy
 
 _RESERVED = (":", "|")
@@ -256,19 +257,12 @@ def _is_async(fn: Callable) -> bool:
 
 def _first_parameter_schema(fn: Callable) -> type | None:
     """The state schema a node function declares with its first parameter's type hint, if any."""
-    import dataclasses
-    import typing
-
-    from pydantic import BaseModel
-
     try:
         first = next(iter(inspect.signature(fn).parameters.values()), None)
         hint = typing.get_type_hints(fn).get(first.name) if first is not None else None
     except Exception:  # no signature, or hints that do not resolve: the node sees the whole state
         return None
-    is_schema = isinstance(hint, type) and (
-        issubclass(hint, BaseModel) or dataclasses.is_dataclass(hint) or (issubclass(hint, dict) and hasattr(hint, "__annotations__")))
-    return hint if is_schema else None
+    return hint if is_state_schema(hint) else None
 
 
 def _takes_config(fn: Callable) -> bool:

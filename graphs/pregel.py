@@ -1028,19 +1028,11 @@ def _by_task(pending: list[tuple[str, str, Any]]) -> tuple[dict[str, list], dict
 def _update_dict(writes: list[tuple[str, Any]], channels: dict) -> dict | None:
     """A task's state writes as the `updates` stream shows them: {key: value}, or a list of values
     for a key written several times."""
-    update: dict[str, Any] = {}
+    grouped: dict[str, list] = {}
     for key, value in writes:
-        if key not in channels:
-            continue
-        if key in update:
-            update[key] = update[key] + [value] if isinstance(update[key], _Multi) else _Multi([update[key], value])
-        else:
-            update[key] = value
-    return {k: list(v) if isinstance(v, _Multi) else v for k, v in update.items()} or None
-
-
-class _Multi(list):
-    pass
+        if key in channels:
+            grouped.setdefault(key, []).append(value)
+    return {k: v[0] if len(v) == 1 else v for k, v in grouped.items()} or None
 
 
 def _initial_values(spec: GraphSpec) -> dict:

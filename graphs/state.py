@@ -33,17 +33,20 @@ class Channel:
 
 def channels_of(schema: type) -> dict[str, Channel]:
     """The channels of a TypedDict, dataclass or pydantic model class."""
-    if isinstance(schema, type) and issubclass(schema, BaseModel):
-        hints = {name: _with_metadata(f.annotation, f.metadata) for name, f in schema.model_fields.items()}
-    elif dataclasses.is_dataclass(schema) or _is_typeddict(schema):
-        hints = typing.get_type_hints(schema, include_extras=True)
-    else:
+    if not is_state_schema(schema):
         raise TypeError(f"a state schema must be a TypedDict, a dataclass or a pydantic model, got {schema!r}")
+    if issubclass(schema, BaseModel):
+        hints = {name: _with_metadata(f.annotation, f.metadata) for name, f in schema.model_fields.items()}
+    else:
+        hints = typing.get_type_hints(schema, include_extras=True)
     return {name: _channel(name, hint) for name, hint in hints.items()}
 
 
-def _is_typeddict(schema) -> bool:
-    return isinstance(schema, type) and issubclass(schema, dict) and hasattr(schema, "__annotations__")
+def is_state_schema(schema) -> bool:
+    """Whether `schema` is a class a state can be: a TypedDict, a dataclass or a pydantic model."""
+    return isinstance(schema, type) and (
+        issubclass(schema, BaseModel) or dataclasses.is_dataclass(schema)
+        or (issubclass(schema, dict) and hasattr(schema, "__annotations__")))
 
 
 def _with_metadata(annotation, metadata: list):

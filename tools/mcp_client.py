@@ -129,11 +129,10 @@ class _Connection:
                 raise MCPToolError(f"cannot reach MCP server {self.name!r}: {type(exc).__name__}: {exc}") from exc
             try:
                 return await asyncio.wait_for(call(client), self.timeout)
-            except MCPError as exc:
-                if exc.code == CONNECTION_CLOSED:  # the server went away: reconnect next time
+            except MCPError as exc:  # an answer from the server, unless it went away (reconnect next time)
+                if exc.code == CONNECTION_CLOSED:
                     await self.reset()
-                    raise MCPToolError(f"MCP server {self.name!r}: {exc}") from exc
-                raise MCPToolError(f"MCP server {self.name!r}: {exc}") from exc  # an answer: the session is fine
+                raise MCPToolError(f"MCP server {self.name!r}: {exc}") from exc
             except asyncio.TimeoutError as exc:
                 raise MCPToolError(f"MCP server {self.name!r} did not answer within {self.timeout:g} s") from exc
             except Exception as exc:  # the connection broke: reconnect next time

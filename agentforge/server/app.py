@@ -24,7 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from agentforge.engine import ContextLengthError, EngineError, InvalidRequestError, RequestOutput
 
 from .config import ServerConfig
-from .guards import Guardrails, OutputFilter, RateLimiter, check_api_key
+from .guards import Guardrails, RateLimiter, StreamGuard, check_api_key
 from .metrics import Metrics
 from .routing import EMBEDDED, Router, Upstream
 from .schemas import ChatCompletionRequest, CompletionRequest
@@ -278,7 +278,7 @@ async def _proxy(upstream: Upstream, path: str, body, model: str, rails: Guardra
         return JSONResponse(data, headers=headers)
 
     async def chunks():
-        filters: dict[int, OutputFilter] = {}
+        guard = StreamGuard(rails)
         try:
             async for line in response.aiter_lines():
                 if not line.startswith("data: ") or line == "data: [DONE]":
@@ -288,9 +288,10 @@ async def _proxy(upstream: Upstream, path: str, body, model: str, rails: Guardra
                 for choice in chunk.get("choices", []):
                     holder = choice.get("delta") or choice
                     key = "content" if "delta" in choice else "text"
-                    if rails.active and isinstance(holder.get(key), str):
-                        f = filters.setdefault(choice.get("index", 0), OutputFilter(rails))
-                        holder[key] = f.feed(holder[key], final=bool(choice.get("finish_reason")))
+                    if isinstance(holder.get(key), str):
+                        finish = choice.get("finish_reason")
+                        holder[key], choice["finish_reason"] = guard.apply(choice.get("index", 0), holder[key],
+                                                                           finish, final=bool(finish))
                 yield chunk
         finally:
             await response.aclose()
@@ -408,7 +409,7 @@ def _chat_chunks(stream, rid: str, model: str, tokenizer, body: ChatCompletionRe
     base = {"id": rid, "object": "chat.completion.chunk", "created": created, "model": model}
     sent_role: set[int] = set()
     logprob_counts: dict[int, int] = {}
-    filters: dict[int, OutputFilter] = {}
+    guard = StreamGuard(rails)
     texts: dict[int, str] = {}
 
     def chunks_of(out: RequestOutput):
@@ -418,13 +419,7 @@ def _chat_chunks(stream, rid: str, model: str, tokenizer, body: ChatCompletionRe
                 sent_role.add(c.index)
                 delta["role"] = "assistant"
                 delta["content"] = ""
-            text = c.delta
-            finish = _finish_reason(c)
-            if rails.active:
-                f = filters.setdefault(c.index, OutputFilter(rails))
-                text = f.feed(c.delta, final=c.finished)
-                if f.blocked and finish:
-                    finish = "content_filter"
+            text, finish = guard.apply(c.index, c.delta, _finish_reason(c), final=c.finished)
             if text:
                 delta["content"] = text
                 texts[c.index] = texts.get(c.index, "") + text
@@ -467,16 +462,11 @@ def _completion_response(out: RequestOutput, rid: str, model: str, tokenizer, bo
 def _completion_chunks(stream, rid: str, model: str, body: CompletionRequest, include_usage: bool,
                        rails: Guardrails) -> AsyncIterator[dict]:
     base = {"id": rid, "object": "text_completion", "created": int(time.time()), "model": model}
-    filters: dict[int, OutputFilter] = {}
+    guard = StreamGuard(rails)
 
     def chunks_of(out: RequestOutput):
         for c in out.outputs:
-            text, finish = c.delta, _finish_reason(c)
-            if rails.active:
-                f = filters.setdefault(c.index, OutputFilter(rails))
-                text = f.feed(c.delta, final=c.finished)
-                if f.blocked and finish:
-                    finish = "content_filter"
+            text, finish = guard.apply(c.index, c.delta, _finish_reason(c), final=c.finished)
             if text or finish:
                 yield {**base, "choices": [{"index": c.index, "text": text, "finish_reason": finish, "logprobs": None}]}
 

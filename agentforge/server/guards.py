@@ -130,3 +130,18 @@ class OutputFilter:
             ready = self.sent + ready[len(self.sent):]
         out, self.sent = ready[len(self.sent):], ready
         return out
+
+
+class StreamGuard:
+    """Output guardrails for every choice of one streamed answer (an `OutputFilter` per choice)."""
+
+    def __init__(self, rails: Guardrails) -> None:
+        self.rails, self.filters = rails, {}
+
+    def apply(self, index: int, delta: str, finish_reason: str | None, final: bool) -> tuple[str, str | None]:
+        """The delta to send and the finish reason ("content_filter" once the answer was withheld)."""
+        if not self.rails.active:
+            return delta, finish_reason
+        f = self.filters.setdefault(index, OutputFilter(self.rails))
+        text = f.feed(delta, final=final)
+        return text, "content_filter" if f.blocked and finish_reason else finish_reason
