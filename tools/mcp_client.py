@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import inspect
 import re
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import mcp.types as types
 from mcp import Client, StdioServerParameters
 from mcp.shared.exceptions import MCPError
 from mcp_types.jsonrpc import CONNECTION_CLOSED
@@ -38,11 +40,14 @@ class StdioServer:
 
 @dataclass(slots=True)
 class HttpServer:
-    """An MCP server at `url`: streamable HTTP (default) or the legacy HTTP+SSE transport."""
+    """An MCP server at `url`: streamable HTTP (default) or the legacy HTTP+SSE transport.
+    `auth` is an `httpx2.Auth`, e.g. the SDK's `mcp.client.auth.OAuthClientProvider` for servers
+    behind OAuth."""
 
     url: str
     headers: dict[str, str] = field(default_factory=dict)
     transport: str = "streamable-http"  # or "sse"
+    auth: Any = None
 
 
 ServerSpec = StdioServer | HttpServer | str
@@ -56,8 +61,8 @@ class _Connection:
     """One server's session, owned by one task on the client's loop (the SDK's contexts must be
     entered and left by the same task); requests may come from any task on that loop."""
 
-    def __init__(self, name: str, spec: ServerSpec, timeout: float) -> None:
-        self.name, self.spec, self.timeout = name, spec, timeout
+    def __init__(self, name: str, spec: ServerSpec, timeout: float, options: dict[str, Any]) -> None:
+        self.name, self.spec, self.timeout, self.options = name, spec, timeout, options
         self.client: Client | None = None
         self.ready: asyncio.Future | None = None
         self.stop: asyncio.Event | None = None
@@ -72,18 +77,18 @@ class _Connection:
         if spec.transport == "sse":
             from mcp.client.sse import sse_client
 
-            return sse_client(spec.url, headers=spec.headers or None, timeout=self.timeout)
-        if spec.headers:
+            return sse_client(spec.url, headers=spec.headers or None, timeout=self.timeout, auth=spec.auth)
+        if spec.headers or spec.auth is not None:
             import httpx2
             from mcp.client.streamable_http import streamable_http_client
 
-            http = httpx2.AsyncClient(headers=spec.headers, timeout=httpx2.Timeout(self.timeout, read=300))
+            http = httpx2.AsyncClient(headers=spec.headers, auth=spec.auth, timeout=httpx2.Timeout(self.timeout, read=300))
             return streamable_http_client(spec.url, http_client=http)
         return spec.url
 
     async def _own(self) -> None:
         try:
-            async with Client(self._transport(), read_timeout_seconds=self.timeout) as client:
+            async with Client(self._transport(), read_timeout_seconds=self.timeout, **self.options) as client:
                 self.client = client
                 self.ready.set_result(client)
                 await self.stop.wait()
@@ -148,9 +153,18 @@ class MCPClient:
     >>> with MCPClient({"time": StdioServer("mcp-server-time"), "docs": "http://127.0.0.1:8765/mcp"}) as mcp:
     ...     tools = mcp.get_tools()            # for ToolNode / the engine's tools=
     ...     mcp.call_tool("time", "get_current_time", {"timezone": "UTC"})
+
+    Servers may ask the client for input while a call runs; the client can answer when given
+    `elicitation(params) -> types.ElicitResult` (ask the user), `sampling(params) ->
+    types.CreateMessageResult` (run an LLM) and `roots` (the URIs it works in). Callbacks may be
+    sync or async; without them the client declares no such capability. `mode` picks the protocol:
+    "auto" (2026-07-28 when the server speaks it, else the 2025-11-25 handshake), "legacy" or
+    "2026-07-28".
     """
 
-    def __init__(self, servers: Mapping[str, ServerSpec], *, prefix: bool = True, timeout: float = 30.0) -> None:
+    def __init__(self, servers: Mapping[str, ServerSpec], *, prefix: bool = True, timeout: float = 30.0,
+                 elicitation: Callable[[Any], Any] | None = None, sampling: Callable[[Any], Any] | None = None,
+                 roots: Sequence[str] | None = None, mode: str = "auto") -> None:
         if not servers:
             raise ValueError("MCPClient needs at least one server")
         for name, spec in servers.items():
@@ -162,7 +176,10 @@ class MCPClient:
             raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
         self.prefix = prefix
         self.timeout = float(timeout)
-        self.connections = {name: _Connection(name, spec, self.timeout) for name, spec in servers.items()}
+        if mode not in ("auto", "legacy", "2026-07-28"):
+            raise ValueError(f"mode must be 'auto', 'legacy' or '2026-07-28', got {mode!r}")
+        options = _callbacks(elicitation, sampling, roots) | {"mode": mode}
+        self.connections = {name: _Connection(name, spec, self.timeout, options) for name, spec in servers.items()}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
 
@@ -295,6 +312,26 @@ class MCPClient:
         """A prompt's messages as chat messages (role and text)."""
         result = self._run(self._connection(server).request(lambda c: c.get_prompt(name, arguments or {}), retry=True))
         return [{"role": m.role, "content": _content_text([m.content])} for m in result.messages]
+
+
+def _callbacks(elicitation, sampling, roots) -> dict[str, Any]:
+    """The SDK `Client`'s callbacks for what the client can answer (their context argument dropped)."""
+    for name, value in (("elicitation", elicitation), ("sampling", sampling)):
+        if value is not None and not callable(value):
+            raise ValueError(f"{name} must be a callable, got {value!r}")
+    callbacks: dict[str, Any] = {}
+    if elicitation is not None:
+        callbacks["elicitation_callback"] = lambda ctx, params: _maybe_await(elicitation(params))
+    if sampling is not None:
+        callbacks["sampling_callback"] = lambda ctx, params: _maybe_await(sampling(params))
+    if roots is not None:
+        listed = types.ListRootsResult(roots=[types.Root(uri=str(uri)) for uri in roots])
+        callbacks["list_roots_callback"] = lambda ctx: _maybe_await(listed)
+    return callbacks
+
+
+async def _maybe_await(value: Any) -> Any:
+    return await value if inspect.isawaitable(value) else value
 
 
 async def _resources(client: Client) -> list:

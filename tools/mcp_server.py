@@ -1,73 +1,121 @@
 """Serving tools over MCP (official `mcp` SDK, low-level server): any `Tool`s, compiled graphs as
-tools, resources and prompts, over stdio or streamable HTTP (optionally behind a bearer token).
+tools, resources (static and URI templates, text or binary, with subscriptions), prompts and
+completions, over stdio or streamable HTTP (optionally behind a bearer token).
 
-The same server speaks the stateless 2026-07-28 protocol and the 2025-11-25 handshake era.
+The same server speaks the stateless 2026-07-28 protocol and the 2025-11-25 handshake era. What a
+tool can do while it runs — progress, logs, asking the client — is in `mcp_context`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextvars
+import base64
 import hmac
+import inspect
 import json
+import re
+import warnings
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import mcp.types as types
-from mcp.server.lowlevel import Server
-from mcp.shared.exceptions import MCPError
+from mcp.server.caching import CacheHint
+from mcp.server.lowlevel import NotificationOptions, Server
+from mcp.server.request_state import RequestStateBoundary, RequestStateSecurity
+from mcp.server.subscriptions import (
+    InMemorySubscriptionBus,
+    ListenHandler,
+    PromptsListChanged,
+    ResourceUpdated,
+    ToolsListChanged,
+)
+from mcp.shared.exceptions import MCPDeprecationWarning, MCPError
 
+from .mcp_context import (
+    LOG_LEVEL_KEY,
+    Elicit,
+    ListRoots,
+    Sample,
+    ask,
+    client_connection,
+    client_supports,
+    is_stateless,
+    log,
+    report_progress,
+    serve_request,
+)
 from .tool import Tool, _as_text, as_tool
 
+__all__ = ["BearerAuth", "Elicit", "ListRoots", "MCPToolServer", "Prompt", "Resource", "ResourceTemplate", "Sample",
+           "ask", "client_supports", "graph_tool", "log", "report_progress"]
+
 INVALID_PARAMS = -32602
+RESOURCE_NOT_FOUND = -32002
+MAX_COMPLETIONS = 100
+_CONTENT_BLOCKS = (types.TextContent, types.ImageContent, types.AudioContent, types.EmbeddedResource,
+                   types.ResourceLink)
 
 
 @dataclass(slots=True)
 class Resource:
-    """A readable document: `read()` returns its text (called on every read)."""
+    """A readable document: `read()` returns its text, or bytes for binary content (called on
+    every read; it may be async and may ask the client)."""
 
     uri: str
     name: str
-    read: Callable[[], str]
+    read: Callable[[], Any]
     description: str = ""
     mime_type: str = "text/plain"
 
 
 @dataclass(slots=True)
-class Prompt:
-    """A prompt template: `render(**arguments)` returns the user message text."""
+class ResourceTemplate:
+    """A family of resources, `uri_template` with `{variables}` (RFC 6570, level 1: a variable
+    matches one path segment); `read(**variables)` returns text or bytes. `complete(variable,
+    prefix)` may suggest values for a variable."""
 
+    uri_template: str
     name: str
-    render: Callable[..., str]
+    read: Callable[..., Any]
     description: str = ""
-    arguments: list[tuple[str, str, bool]] = field(default_factory=list)  # (name, description, required)
+    mime_type: str = "text/plain"
+    complete: Callable[[str, str], list[str]] | None = None
+    pattern: re.Pattern = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        parts = re.split(r"\{([A-Za-z_][A-Za-z0-9_]*)\}", self.uri_template)
+        if len(parts) == 1:
+            raise ValueError(f"resource template {self.uri_template!r} has no {{variable}}")
+        regex = "".join(re.escape(p) if i % 2 == 0 else f"(?P<{p}>[^/]+)" for i, p in enumerate(parts))
+        self.pattern = re.compile(regex)
+
+    def match(self, uri: str) -> dict[str, str] | None:
+        found = self.pattern.fullmatch(uri)
+        return found.groupdict() if found else None
 
 
 @dataclass(slots=True)
-class _Progress:
-    loop: asyncio.AbstractEventLoop
-    ctx: Any
+class Prompt:
+    """A prompt template: `render(**arguments)` returns the user message text, or a list of
+    messages — each a string (user text), an MCP content block, a `types.PromptMessage` or a
+    `{"role", "content"}` dict. It may be async and may ask the client. `complete(argument,
+    prefix)` may suggest argument values."""
+
+    name: str
+    render: Callable[..., Any]
+    description: str = ""
+    arguments: list[tuple[str, str, bool]] = field(default_factory=list)  # (name, description, required)
+    complete: Callable[[str, str], list[str]] | None = None
 
 
-_progress: contextvars.ContextVar[_Progress | None] = contextvars.ContextVar("agentforge_mcp_progress", default=None)
+class _Server(Server):
+    """The SDK's low-level server, advertising the list changes MCPToolServer sends (2025-11-25)."""
 
-
-def report_progress(progress: float, total: float | None = None, message: str | None = None) -> None:
-    """Inside a tool served over MCP: send a progress notification to the caller (if it asked for
-    them). Works from sync tools (worker threads) and async ones; a no-op anywhere else."""
-    current = _progress.get()
-    if current is None:
-        return
-    coro = current.ctx.session.report_progress(progress, total, message)
-    try:
-        running = asyncio.get_running_loop()
-    except RuntimeError:
-        running = None
-    if running is current.loop:
-        running.create_task(coro)
-    else:
-        asyncio.run_coroutine_threadsafe(coro, current.loop).result(timeout=10)
+    def create_initialization_options(self, notification_options=None, *args, **kwargs):
+        changes = notification_options or NotificationOptions(prompts_changed=True, tools_changed=True)
+        return super().create_initialization_options(changes, *args, **kwargs)
 
 
 def graph_tool(graph, name: str, description: str = "", *, timeout: float | None = 600.0) -> Tool:
@@ -91,11 +139,17 @@ def graph_tool(graph, name: str, description: str = "", *, timeout: float | None
 
 
 class MCPToolServer:
-    """An MCP server for `Tool`s (and functions, and graphs via `graph_tool`), resources and prompts.
+    """An MCP server for `Tool`s (and functions, and graphs via `graph_tool`), resources, resource
+    templates and prompts.
 
     >>> server = MCPToolServer("calculator", [calculate])
     >>> server.run()                       # stdio
     >>> server.run("http", port=8765, token="s3cret")
+
+    A tool returns text, data (sent as JSON text and as structured content) or MCP content
+    blocks (`types.ImageContent`, ...). List results carry a cache hint of `list_ttl` seconds.
+    `state_keys` seal the 2026-07-28 `requestState` (the first key seals, all unseal); without
+    them a random per-process key does, which is right unless several workers serve one URL.
     """
 
     def __init__(
@@ -103,44 +157,93 @@ class MCPToolServer:
         name: str,
         tools: Sequence[Tool | Callable] = (),
         *,
-        resources: Sequence[Resource] = (),
+        resources: Sequence[Resource | ResourceTemplate] = (),
         prompts: Sequence[Prompt] = (),
         instructions: str | None = None,
         version: str | None = None,
+        list_ttl: float = 60.0,
+        state_keys: Sequence[str | bytes] | None = None,
     ) -> None:
         from agentforge import __version__
 
         self.tools = {t.name: t for t in (as_tool(x) for x in tools)}
-        self.resources = {r.uri: r for r in resources}
+        self.resources = {r.uri: r for r in resources if isinstance(r, Resource)}
+        self.templates = {r.uri_template: r for r in resources if isinstance(r, ResourceTemplate)}
         self.prompts = {p.name: p for p in prompts}
-        if len(self.tools) != len(tools) or len(self.resources) != len(resources) or len(self.prompts) != len(prompts):
-            raise ValueError("tool names, resource URIs and prompt names must be unique")
-        handlers: dict[str, Any] = {"on_list_tools": self._list_tools, "on_call_tool": self._call_tool}
-        if self.resources:
-            handlers |= {"on_list_resources": self._list_resources, "on_read_resource": self._read_resource}
-        if self.prompts:
-            handlers |= {"on_list_prompts": self._list_prompts, "on_get_prompt": self._get_prompt}
-        self.server = Server(name, version=version or __version__, instructions=instructions, **handlers)
+        if (len(self.tools) != len(tools) or len(self.resources) + len(self.templates) != len(resources)
+                or len(self.prompts) != len(prompts)):
+            raise ValueError("tool names, resource URIs and templates and prompt names must be unique")
+        if list_ttl < 0:
+            raise ValueError(f"list_ttl must be >= 0 seconds, got {list_ttl!r}")
+        self.bus = InMemorySubscriptionBus()
+        self._subscribers: dict[str, weakref.WeakSet] = {}  # resource URI -> 2025-11-25 connections
+        self._listers = {"tools": weakref.WeakSet(), "prompts": weakref.WeakSet()}  # told when their list changes
+        handlers: dict[str, Any] = {
+            "on_list_tools": self._list_tools, "on_call_tool": self._call_tool,
+            "on_list_prompts": self._list_prompts, "on_get_prompt": self._get_prompt,
+            "on_list_resources": self._list_resources, "on_read_resource": self._read_resource,
+            "on_list_resource_templates": self._list_templates,
+            "on_subscribe_resource": self._subscribe, "on_unsubscribe_resource": self._unsubscribe,
+            "on_completion": self._complete, "on_set_logging_level": self._set_logging_level,
+            "on_subscriptions_listen": ListenHandler(self.bus)}
+        listed = CacheHint(ttl_ms=round(list_ttl * 1000), scope="public")
+        hints = {m: listed for m in ("tools/list", "prompts/list", "resources/list", "resources/templates/list")}
+        with warnings.catch_warnings():  # logging is deprecated in 2026-07-28, still part of 2025-11-25
+            warnings.simplefilter("ignore", MCPDeprecationWarning)
+            self.server = _Server(name, version=version or __version__, instructions=instructions,
+                                 cache_hints=hints | {"resources/read": CacheHint(ttl_ms=0)}, **handlers)
+        security = RequestStateSecurity(keys=list(state_keys)) if state_keys else RequestStateSecurity.ephemeral()
+        self.server.middleware.append(RequestStateBoundary(security, default_audience=name))
 
-    # --- handlers -----------------------------------------------------------------------
+    # --- tools --------------------------------------------------------------------------
+
+    async def add_tool(self, tool: Tool | Callable) -> None:
+        """Serve one more tool (replacing one of the same name); clients are told the list changed."""
+        tool = as_tool(tool)
+        self.tools[tool.name] = tool
+        await self._list_changed("tools")
+
+    async def remove_tool(self, name: str) -> None:
+        """Stop serving tool `name`; clients are told the list changed."""
+        if self.tools.pop(name, None) is None:
+            raise ValueError(f"no tool named {name!r}")
+        await self._list_changed("tools")
+
+    async def _list_changed(self, kind: str) -> None:
+        for connection in list(self._listers[kind]):  # 2025-11-25: the clients that listed them
+            try:
+                await getattr(connection, f"send_{kind[:-1]}_list_changed")()
+            except Exception:  # a client that went away is not the others' problem
+                self._listers[kind].discard(connection)
+        await self.bus.publish(ToolsListChanged() if kind == "tools" else PromptsListChanged())  # 2026-07-28 listeners
 
     async def _list_tools(self, ctx, params) -> types.ListToolsResult:
+        self._listers["tools"].add(client_connection(ctx))
         return types.ListToolsResult(tools=[
             types.Tool(name=t.name, description=t.description, input_schema=t.parameters) for t in self.tools.values()
         ])
 
-    async def _call_tool(self, ctx, params: types.CallToolRequestParams) -> types.CallToolResult:
+    async def _call_tool(self, ctx, params: types.CallToolRequestParams):
         tool = self.tools.get(params.name)
         if tool is None:
             raise MCPError(INVALID_PARAMS, f"Unknown tool: {params.name}")
-        token = _progress.set(_Progress(asyncio.get_running_loop(), ctx))
-        try:
-            result = await tool.ainvoke(params.arguments or {})
-        finally:
-            _progress.reset(token)
+        return await serve_request(ctx, params, lambda: self._run_tool(tool, params.arguments or {}))
+
+    @staticmethod
+    async def _run_tool(tool: Tool, arguments: dict) -> types.CallToolResult:
+        result = await tool.ainvoke(arguments)
+        blocks = result.data if isinstance(result.data, list) else [result.data]
+        if not result.is_error and blocks and all(isinstance(b, _CONTENT_BLOCKS) for b in blocks):
+            return types.CallToolResult(content=blocks)
         structured = result.data if isinstance(result.data, dict) and not result.is_error else None
         return types.CallToolResult(content=[types.TextContent(type="text", text=result.content)],
                                     structured_content=_jsonable(structured), is_error=result.is_error)
+
+    async def _set_logging_level(self, ctx, params: types.SetLevelRequestParams) -> types.EmptyResult:
+        client_connection(ctx).state[LOG_LEVEL_KEY] = params.level
+        return types.EmptyResult()
+
+    # --- resources ----------------------------------------------------------------------
 
     async def _list_resources(self, ctx, params) -> types.ListResourcesResult:
         return types.ListResourcesResult(resources=[
@@ -148,22 +251,76 @@ class MCPToolServer:
             for r in self.resources.values()
         ])
 
-    async def _read_resource(self, ctx, params: types.ReadResourceRequestParams) -> types.ReadResourceResult:
-        resource = self.resources.get(str(params.uri))
-        if resource is None:
-            raise MCPError(-32002, f"Resource not found: {params.uri}")
-        text = await asyncio.to_thread(resource.read)
-        return types.ReadResourceResult(contents=[
-            types.TextResourceContents(uri=resource.uri, mime_type=resource.mime_type, text=text)])
+    async def _list_templates(self, ctx, params) -> types.ListResourceTemplatesResult:
+        return types.ListResourceTemplatesResult(resource_templates=[
+            types.ResourceTemplate(uri_template=t.uri_template, name=t.name, description=t.description,
+                                   mime_type=t.mime_type)
+            for t in self.templates.values()
+        ])
+
+    async def _read_resource(self, ctx, params: types.ReadResourceRequestParams):
+        uri = str(params.uri)
+        resource = self.resources.get(uri)
+        if resource is not None:
+            read, variables, mime_type = resource.read, {}, resource.mime_type
+        else:
+            found = next(((t, v) for t in self.templates.values() if (v := t.match(uri)) is not None), None)
+            if found is None:
+                code = INVALID_PARAMS if is_stateless(ctx) else RESOURCE_NOT_FOUND  # SEP-2164 moved it
+                raise MCPError(code, f"Resource not found: {uri}", data={"uri": uri})
+            template, variables = found
+            read, mime_type = template.read, template.mime_type
+
+        async def run() -> types.ReadResourceResult:
+            content = await _call(read, **variables)
+            if isinstance(content, (bytes, bytearray)):
+                part = types.BlobResourceContents(uri=uri, mime_type=mime_type, blob=base64.b64encode(content).decode())
+            else:
+                part = types.TextResourceContents(uri=uri, mime_type=mime_type, text=_as_text(content))
+            return types.ReadResourceResult(contents=[part])
+
+        return await serve_request(ctx, params, run)
+
+    async def _subscribe(self, ctx, params: types.SubscribeRequestParams) -> types.EmptyResult:
+        self._subscribers.setdefault(str(params.uri), weakref.WeakSet()).add(client_connection(ctx))
+        return types.EmptyResult()
+
+    async def _unsubscribe(self, ctx, params: types.UnsubscribeRequestParams) -> types.EmptyResult:
+        self._subscribers.get(str(params.uri), weakref.WeakSet()).discard(client_connection(ctx))
+        return types.EmptyResult()
+
+    async def notify_resource_updated(self, uri: str) -> None:
+        """Tell the clients that subscribed to `uri` (2025-11-25) or listen for it (2026-07-28)
+        that it changed."""
+        for connection in list(self._subscribers.get(uri, ())):
+            try:
+                await connection.send_resource_updated(uri)
+            except Exception:  # a client that went away is not the other subscribers' problem
+                self._subscribers[uri].discard(connection)
+        await self.bus.publish(ResourceUpdated(uri=uri))
+
+    # --- prompts and completions --------------------------------------------------------
+
+    async def add_prompt(self, prompt: Prompt) -> None:
+        """Serve one more prompt (replacing one of the same name); clients are told the list changed."""
+        self.prompts[prompt.name] = prompt
+        await self._list_changed("prompts")
+
+    async def remove_prompt(self, name: str) -> None:
+        """Stop serving prompt `name`; clients are told the list changed."""
+        if self.prompts.pop(name, None) is None:
+            raise ValueError(f"no prompt named {name!r}")
+        await self._list_changed("prompts")
 
     async def _list_prompts(self, ctx, params) -> types.ListPromptsResult:
+        self._listers["prompts"].add(client_connection(ctx))
         return types.ListPromptsResult(prompts=[
             types.Prompt(name=p.name, description=p.description, arguments=[
                 types.PromptArgument(name=n, description=d, required=r) for n, d, r in p.arguments])
             for p in self.prompts.values()
         ])
 
-    async def _get_prompt(self, ctx, params: types.GetPromptRequestParams) -> types.GetPromptResult:
+    async def _get_prompt(self, ctx, params: types.GetPromptRequestParams):
         prompt = self.prompts.get(params.name)
         if prompt is None:
             raise MCPError(INVALID_PARAMS, f"Unknown prompt: {params.name}")
@@ -171,9 +328,24 @@ class MCPToolServer:
         missing = [n for n, _, required in prompt.arguments if required and n not in arguments]
         if missing:
             raise MCPError(INVALID_PARAMS, f"Missing required arguments for prompt {prompt.name!r}: {', '.join(missing)}")
-        text = prompt.render(**arguments)
-        return types.GetPromptResult(description=prompt.description, messages=[
-            types.PromptMessage(role="user", content=types.TextContent(type="text", text=text))])
+        unknown = set(arguments) - {n for n, _, _ in prompt.arguments}
+        if unknown:
+            raise MCPError(INVALID_PARAMS, f"Unknown arguments for prompt {prompt.name!r}: {', '.join(sorted(unknown))}")
+
+        async def run() -> types.GetPromptResult:
+            messages = _prompt_messages(await _call(prompt.render, **arguments))
+            return types.GetPromptResult(description=prompt.description, messages=messages)
+
+        return await serve_request(ctx, params, run)
+
+    async def _complete(self, ctx, params: types.CompleteRequestParams) -> types.CompleteResult:
+        ref = params.ref
+        owner = self.prompts.get(ref.name) if ref.type == "ref/prompt" else self.templates.get(ref.uri)
+        if owner is None:
+            raise MCPError(INVALID_PARAMS, f"Nothing to complete for {ref.model_dump(exclude_none=True)}")
+        values = list(owner.complete(params.argument.name, params.argument.value)) if owner.complete else []
+        return types.CompleteResult(completion=types.Completion(
+            values=values[:MAX_COMPLETIONS], total=len(values), has_more=len(values) > MAX_COMPLETIONS))
 
     # --- transports ---------------------------------------------------------------------
 
@@ -183,9 +355,11 @@ class MCPToolServer:
         async with stdio_server() as (read, write):
             await self.server.run(read, write, self.server.create_initialization_options())
 
-    def http_app(self, *, token: str | None = None, path: str = "/mcp"):
-        """The streamable-HTTP ASGI app; with `token`, every request needs `Authorization: Bearer <token>`."""
-        app = self.server.streamable_http_app(streamable_http_path=path)
+    def http_app(self, *, token: str | None = None, path: str = "/mcp", host: str = "127.0.0.1"):
+        """The streamable-HTTP ASGI app; with `token`, every request needs `Authorization: Bearer
+        <token>`. Served on a loopback `host`, requests naming another Host or Origin are refused
+        (DNS rebinding protection)."""
+        app = self.server.streamable_http_app(streamable_http_path=path, host=host)
         return app if token is None else BearerAuth(app, token)
 
     def run(self, transport: str = "stdio", *, host: str = "127.0.0.1", port: int = 8765, token: str | None = None,
@@ -198,7 +372,7 @@ class MCPToolServer:
         elif transport == "http":
             import uvicorn
 
-            uvicorn.run(self.http_app(token=token, path=path), host=host, port=port, log_level="warning")
+            uvicorn.run(self.http_app(token=token, path=path, host=host), host=host, port=port, log_level="warning")
         else:
             raise ValueError(f"unknown transport {transport!r}; use 'stdio' or 'http'")
 
@@ -243,6 +417,29 @@ def _input_schema(schema: type) -> dict:
     required = getattr(schema, "__required_keys__", set(hints))
     fields = {k: (hint, ... if k in required else None) for k, hint in hints.items()}
     return model_parameters(create_model(schema.__name__, **fields))
+
+
+async def _call(fn: Callable[..., Any], **kwargs: Any) -> Any:
+    """Call a resource reader or prompt renderer: async ones are awaited, sync ones run in a worker thread."""
+    if inspect.iscoroutinefunction(fn):
+        return await fn(**kwargs)
+    return await asyncio.to_thread(fn, **kwargs)
+
+
+def _prompt_messages(value: Any) -> list[types.PromptMessage]:
+    items = value if isinstance(value, list) else [value]
+    messages = []
+    for item in items:
+        if isinstance(item, types.PromptMessage):
+            messages.append(item)
+            continue
+        role, content = "user", item
+        if isinstance(item, dict):
+            role, content = item.get("role", "user"), item.get("content", "")
+        if not isinstance(content, _CONTENT_BLOCKS):
+            content = types.TextContent(type="text", text=_as_text(content))
+        messages.append(types.PromptMessage(role=role, content=content))
+    return messages
 
 
 def _jsonable(value: Any) -> Any:

@@ -1,8 +1,10 @@
-"""Helpers for the MCP tests: a free port, and our MCP server on uvicorn in a thread."""
+"""Helpers for the MCP tests: a free port, our MCP server on uvicorn in a thread, and server processes."""
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
 import threading
 import time
 
@@ -55,3 +57,31 @@ def serve_http():
     yield start
     for http in started:
         http.stop()
+
+
+@pytest.fixture(scope="module")
+def spawn():
+    """Start server processes listening on a free port: `spawn(argv, env)` with "{port}" in argv or
+    env replaced, returns `(process, port)` once the port accepts connections; all are stopped
+    after the module."""
+    started = []
+
+    def start(argv: list[str], env: dict[str, str] | None = None) -> tuple[subprocess.Popen, int]:
+        port = free_port()
+        fill = {k: v.replace("{port}", str(port)) for k, v in (env or {}).items()}
+        proc = subprocess.Popen([a.replace("{port}", str(port)) for a in argv], env={**os.environ, **fill},
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        started.append(proc)
+        deadline = time.time() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                return proc, port
+            except OSError:
+                assert time.time() < deadline and proc.poll() is None, f"{argv[0]} did not start listening"
+                time.sleep(0.1)
+
+    yield start
+    for proc in started:
+        proc.terminate()
+        proc.wait(timeout=10)

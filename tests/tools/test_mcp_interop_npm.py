@@ -5,9 +5,6 @@ over HTTP through our server re-serving its tools."""
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -25,26 +22,6 @@ def installed():
         if os.environ.get("CI"):
             pytest.fail("the npm MCP servers are missing; `make mcp-peers` installs them")
         pytest.skip("run `make mcp-peers` to install the npm MCP reference servers")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_everything(mode: str):
-    port = free_port()
-    proc = subprocess.Popen([str(EVERYTHING), mode], env={**os.environ, "PORT": str(port)},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 30
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return proc, port
-        except OSError:
-            assert time.time() < deadline and proc.poll() is None, f"server-everything {mode} did not start"
-            time.sleep(0.1)
 
 
 def exercise_everything(mcp: MCPClient) -> None:
@@ -70,14 +47,10 @@ def test_server_everything_over_stdio():
 
 
 @pytest.mark.parametrize("mode, transport, path", [("streamableHttp", "streamable-http", "/mcp"), ("sse", "sse", "/sse")])
-def test_server_everything_over_http(mode, transport, path):
-    proc, port = start_everything(mode)
-    try:
-        with MCPClient({"ev": HttpServer(f"http://127.0.0.1:{port}{path}", transport=transport)}) as mcp:
-            exercise_everything(mcp)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+def test_server_everything_over_http(mode, transport, path, spawn):
+    _, port = spawn([str(EVERYTHING), mode], env={"PORT": "{port}"})
+    with MCPClient({"ev": HttpServer(f"http://127.0.0.1:{port}{path}", transport=transport)}) as mcp:
+        exercise_everything(mcp)
 
 
 def test_server_filesystem_over_stdio_and_re_served_over_http(tmp_path, serve_http):
