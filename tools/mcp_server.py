@@ -8,16 +8,12 @@ tool can do while it runs — progress, logs, asking the client — is in `mcp_c
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hmac
-import inspect
 import json
-import re
 import warnings
 import weakref
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import mcp.types as types
@@ -33,6 +29,7 @@ from mcp.server.subscriptions import (
 )
 from mcp.shared.exceptions import MCPDeprecationWarning, MCPError
 
+from .mcp_content import CONTENT_BLOCKS, Prompt, Resource, ResourceTemplate, call_maybe_async, prompt_messages
 from .mcp_context import (
     LOG_LEVEL_KEY,
     Elicit,
@@ -54,62 +51,6 @@ __all__ = ["BearerAuth", "Elicit", "ListRoots", "MCPToolServer", "Prompt", "Reso
 INVALID_PARAMS = -32602
 RESOURCE_NOT_FOUND = -32002
 MAX_COMPLETIONS = 100
-_CONTENT_BLOCKS = (types.TextContent, types.ImageContent, types.AudioContent, types.EmbeddedResource,
-                   types.ResourceLink)
-
-
-@dataclass(slots=True)
-class Resource:
-    """A readable document: `read()` returns its text, or bytes for binary content (called on
-    every read; it may be async and may ask the client)."""
-
-    uri: str
-    name: str
-    read: Callable[[], Any]
-    description: str = ""
-    mime_type: str = "text/plain"
-
-
-@dataclass(slots=True)
-class ResourceTemplate:
-    """A family of resources, `uri_template` with `{variables}` (RFC 6570, level 1: a variable
-    matches one path segment); `read(**variables)` returns text or bytes. `complete(variable,
-    prefix)` may suggest values for a variable."""
-
-    uri_template: str
-    name: str
-    read: Callable[..., Any]
-    description: str = ""
-    mime_type: str = "text/plain"
-    complete: Callable[[str, str], list[str]] | None = None
-    pattern: re.Pattern = field(init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        parts = re.split(r"\{([A-Za-z_][A-Za-z0-9_]*)\}", self.uri_template)
-        if len(parts) == 1:
-            raise ValueError(f"resource template {self.uri_template!r} has no {{variable}}")
-        regex = "".join(re.escape(p) if i % 2 == 0 else f"(?P<{p}>[^/]+)" for i, p in enumerate(parts))
-        self.pattern = re.compile(regex)
-
-    def match(self, uri: str) -> dict[str, str] | None:
-        found = self.pattern.fullmatch(uri)
-        return found.groupdict() if found else None
-
-
-@dataclass(slots=True)
-class Prompt:
-    """A prompt template: `render(**arguments)` returns the user message text, or a list of
-    messages — each a string (user text), an MCP content block, a `types.PromptMessage` or a
-    `{"role", "content"}` dict. It may be async and may ask the client. `complete(argument,
-    prefix)` may suggest argument values."""
-
-    name: str
-    render: Callable[..., Any]
-    description: str = ""
-    arguments: list[tuple[str, str, bool]] = field(default_factory=list)  # (name, description, required)
-    complete: Callable[[str, str], list[str]] | None = None
-
-
 class _Server(Server):
     """The SDK's low-level server, advertising the list changes MCPToolServer sends (2025-11-25)."""
 
@@ -233,7 +174,7 @@ class MCPToolServer:
     async def _run_tool(tool: Tool, arguments: dict) -> types.CallToolResult:
         result = await tool.ainvoke(arguments)
         blocks = result.data if isinstance(result.data, list) else [result.data]
-        if not result.is_error and blocks and all(isinstance(b, _CONTENT_BLOCKS) for b in blocks):
+        if not result.is_error and blocks and all(isinstance(b, CONTENT_BLOCKS) for b in blocks):
             return types.CallToolResult(content=blocks)
         structured = result.data if isinstance(result.data, dict) and not result.is_error else None
         return types.CallToolResult(content=[types.TextContent(type="text", text=result.content)],
@@ -272,7 +213,7 @@ class MCPToolServer:
             read, mime_type = template.read, template.mime_type
 
         async def run() -> types.ReadResourceResult:
-            content = await _call(read, **variables)
+            content = await call_maybe_async(read, **variables)
             if isinstance(content, (bytes, bytearray)):
                 part = types.BlobResourceContents(uri=uri, mime_type=mime_type, blob=base64.b64encode(content).decode())
             else:
@@ -333,7 +274,7 @@ class MCPToolServer:
             raise MCPError(INVALID_PARAMS, f"Unknown arguments for prompt {prompt.name!r}: {', '.join(sorted(unknown))}")
 
         async def run() -> types.GetPromptResult:
-            messages = _prompt_messages(await _call(prompt.render, **arguments))
+            messages = prompt_messages(await call_maybe_async(prompt.render, **arguments))
             return types.GetPromptResult(description=prompt.description, messages=messages)
 
         return await serve_request(ctx, params, run)
@@ -417,29 +358,6 @@ def _input_schema(schema: type) -> dict:
     required = getattr(schema, "__required_keys__", set(hints))
     fields = {k: (hint, ... if k in required else None) for k, hint in hints.items()}
     return model_parameters(create_model(schema.__name__, **fields))
-
-
-async def _call(fn: Callable[..., Any], **kwargs: Any) -> Any:
-    """Call a resource reader or prompt renderer: async ones are awaited, sync ones run in a worker thread."""
-    if inspect.iscoroutinefunction(fn):
-        return await fn(**kwargs)
-    return await asyncio.to_thread(fn, **kwargs)
-
-
-def _prompt_messages(value: Any) -> list[types.PromptMessage]:
-    items = value if isinstance(value, list) else [value]
-    messages = []
-    for item in items:
-        if isinstance(item, types.PromptMessage):
-            messages.append(item)
-            continue
-        role, content = "user", item
-        if isinstance(item, dict):
-            role, content = item.get("role", "user"), item.get("content", "")
-        if not isinstance(content, _CONTENT_BLOCKS):
-            content = types.TextContent(type="text", text=_as_text(content))
-        messages.append(types.PromptMessage(role=role, content=content))
-    return messages
 
 
 def _jsonable(value: Any) -> Any:
