@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import inspect
 import re
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -23,6 +22,7 @@ from mcp import Client, StdioServerParameters
 from mcp.shared.exceptions import MCPError
 from mcp_types.jsonrpc import CONNECTION_CLOSED
 
+from .mcp_content import call_maybe_async
 from .tool import Tool, ToolResult
 
 _SERVER_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,32}$")
@@ -321,17 +321,17 @@ def _callbacks(elicitation, sampling, roots) -> dict[str, Any]:
             raise ValueError(f"{name} must be a callable, got {value!r}")
     callbacks: dict[str, Any] = {}
     if elicitation is not None:
-        callbacks["elicitation_callback"] = lambda ctx, params: _maybe_await(elicitation(params))
+        callbacks["elicitation_callback"] = lambda ctx, params: call_maybe_async(elicitation, params)
     if sampling is not None:
-        callbacks["sampling_callback"] = lambda ctx, params: _maybe_await(sampling(params))
+        callbacks["sampling_callback"] = lambda ctx, params: call_maybe_async(sampling, params)
     if roots is not None:
         listed = types.ListRootsResult(roots=[types.Root(uri=str(uri)) for uri in roots])
-        callbacks["list_roots_callback"] = lambda ctx: _maybe_await(listed)
+
+        async def list_roots(ctx) -> types.ListRootsResult:
+            return listed
+
+        callbacks["list_roots_callback"] = list_roots
     return callbacks
-
-
-async def _maybe_await(value: Any) -> Any:
-    return await value if inspect.isawaitable(value) else value
 
 
 async def _resources(client: Client) -> list:

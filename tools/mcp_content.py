@@ -70,11 +70,12 @@ class Prompt:
     complete: Callable[[str, str], list[str]] | None = None
 
 
-async def call_maybe_async(fn: Callable[..., Any], **kwargs: Any) -> Any:
-    """Call a resource reader or prompt renderer: async ones are awaited, sync ones run in a worker thread."""
+async def call_maybe_async(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Call a user's function from the event loop: async ones are awaited, sync ones run in a
+    worker thread (so a slow one does not stall the loop)."""
     if inspect.iscoroutinefunction(fn):
-        return await fn(**kwargs)
-    return await asyncio.to_thread(fn, **kwargs)
+        return await fn(*args, **kwargs)
+    return await asyncio.to_thread(fn, *args, **kwargs)
 
 
 def prompt_messages(value: Any) -> list[types.PromptMessage]:
