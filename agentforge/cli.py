@@ -31,7 +31,7 @@ async def _chat(args: argparse.Namespace) -> int:
     from agentforge.engine import AsyncLLM  # torch loads here, not for `agentforge mcp ...`
 
     print(f"loading {args.model} ...", file=sys.stderr, flush=True)
-    llm = AsyncLLM(args.model, dtype=args.dtype)
+    llm = AsyncLLM(args.model, dtype=args.dtype, speculative_tokens=args.speculative_tokens)
     system = [{"role": "system", "content": args.system}] if args.system else []
     try:
         if args.once is not None:
@@ -117,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     chat.add_argument("--repetition-penalty", type=float, default=1.1, help="small models loop without it")
     chat.add_argument("--seed", type=int)
     chat.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    chat.add_argument("--speculative-tokens", type=int, default=5,
+                      help="n-gram speculative decoding: draft tokens per step (0: off; output is the same)")
     serve_api = commands.add_parser("serve", help="serve the OpenAI-compatible API (/v1/chat/completions, ...)",
                                     description="Settings come from agentforge.toml (or --config), then AGENTFORGE_* "
                                                 "environment variables, then these flags.")
@@ -126,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     serve_api.add_argument("--host")
     serve_api.add_argument("--port", type=int)
     serve_api.add_argument("--dtype", choices=["float32", "bfloat16"])
+    serve_api.add_argument("--speculative-tokens", type=int, help="n-gram draft tokens per step while few "
+                                                                   "requests run (default 5; 0: off)")
     serve_api.add_argument("--api-key", action="append", dest="api_keys", help="require this key (repeatable)")
     serve_api.add_argument("--rate-limit-rpm", type=int, help="requests per minute per key")
     serve_api.add_argument("--rate-limit-tpm", type=int, help="tokens per minute per key")
@@ -152,7 +156,8 @@ def main(argv: list[str] | None = None) -> int:
         from agentforge.server import ServerConfig, serve
 
         try:
-            settings = {k: getattr(args, k) for k in ("model", "served_model_name", "host", "port", "dtype", "api_keys",
+            settings = {k: getattr(args, k) for k in ("model", "served_model_name", "host", "port", "dtype",
+                                                      "speculative_tokens", "api_keys",
                                                       "rate_limit_rpm", "rate_limit_tpm", "max_prompt_tokens",
                                                       "redact_pii")}
             serve(ServerConfig.load(args.config, **settings))

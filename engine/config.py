@@ -22,6 +22,10 @@ class EngineConfig:
     - `max_model_len`: context window; defaults to the model's, capped by what the cache holds.
     - `dtype`: weights, activations and KV cache ("float32" is exact against transformers).
     - `num_threads`: torch intra-op threads (None leaves torch's default).
+    - `speculative_tokens`: n-gram speculative decoding — up to this many draft tokens per decoding
+      sequence and step, copied from where its last tokens occurred before (0 turns it off).
+    - `speculative_max_seqs`: draft only while at most this many sequences run; in a full batch
+      the step is compute-bound and rejected drafts cost throughput.
     """
 
     max_num_seqs: int = 64
@@ -32,12 +36,18 @@ class EngineConfig:
     enable_prefix_caching: bool = True
     dtype: str = "float32"
     num_threads: int | None = None
+    speculative_tokens: int = 0
+    speculative_max_seqs: int = 8
 
     def __post_init__(self) -> None:
         for name in ("max_num_seqs", "max_num_batched_tokens", "kv_cache_bytes", "block_size"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise InvalidRequestError(f"{name} must be a positive integer, got {value!r}")
+        for name in ("speculative_tokens", "speculative_max_seqs"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise InvalidRequestError(f"{name} must be a non-negative integer, got {value!r}")
         if self.max_model_len is not None and (not isinstance(self.max_model_len, int) or self.max_model_len < 2):
             raise InvalidRequestError(f"max_model_len must be an integer >= 2, got {self.max_model_len!r}")
         if self.dtype not in DTYPES:

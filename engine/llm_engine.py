@@ -40,6 +40,8 @@ class EngineStats:
     num_generated_tokens: int = 0
     num_preemptions: int = 0
     num_steps: int = 0
+    num_draft_tokens: int = 0  # speculative tokens proposed and run through the model
+    num_accepted_tokens: int = 0  # of those, kept
 
 
 @dataclass(slots=True, eq=False)
@@ -269,13 +271,22 @@ class LLMEngine:
         self.stats.num_steps += 1
         self.stats.num_computed_tokens += sum(batch.num_tokens)
         sampled = self.scheduler.advance(batch)
+        advanced: dict[str, Request] = {}
+        if any(seq.draft_token_ids for seq in sampled):  # 1 + len(draft) rows for those
+            counts = [1 + len(seq.draft_token_ids) for seq in sampled]
+            first_rows = list(itertools.accumulate([0] + counts[:-1]))
+            for seq, row, count in zip(sampled, first_rows, counts):
+                if count > 1:
+                    self._verify_drafts(seq, logits[row : row + count])
+                    advanced[seq.request_id] = self.requests[seq.request_id]
+            plain = [i for i, count in enumerate(counts) if count == 1]
+            sampled, logits = [sampled[i] for i in plain], logits[[first_rows[i] for i in plain]]
         constrained = [i for i, seq in enumerate(sampled) if seq.matcher is not None]
         dead_ends: dict[int, str] = {}
         if constrained:
             problems = self.grammar_backend.apply(logits, constrained, [sampled[i].matcher for i in constrained])
             dead_ends = {sampled[i].seq_id: why for i, why in zip(constrained, problems) if why}
         tokens, logprobs = self.sampler(logits, sampled) if sampled else ([], [])
-        advanced: dict[str, Request] = {}
         for seq, token, logprob in zip(sampled, tokens, logprobs):
             request = self.requests[seq.request_id]
             if seq.num_output_tokens == 0:
@@ -293,6 +304,29 @@ class LLMEngine:
             if out.finished:
                 del self.requests[out.request_id]
         return outputs
+
+    def _verify_drafts(self, seq: Sequence, logits: torch.Tensor) -> None:
+        """Sample each position of a drafted decode in turn — the last real token's, then each
+        draft token's — exactly as plain decoding would (constraint mask, penalties over the tokens
+        so far, the sequence's own generator), keeping draft tokens while the sample equals them."""
+        draft = seq.draft_token_ids
+        accepted = 0
+        for position in range(len(draft) + 1):
+            row = logits[position : position + 1]
+            if seq.matcher is not None and (problem := self.grammar_backend.apply(row, [0], [seq.matcher])[0]):
+                self._finish(seq, "error", problem)
+                break
+            (token,), (logprob,) = self.sampler(row, [seq])
+            self._append_token(seq, token, logprob)
+            if seq.is_finished or position == len(draft) or token != draft[position]:
+                break
+            accepted += 1
+        self.stats.num_draft_tokens += len(draft)
+        self.stats.num_accepted_tokens += accepted
+        if seq.is_finished:
+            seq.draft_token_ids = []
+        else:
+            self.scheduler.accept_drafts(seq, accepted)
 
     def _finish(self, seq: Sequence, reason: str, stop_reason: str | int | None = None) -> None:
         seq.finish_reason, seq.stop_reason = reason, stop_reason

@@ -1,7 +1,8 @@
 """Runs one scheduled step through the model: flat inputs, attention metadata, logits of sampled rows.
 
 Stateless per step apart from the KV cache it owns. Decodes (one token) are laid out first so
-attention can batch them; prompt chunks follow, each with its own causal mask.
+attention can batch them; prompt chunks follow, each with its own causal mask — and so do decodes
+with draft tokens, which are a short chunk whose every position is sampled.
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ class ModelRunner:
 
     @torch.inference_mode()
     def run(self, batch: ScheduledBatch) -> torch.Tensor:
-        """Logits [num_sampled, vocab] for the sequences whose last token was reached, in batch order."""
+        """Logits of the sequences whose last token was reached, in batch order: one row each, or
+        1 + len(draft) rows for a sequence verifying draft tokens."""
         input_ids, positions, context, sample_rows = self.prepare(batch)
         set_context(context)
         try:
@@ -63,7 +65,8 @@ class ModelRunner:
             seq, n = batch.seqs[i], batch.num_tokens[i]
             first = seq.num_computed_tokens
             starts[i] = len(ids)
-            ids.extend(seq.token_ids[first : first + n])
+            tokens = seq.token_ids + seq.draft_token_ids if seq.draft_token_ids else seq.token_ids
+            ids.extend(tokens[first : first + n])
             span = range(first, first + n)
             pos.extend(span)
             table = seq.block_table
@@ -75,11 +78,11 @@ class ModelRunner:
             else:
                 prefills.append(Prefill(starts[i], n, first + n, torch.tensor(table[:num_blocks])))
         context = AttentionContext(torch.tensor(slots), self._group_decodes(decode_tables, decode_lens), prefills)
-        sample_rows = [
-            starts[i] + n - 1
-            for i, (seq, n) in enumerate(zip(batch.seqs, batch.num_tokens))
-            if seq.num_computed_tokens + n == seq.num_tokens
-        ]
+        sample_rows = []
+        for i, (seq, n) in enumerate(zip(batch.seqs, batch.num_tokens)):
+            drafted = len(seq.draft_token_ids)
+            if seq.num_computed_tokens + n == seq.num_tokens + drafted:
+                sample_rows.extend(range(starts[i] + n - 1 - drafted, starts[i] + n))
         return torch.tensor(ids), torch.tensor(pos), context, torch.tensor(sample_rows, dtype=torch.long)
 
     @staticmethod

@@ -25,7 +25,8 @@ class Sequence:
     """Token ids (prompt then output), how many of them have KV in the cache, and where.
 
     `num_computed_tokens` counts tokens whose keys/values are in the cache; the tokens after it
-    are what the next steps must run through the model (a prompt chunk, or one decode token).
+    are what the next steps must run through the model (a prompt chunk, or one decode token and
+    the draft tokens speculative decoding guessed after it).
     """
 
     seq_id: int
@@ -44,6 +45,7 @@ class Sequence:
     detokenizer: Detokenizer | None = None
     logprobs: list[Logprob] | None = None
     matcher: object | None = None  # llguidance.LLMatcher when the output is constrained
+    draft_token_ids: list[int] = field(default_factory=list)  # speculative tokens this step verifies
     finish_reason: str | None = None
     stop_reason: str | int | None = None
 

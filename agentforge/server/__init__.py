@@ -12,7 +12,7 @@ def serve(config: ServerConfig) -> None:
 
     from agentforge.engine import AsyncLLM
 
-    llm = AsyncLLM(config.model, dtype=config.dtype)
+    llm = AsyncLLM(config.model, dtype=config.dtype, speculative_tokens=config.speculative_tokens)
     try:
         uvicorn.run(create_app(llm, config=config), host=config.host, port=config.port, log_level="info")
     finally:

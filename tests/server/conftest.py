@@ -10,13 +10,15 @@ import pytest
 import uvicorn
 
 from agentforge.engine import AsyncLLM
+from agentforge.server import ServerConfig
 
 MODEL = "smollm2-135m"
 
 
 @pytest.fixture(scope="session")
 def server_llm(smollm2_path):
-    llm = AsyncLLM(smollm2_path, max_model_len=2048)
+    """Configured as `agentforge serve` runs it: with n-gram speculative decoding."""
+    llm = AsyncLLM(smollm2_path, max_model_len=2048, speculative_tokens=ServerConfig.speculative_tokens)
     yield llm
     llm.shutdown()
 
