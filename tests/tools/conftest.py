@@ -85,3 +85,17 @@ def spawn():
     for proc in started:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def peers():
+    """`peers(*paths, what=...)`: skip when npm peers that `make mcp-peers` installs are missing —
+    fail instead on CI, which must have them."""
+
+    def require(*paths, what: str) -> None:
+        if not all(path.exists() for path in paths):
+            if os.environ.get("CI"):
+                pytest.fail(f"{what} missing; `make mcp-peers` installs them")
+            pytest.skip(f"{what} missing; run `make mcp-peers` to install them")
+
+    return require

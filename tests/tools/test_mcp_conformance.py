@@ -10,7 +10,6 @@ exits non-zero if any of them fails; extension and pending scenarios run too but
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -26,11 +25,8 @@ REVISIONS = ["2025-11-25", "2026-07-28"]
 
 
 @pytest.fixture(scope="module", autouse=True)
-def installed():
-    if not NODE.exists() or not SUITE.exists():
-        if os.environ.get("CI"):
-            pytest.fail("the MCP conformance suite or Node 22 is missing; `make mcp-peers` installs them")
-        pytest.skip("run `make mcp-peers` to install the MCP conformance suite and Node 22")
+def installed(peers):
+    peers(NODE, SUITE, what="the MCP conformance suite or Node 22 is")
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ over HTTP through our server re-serving its tools."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -17,11 +16,8 @@ EVERYTHING, FILESYSTEM = BIN / "mcp-server-everything", BIN / "mcp-server-filesy
 
 
 @pytest.fixture(scope="module", autouse=True)
-def installed():
-    if not EVERYTHING.exists() or not FILESYSTEM.exists():
-        if os.environ.get("CI"):
-            pytest.fail("the npm MCP servers are missing; `make mcp-peers` installs them")
-        pytest.skip("run `make mcp-peers` to install the npm MCP reference servers")
+def installed(peers):
+    peers(EVERYTHING, FILESYSTEM, what="the npm MCP reference servers are")
 
 
 def exercise_everything(mcp: MCPClient) -> None:
