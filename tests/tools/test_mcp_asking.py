@@ -185,6 +185,7 @@ def test_rich_results_binary_and_templated_resources_prompts_and_completions(ser
     assert words.completion.values == ["python", "perl"] and folders.completion.values == ["inbox", "ideas"]
 
 
+@pytest.mark.filterwarnings("ignore::mcp.shared.exceptions.MCPDeprecationWarning")  # logging: 2025-11-25, kept
 def test_logs_honour_the_level_the_client_set():
     async def run():
         received = []
