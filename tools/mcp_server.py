@@ -151,12 +151,10 @@ class MCPToolServer:
         await self._list_changed("tools")
 
     async def _list_changed(self, kind: str) -> None:
-        for connection in list(self._listers[kind]):  # 2025-11-25: the clients that listed them
-            try:
-                await getattr(connection, f"send_{kind[:-1]}_list_changed")()
-            except Exception:  # a client that went away is not the others' problem
-                self._listers[kind].discard(connection)
-        await self.bus.publish(ToolsListChanged() if kind == "tools" else PromptsListChanged())  # 2026-07-28 listeners
+        if kind == "tools":
+            await _tell(self._listers["tools"], lambda c: c.send_tool_list_changed(), ToolsListChanged(), self.bus)
+        else:
+            await _tell(self._listers["prompts"], lambda c: c.send_prompt_list_changed(), PromptsListChanged(), self.bus)
 
     async def _list_tools(self, ctx, params) -> types.ListToolsResult:
         self._listers["tools"].add(client_connection(ctx))
@@ -233,12 +231,8 @@ class MCPToolServer:
     async def notify_resource_updated(self, uri: str) -> None:
         """Tell the clients that subscribed to `uri` (2025-11-25) or listen for it (2026-07-28)
         that it changed."""
-        for connection in list(self._subscribers.get(uri, ())):
-            try:
-                await connection.send_resource_updated(uri)
-            except Exception:  # a client that went away is not the other subscribers' problem
-                self._subscribers[uri].discard(connection)
-        await self.bus.publish(ResourceUpdated(uri=uri))
+        await _tell(self._subscribers.get(uri, weakref.WeakSet()), lambda c: c.send_resource_updated(uri),
+                    ResourceUpdated(uri=uri), self.bus)
 
     # --- prompts and completions --------------------------------------------------------
 
@@ -337,6 +331,17 @@ class BearerAuth:
                 await send({"type": "http.response.body", "body": body})
                 return
         await self.app(scope, receive, send)
+
+
+async def _tell(connections: weakref.WeakSet, send: Callable, event: Any, bus: InMemorySubscriptionBus) -> None:
+    """Send a change notification to each 2025-11-25 connection that wants it (dropping those that
+    went away: they are not the others' problem), and publish the event to 2026-07-28 listeners."""
+    for connection in list(connections):
+        try:
+            await send(connection)
+        except Exception:
+            connections.discard(connection)
+    await bus.publish(event)
 
 
 def _input_schema(schema: type) -> dict:
