@@ -4,7 +4,9 @@ The engine's main classes are re-exported here; they load on first use, so `agen
 and `agentforge.tools` do not pay for importing torch.
 """
 
-__version__ = "0.1.0"
+import importlib.metadata
+
+__version__ = importlib.metadata.version("agentforge")
 
 __all__ = ["AsyncLLM", "ChatMessage", "EngineConfig", "EngineError", "LLM", "RequestOutput", "SamplingParams", "__version__"]
 

@@ -7,6 +7,7 @@ import asyncio
 import sys
 
 from agentforge.engine import DEFAULT_MODEL, EngineError, SamplingParams
+from agentforge.engine.tool_parser import TOOL_FORMATS
 
 
 async def _answer(llm, messages: list[dict], params: SamplingParams) -> str:
@@ -130,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     serve_api.add_argument("--dtype", choices=["float32", "bfloat16"])
     serve_api.add_argument("--speculative-tokens", type=int, help="n-gram draft tokens per step while few "
                                                                    "requests run (default 5; 0: off)")
+    serve_api.add_argument("--tool-format", choices=sorted(TOOL_FORMATS),
+                           help="tool-call format to prompt and parse (default: the model's own)")
     serve_api.add_argument("--api-key", action="append", dest="api_keys", help="require this key (repeatable)")
     serve_api.add_argument("--rate-limit-rpm", type=int, help="requests per minute per key")
     serve_api.add_argument("--rate-limit-tpm", type=int, help="tokens per minute per key")
@@ -157,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
 
         try:
             settings = {k: getattr(args, k) for k in ("model", "served_model_name", "host", "port", "dtype",
-                                                      "speculative_tokens", "api_keys",
+                                                      "speculative_tokens", "tool_format", "api_keys",
                                                       "rate_limit_rpm", "rate_limit_tpm", "max_prompt_tokens",
                                                       "redact_pii")}
             serve(ServerConfig.load(args.config, **settings))

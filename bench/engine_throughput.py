@@ -35,7 +35,7 @@ def run_ours(prompts: list[list[int]], out_tokens: int, dtype: str) -> float:
     outs = llm.generate(prompts, SamplingParams(temperature=0, max_tokens=out_tokens, ignore_eos=True))
     elapsed = time.perf_counter() - start
     assert sum(len(o.outputs[0].token_ids) for o in outs) == len(prompts) * out_tokens
-    print(f"  ours: {llm.stats.num_steps} steps, {llm.stats.num_preemptions} preemptions")
+    print(f"  ours: {llm.stats().counters.num_steps} steps, {llm.stats().counters.num_preemptions} preemptions")
     return elapsed
 
 

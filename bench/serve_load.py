@@ -19,38 +19,17 @@ import json
 import os
 import random
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import time
 
 import httpx
+from _servers import export_hf_folder, free_port, start
 
 QUESTIONS = ["What is the capital of France?", "Give me three tips for better sleep.", "Explain what a CPU does.",
              "Write a haiku about autumn.", "What is 17 times 23?", "Name two planets and one moon.",
              "How do I boil an egg?", "Why is the sky blue?"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start(command: list[str], url: str, env: dict | None = None) -> subprocess.Popen:
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True)
-    deadline = time.time() + 600
-    while time.time() < deadline:
-        try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None:
-            raise RuntimeError(f"{command[0]} exited with {proc.returncode}")
-        time.sleep(0.5)
-    raise RuntimeError("the server did not come up")
 
 
 async def client(url: str, model: str, stop_at: float, max_tokens: int, stats: dict, seed: int) -> None:
@@ -107,23 +86,6 @@ def report(name: str, stats: dict, leaked: float | None) -> None:
           + (f", KV blocks held afterwards: {leaked:.0f}" if leaked is not None else ""))
     for error in stats["errors"][:3]:
         print("   ", error)
-
-
-def export_hf_folder() -> str:
-    """SmolLM2 from the shipped GGUF, dequantized and saved as an HF folder (what vllm loads)."""
-    import tempfile
-
-    from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
-
-    from agentforge.engine import resolve_model
-
-    gguf = resolve_model("smollm2-135m")
-    folder = tempfile.mkdtemp(prefix="smollm2-hf-")
-    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name,
-                                                 quantization_config=GgufConfig(dequantize=True))
-    model.save_pretrained(folder)
-    AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name).save_pretrained(folder)
-    return folder
 
 
 def main() -> None:

@@ -68,14 +68,14 @@ def main() -> None:
             groups = [conversations[i : i + batch] for i in range(0, len(conversations), batch)]
             plain_time = spec_time = 0.0
             tokens = 0
-            drafted, kept = spec.stats.num_draft_tokens, spec.stats.num_accepted_tokens
+            drafted, kept = spec.stats().counters.num_draft_tokens, spec.stats().counters.num_accepted_tokens
             for group in groups:
                 t_plain, a = run(plain, group, params)
                 t_spec, b = run(spec, group, params)
                 assert [o.token_ids for o in a] == [o.token_ids for o in b], "speculative output differs"
                 plain_time, spec_time = plain_time + t_plain, spec_time + t_spec
                 tokens += sum(len(o.token_ids) for o in a)
-            drafted, kept = spec.stats.num_draft_tokens - drafted, spec.stats.num_accepted_tokens - kept
+            drafted, kept = spec.stats().counters.num_draft_tokens - drafted, spec.stats().counters.num_accepted_tokens - kept
             print(f"| {name} | {batch} | {tokens / plain_time:.1f} | {tokens / spec_time:.1f} | "
                   f"{plain_time / spec_time:.2f}× | {kept}/{drafted} ({kept / max(drafted, 1):.0%}) |")
 

@@ -3,19 +3,21 @@ prefix caching, a full sampler, grammar-constrained output and function calling,
 
 import importlib
 
-# Imported on first use: `agentforge.graphs` and `agentforge.tools` need only the light modules
-# (protocol, errors, tool_format), not torch and the model code.
+# Imported on first use: `agentforge.graphs` and `agentforge.tools` need only the shared surface
+# (protocol, errors, tool_schema), not torch and the model code.
 _EXPORTS = {
     "ALIASES": "registry",
     "AsyncLLM": "async_llm",
     "ChatMessage": "protocol",
+    "ChatOptions": "protocol",
     "CompletionOutput": "protocol",
     "ContextLengthError": "errors",
     "DEFAULT_MODEL": "registry",
     "EngineConfig": "config",
     "EngineError": "errors",
+    "EngineSnapshot": "llm_engine",
     "EngineStats": "llm_engine",
-    "function_schema": "tool_format",
+    "function_schema": "tool_schema",
     "InvalidRequestError": "errors",
     "LLM": "llm",
     "LLMEngine": "llm_engine",
@@ -24,17 +26,17 @@ _EXPORTS = {
     "Logprob": "protocol",
     "ModelLoadError": "errors",
     "ModelNotFoundError": "errors",
-    "parse_tool_calls": "tool_format",
+    "parse_tool_calls": "tool_parser",
     "RequestAbortedError": "errors",
     "RequestOutput": "protocol",
     "resolve_model": "registry",
     "SamplingParams": "protocol",
     "StructuredOutput": "protocol",
-    "tool_spec": "tool_format",
+    "tool_spec": "tool_schema",
     "ToolCall": "protocol",
     "ToolCallDelta": "protocol",
     "ToolCallFunction": "protocol",
-    "ToolCallParser": "tool_format",
+    "ToolCallParser": "tool_parser",
     "Usage": "protocol",
 }
 

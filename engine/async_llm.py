@@ -18,7 +18,8 @@ from pathlib import Path
 
 from .config import EngineConfig
 from .errors import RequestAbortedError
-from .llm_engine import EngineStats, LLMEngine, Prompt, Request
+from .llm_engine import EngineSnapshot, LLMEngine
+from .outputs import Prompt, Request
 from .protocol import ChatMessage, RequestOutput, SamplingParams
 from .registry import DEFAULT_MODEL
 
@@ -35,6 +36,7 @@ class AsyncLLM:
 
     def __init__(self, model: str | Path = DEFAULT_MODEL, **config: object) -> None:
         self.engine = LLMEngine(model, EngineConfig(**config))
+        self._snapshot = self.engine.snapshot()
         self._inbox: queue.SimpleQueue[tuple[str, object]] = queue.SimpleQueue()
         self._streams: dict[str, tuple[asyncio.AbstractEventLoop, asyncio.Queue]] = {}
         self._stopped = False
@@ -45,9 +47,9 @@ class AsyncLLM:
     def tokenizer(self):
         return self.engine.tokenizer
 
-    @property
-    def stats(self) -> EngineStats:
-        return self.engine.stats
+    def stats(self) -> EngineSnapshot:
+        """The engine's load and counters as of its last step; safe from any thread."""
+        return self._snapshot
 
     async def generate(
         self,
@@ -66,21 +68,12 @@ class AsyncLLM:
         messages: list[ChatMessage | dict],
         sampling_params: SamplingParams | None = None,
         request_id: str | None = None,
-        *,
-        tools: list | None = None,
-        tool_choice: str | dict | None = None,
-        parallel_tool_calls: bool = True,
-        response_format: object = None,
-        add_generation_prompt: bool = True,
-        **template_kwargs: object,
+        **options: object,
     ) -> AsyncIterator[RequestOutput]:
-        """Like `generate`, for a conversation rendered with the model's chat template; with `tools`,
-        each output's `tool_call_deltas` stream the calls (see `LLM.chat`)."""
-        request = self.engine.make_chat_request(
-            messages, sampling_params, request_id or uuid.uuid4().hex, tools=tools, tool_choice=tool_choice,
-            parallel_tool_calls=parallel_tool_calls, response_format=response_format,
-            add_generation_prompt=add_generation_prompt, **template_kwargs,
-        )
+        """Like `generate`, for a conversation rendered with the model's chat template; `options`
+        are `ChatOptions` (see `LLM.chat`). With tools, each output's `tool_call_deltas` stream
+        the calls."""
+        request = self.engine.make_chat_request(messages, sampling_params, request_id or uuid.uuid4().hex, **options)
         async for out in self._stream(request):
             yield out
 
@@ -139,6 +132,7 @@ class AsyncLLM:
 
     def _run(self) -> None:
         while True:
+            self._snapshot = self.engine.snapshot()
             block = not self.engine.has_unfinished_requests()
             try:
                 while True:
@@ -161,5 +155,6 @@ class AsyncLLM:
                     self.engine.abort_request(rid)
                     self._deliver(rid, RequestAbortedError(f"engine step failed: {type(exc).__name__}: {exc}"))
                 continue
+            self._snapshot = self.engine.snapshot()
             for out in outputs:
                 self._deliver(out.request_id, out)

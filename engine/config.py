@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from .errors import InvalidRequestError
+from .tool_parser import TOOL_FORMATS
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -26,6 +27,8 @@ class EngineConfig:
       sequence and step, copied from where its last tokens occurred before (0 turns it off).
     - `speculative_max_seqs`: draft only while at most this many sequences run; in a full batch
       the step is compute-bound and rejected drafts cost throughput.
+    - `tool_format`: the tool-call format to prompt and parse ("hermes", "smollm2", "llama3_json",
+      "mistral"); None detects it from the chat template.
     """
 
     max_num_seqs: int = 64
@@ -38,6 +41,7 @@ class EngineConfig:
     num_threads: int | None = None
     speculative_tokens: int = 0
     speculative_max_seqs: int = 8
+    tool_format: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("max_num_seqs", "max_num_batched_tokens", "kv_cache_bytes", "block_size"):
@@ -50,6 +54,8 @@ class EngineConfig:
                 raise InvalidRequestError(f"{name} must be a non-negative integer, got {value!r}")
         if self.max_model_len is not None and (not isinstance(self.max_model_len, int) or self.max_model_len < 2):
             raise InvalidRequestError(f"max_model_len must be an integer >= 2, got {self.max_model_len!r}")
+        if self.tool_format is not None and self.tool_format not in TOOL_FORMATS:
+            raise InvalidRequestError(f"tool_format must be one of {sorted(TOOL_FORMATS)} or None, got {self.tool_format!r}")
         if self.dtype not in DTYPES:
             raise InvalidRequestError(f"dtype must be one of {sorted(DTYPES)}, got {self.dtype!r}")
 

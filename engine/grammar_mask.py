@@ -12,6 +12,11 @@ from .errors import InvalidRequestError
 _BITS = torch.arange(32, dtype=torch.int32)
 
 
+def unpack_bitmask(bitmask: torch.Tensor, vocab_size: int) -> torch.Tensor:
+    """llguidance's packed int32 bitmask as one bool per token."""
+    return ((bitmask[:, :, None] >> _BITS) & 1).bool().flatten(1)[:, :vocab_size]
+
+
 class GrammarBackend:
     """llguidance's view of one tokenizer; makes matchers and applies their masks to logits."""
 
@@ -31,7 +36,7 @@ class GrammarBackend:
         bitmask = llguidance.torch.allocate_token_bitmask(len(rows), self.tokenizer.vocab_size)
         for i, m in enumerate(matchers):
             llguidance.torch.fill_next_token_bitmask(m, bitmask, i)
-        allowed = ((bitmask[:, :, None] >> _BITS) & 1).bool().flatten(1)[:, : self.tokenizer.vocab_size]
+        allowed = unpack_bitmask(bitmask, self.tokenizer.vocab_size)
         if logits.shape[1] > allowed.shape[1]:  # model vocab padded past the tokenizer's
             pad = torch.zeros(len(rows), logits.shape[1] - allowed.shape[1], dtype=torch.bool)
             allowed = torch.cat([allowed, pad], dim=1)

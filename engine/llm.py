@@ -9,7 +9,8 @@ from pydantic import BaseModel
 
 from .config import EngineConfig
 from .errors import InvalidRequestError
-from .llm_engine import EngineStats, LLMEngine, Prompt, Request
+from .llm_engine import EngineSnapshot, LLMEngine
+from .outputs import Prompt, Request
 from .protocol import ChatMessage, RequestOutput, SamplingParams
 from .registry import DEFAULT_MODEL
 
@@ -30,9 +31,9 @@ class LLM:
     def tokenizer(self):
         return self.engine.tokenizer
 
-    @property
-    def stats(self) -> EngineStats:
-        return self.engine.stats
+    def stats(self) -> EngineSnapshot:
+        """The engine's load and counters (see `EngineSnapshot`)."""
+        return self.engine.snapshot()
 
     def generate(
         self,
@@ -54,30 +55,19 @@ class LLM:
         self,
         messages: Conversation | Seq[Conversation],
         sampling_params: SamplingParams | Seq[SamplingParams] | None = None,
-        response_format: type[BaseModel] | dict | None = None,
-        *,
-        tools: list | None = None,
-        tool_choice: str | dict | None = None,
-        parallel_tool_calls: bool = True,
-        add_generation_prompt: bool = True,
-        **template_kwargs: object,
+        **options: object,
     ) -> list[RequestOutput]:
         """Answer one conversation or a list of them, rendered with the model's chat template.
 
-        `tools` (OpenAI function specs, pydantic model classes or typed functions) may be called:
-        the completions then carry `tool_calls`. `tool_choice` is "auto" (text or calls; the
-        default with tools), "required", "none" or `{"type": "function", "function": {"name": ...}}`.
+        `options` are `ChatOptions`: `tools` (OpenAI function specs, pydantic model classes or
+        typed functions) the completions may call (they then carry `tool_calls`), `tool_choice`
+        ("auto", the default with tools; "required"; "none"; or `{"type": "function", "function":
+        {"name": ...}}`), `parallel_tool_calls`, `response_format`, `add_generation_prompt`,
+        `chat_template_kwargs`.
         """
         conversations = [messages] if messages and not isinstance(messages[0], list) else list(messages)
         params = self._params(len(conversations), sampling_params)
-        requests = [
-            self.engine.make_chat_request(
-                c, sp, tools=tools, tool_choice=tool_choice, parallel_tool_calls=parallel_tool_calls,
-                response_format=response_format, add_generation_prompt=add_generation_prompt, **template_kwargs,
-            )
-            for c, sp in zip(conversations, params)
-        ]
-        return self._run(requests)
+        return self._run([self.engine.make_chat_request(c, sp, **options) for c, sp in zip(conversations, params)])
 
     @staticmethod
     def _params(count: int, sampling_params) -> list[SamplingParams | None]:

@@ -4,29 +4,28 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from pydantic import BaseModel
 
 from .block_manager import BlockManager
 from .config import EngineConfig
+from .constraints import Constraints, constraints_for
 from .detokenizer import Detokenizer
 from .errors import ContextLengthError, EngineError, InvalidRequestError
-from .grammar_mask import GrammarBackend
 from .loader import load_model
 from .model_runner import ModelRunner, kv_bytes_per_token
-from .protocol import ChatMessage, CompletionOutput, RequestOutput, SamplingParams, Usage
+from .outputs import Prompt, Request, request_output
+from .protocol import ChatMessage, ChatOptions, RequestOutput, SamplingParams
 from .registry import DEFAULT_MODEL
 from .sampler import Sampler
 from .scheduler import Scheduler
 from .sequence import Sequence, SequenceStatus
 from .structured import compile_grammar, from_response_format
-from .tool_format import ToolCalling, ToolCallParser
+from .tool_format import prepare_chat
 
-Prompt = str | list[int]
+_PROBE = "\0probe"  # request id of the sequences that compute auto-tool baselines
 
 
 @dataclass(slots=True)
@@ -44,23 +43,15 @@ class EngineStats:
     num_accepted_tokens: int = 0  # of those, kept
 
 
-@dataclass(slots=True, eq=False)
-class Request:
-    request_id: str
-    prompt: str | None
-    prompt_token_ids: list[int]
-    params: SamplingParams
-    grammar: str | None = None  # compiled output constraint
-    response_format: object = None  # a JSON response_format: finished answers are parsed into `parsed`
-    tool_calling: ToolCalling | None = None
-    seqs: list[Sequence] = field(default_factory=list)
-    emitted_tokens: list[int] = field(default_factory=list)  # per completion, for token deltas
-    parsers: list[ToolCallParser] = field(default_factory=list)  # per completion, with tools
-    parsed: list = field(default_factory=list)  # per completion: the parsed answer once finished
+@dataclass(frozen=True, slots=True)
+class EngineSnapshot:
+    """The engine's load and counters as of its last step: a copy, safe to read from any thread."""
 
-    @property
-    def finished(self) -> bool:
-        return all(s.is_finished for s in self.seqs)
+    waiting: int  # sequences queued for admission
+    running: int  # sequences being prefilled or decoded
+    kv_blocks_used: int  # KV-cache blocks held by live sequences
+    kv_blocks_total: int
+    counters: EngineStats
 
 
 class LLMEngine:
@@ -91,35 +82,28 @@ class LLMEngine:
         self.runner = ModelRunner(self.model, num_blocks, bs, self.config.torch_dtype)
         self.sampler = Sampler()
         self.requests: dict[str, Request] = {}
-        self._grammar_backend: GrammarBackend | None = None
+        self._constraints: Constraints | None = None
+        self._probes: dict[int, tuple[tuple[int, ...], int]] = {}  # probe seq id -> (baseline prompt, opener)
+        self._awaiting: dict[tuple, list[Request]] = {}  # (baseline prompt, opener) -> requests waiting for it
         self.stats = EngineStats()
         self._seq_ids = itertools.count()
         self._request_ids = itertools.count()
 
+    @property
+    def constraints(self) -> Constraints:
+        return constraints_for(self, self.tokenizer)
+
+    def snapshot(self) -> EngineSnapshot:
+        total = len(self.block_manager.blocks)
+        return EngineSnapshot(len(self.scheduler.waiting), len(self.scheduler.running),
+                              total - self.block_manager.num_free_blocks, total, dataclasses.replace(self.stats))
+
     # --- requests ---------------------------------------------------------------------------
 
-    def render_chat(
-        self,
-        messages: list[ChatMessage | dict],
-        add_generation_prompt: bool = True,
-        tool_calling: ToolCalling | None = None,
-        **template_kwargs,
-    ) -> list[int]:
-        """Token ids of a conversation rendered with the model's chat template (and its tools)."""
-        if not isinstance(messages, list) or not messages:
-            raise InvalidRequestError("messages must be a non-empty list of chat messages")
-        if getattr(self.tokenizer, "chat_template", None) is None:
-            raise InvalidRequestError("this model has no chat template; use generate() with a plain prompt")
-        try:
-            if tool_calling is not None:
-                dicts, extra = tool_calling.render(messages)
-            else:
-                dicts, extra = [ChatMessage.model_validate(m).model_dump(exclude_none=True) for m in messages], {}
-        except ValueError as exc:
-            raise InvalidRequestError(f"invalid chat message: {exc}") from exc
-        text = self.tokenizer.apply_chat_template(
-            dicts, tokenize=False, add_generation_prompt=add_generation_prompt, **extra, **template_kwargs
-        )
+    def render_chat(self, messages: list[dict], add_generation_prompt: bool = True, **template_kwargs) -> list[int]:
+        """Token ids of messages (ready for the template, see `tool_format.prepare_chat`)."""
+        text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt,
+                                                  **template_kwargs)
         return self.tokenizer.encode(text, add_special_tokens=False)
 
     def make_chat_request(
@@ -127,27 +111,29 @@ class LLMEngine:
         messages: list[ChatMessage | dict],
         params: SamplingParams | None = None,
         request_id: str | None = None,
-        *,
-        tools: list | None = None,
-        tool_choice: str | dict | None = None,
-        parallel_tool_calls: bool = True,
-        response_format: object = None,
-        add_generation_prompt: bool = True,
-        **template_kwargs,
+        **options,
     ) -> Request:
-        """`make_request` for a conversation, with optional tools (OpenAI function specs, pydantic
-        models or typed functions) and `tool_choice` ("none", "auto", "required" or a named function)."""
-        tool_calling = ToolCalling.create(
-            tools, tool_choice, parallel_tool_calls, getattr(self.tokenizer, "chat_template", None)
-        )
-        prompt = self.render_chat(messages, add_generation_prompt, tool_calling, **template_kwargs)
-        if tool_calling is None:
-            return self.make_request(prompt, params, request_id, response_format)
+        """`make_request` for a conversation rendered with the model's chat template; `options` are
+        `ChatOptions` (tools, tool_choice, response_format, ...)."""
+        chat = ChatOptions.of(options)
         params = params or SamplingParams()
-        answer = from_response_format(response_format) if response_format is not None else params.structured
-        params = dataclasses.replace(params, structured=tool_calling.constraint(answer))
-        request = self.make_request(prompt, params, request_id)
-        request.tool_calling, request.response_format = tool_calling, response_format
+        if not isinstance(params, SamplingParams):
+            raise InvalidRequestError(f"sampling params must be a SamplingParams, got {type(params).__name__}")
+        template = getattr(self.tokenizer, "chat_template", None)
+        if template is None:
+            raise InvalidRequestError("this model has no chat template; use generate() with a plain prompt")
+        plan = prepare_chat(messages, chat, params.structured, template, self.config.tool_format)
+        prompt = self.render_chat(plan.messages, chat.add_generation_prompt, **plan.template_kwargs)
+        request = self.make_request(prompt, dataclasses.replace(params, structured=plan.structured), request_id)
+        if chat.response_format is not None and from_response_format(chat.response_format) is not None:
+            request.response_format = chat.response_format
+        calling = plan.tool_calling
+        if calling is not None and calling.choice != "none":
+            request.tool_calling = calling
+        if plan.call_structured is not None:
+            request.call_grammar = compile_grammar(plan.call_structured)
+            request.baseline = tuple(self.render_chat(plan.baseline_messages, True, **plan.template_kwargs))
+            request.opener = self.tokenizer.encode(calling.format.opener, add_special_tokens=False)[0]
         return request
 
     def make_request(
@@ -191,23 +177,25 @@ class LLMEngine:
             raise InvalidRequestError(f"stop_token_ids must be < vocab size {self.vocab_size}")
         if params.logprobs is not None and params.logprobs > self.vocab_size:
             raise InvalidRequestError(f"logprobs must be <= vocab size {self.vocab_size}")
-        grammar = compile_grammar(params.structured) if params.structured is not None else None
         rid = request_id if request_id is not None else f"req-{next(self._request_ids)}"
-        json_answer = params.structured is not None and (params.structured.json is not None or params.structured.json_object)
-        return Request(rid, text, token_ids, params, grammar, response_format if json_answer else None)
+        request = Request(rid, text, token_ids, params)
+        if params.structured is not None:
+            request.grammar = compile_grammar(params.structured)
+            request.matcher = self.constraints.matcher(request.grammar, self._budget(request))
+            if params.structured.json is not None or params.structured.json_object:
+                request.response_format = response_format
+        return request
 
-    @property
-    def grammar_backend(self) -> GrammarBackend:
-        if self._grammar_backend is None:  # built on first use: ~0.4 s for a 49k vocabulary
-            self._grammar_backend = GrammarBackend(self.tokenizer)
-        return self._grammar_backend
+    def _budget(self, request: Request) -> int:
+        """Most tokens a completion of `request` may generate."""
+        prompt_len = len(request.prompt_token_ids)
+        return min(request.params.max_tokens or self.max_model_len, self.max_model_len - prompt_len)
 
     def add(self, request: Request) -> None:
         """Queue a request made by `make_request`."""
-        if request.request_id in self.requests:
+        if request.request_id in self.requests or request.request_id == _PROBE:
             raise InvalidRequestError(f"request id {request.request_id!r} is already in use")
         p = request.params
-        max_tokens = min(p.max_tokens or self.max_model_len, self.max_model_len - len(request.prompt_token_ids))
         for index in range(p.n):
             generator = None
             if not p.greedy:
@@ -218,22 +206,47 @@ class LLMEngine:
                     generator.seed()
             seq = Sequence(
                 next(self._seq_ids), request.request_id, index, list(request.prompt_token_ids),
-                len(request.prompt_token_ids), p, max_tokens, generator=generator,
+                len(request.prompt_token_ids), p, self._budget(request), generator=generator,
                 detokenizer=Detokenizer(self.tokenizer, p, request.prompt_token_ids),
                 logprobs=[] if p.logprobs is not None else None,
-                matcher=self.grammar_backend.matcher(request.grammar) if request.grammar else None,
             )
+            if request.matcher is not None:
+                Constraints.attach(seq, request.matcher if index == 0 else request.matcher.deep_copy())
             request.seqs.append(seq)
             request.emitted_tokens.append(0)
             request.parsed.append(None)
-            if request.tool_calling is not None and (parser := request.tool_calling.parser()) is not None:
-                request.parsers.append(parser)
+            if request.tool_calling is not None:
+                request.parsers.append(request.tool_calling.parser())
+        if request.seqs[0].matcher is not None:  # the copies are made: the prototype is seq 0's own now
+            request.matcher = None
         self.requests[request.request_id] = request
         self.stats.num_requests += 1
         self.stats.num_prompt_tokens += len(request.prompt_token_ids)
-        # The other n-1 completions join once the first has prefilled the prompt: they then
-        # share its KV blocks through the prefix cache instead of computing the prompt again.
-        self.scheduler.add(request.seqs[0])
+        key = (request.baseline, request.opener)
+        if request.baseline is not None and self.constraints.baseline(key) is None:
+            self._await_baseline(key, request)
+        else:
+            # The other n-1 completions join once the first has prefilled the prompt: they then
+            # share its KV blocks through the prefix cache instead of computing the prompt again.
+            self.scheduler.add(request.seqs[0])
+
+    def _await_baseline(self, key: tuple, request: Request) -> None:
+        """Hold `request` until the probe computing its decision baseline has run."""
+        waiting = self._awaiting.setdefault(key, [])
+        waiting.append(request)
+        if len(waiting) == 1:
+            baseline, opener = key
+            probe = Sequence(next(self._seq_ids), _PROBE, 0, list(baseline), len(baseline),
+                             SamplingParams(temperature=0, max_tokens=1), 1)
+            self._probes[probe.seq_id] = key
+            self.scheduler.add(probe)
+
+    def _probe_done(self, probe: Sequence, row: torch.Tensor) -> None:
+        key = self._probes.pop(probe.seq_id)
+        self.constraints.record_baseline(key, row, key[1])
+        self.scheduler.finish(probe)
+        for request in self._awaiting.pop(key, []):
+            self.scheduler.add(request.seqs[0])
 
     def add_request(self, prompt: Prompt, params: SamplingParams | None = None, request_id: str | None = None) -> str:
         request = self.make_request(prompt, params, request_id)
@@ -252,6 +265,15 @@ class LLMEngine:
                 self.scheduler.finish(seq)  # frees its blocks
             seq.status = SequenceStatus.FINISHED
             seq.finish_reason = "abort"
+        key = (request.baseline, request.opener)
+        if request in self._awaiting.get(key, ()):
+            self._awaiting[key].remove(request)
+            if not self._awaiting[key]:  # nobody waits for that probe any more
+                del self._awaiting[key]
+                probe = next(s for s in self.scheduler.running + list(self.scheduler.waiting)
+                             if self._probes.get(s.seq_id) == key)
+                del self._probes[probe.seq_id]
+                self.scheduler.finish(probe)
         return self._output(request)
 
     def has_unfinished_requests(self) -> bool:
@@ -272,22 +294,26 @@ class LLMEngine:
         self.stats.num_computed_tokens += sum(batch.num_tokens)
         sampled = self.scheduler.advance(batch)
         advanced: dict[str, Request] = {}
-        if any(seq.draft_token_ids for seq in sampled):  # 1 + len(draft) rows for those
-            counts = [1 + len(seq.draft_token_ids) for seq in sampled]
-            first_rows = list(itertools.accumulate([0] + counts[:-1]))
-            for seq, row, count in zip(sampled, first_rows, counts):
-                if count > 1:
-                    self._verify_drafts(seq, logits[row : row + count])
-                    advanced[seq.request_id] = self.requests[seq.request_id]
-            plain = [i for i, count in enumerate(counts) if count == 1]
-            sampled, logits = [sampled[i] for i in plain], logits[[first_rows[i] for i in plain]]
-        constrained = [i for i, seq in enumerate(sampled) if seq.matcher is not None]
-        dead_ends: dict[int, str] = {}
-        if constrained:
-            problems = self.grammar_backend.apply(logits, constrained, [sampled[i].matcher for i in constrained])
-            dead_ends = {sampled[i].seq_id: why for i, why in zip(constrained, problems) if why}
+        counts = [1 + len(seq.draft_token_ids) for seq in sampled]  # drafted decodes have a row per position
+        first_rows = list(itertools.accumulate([0] + counts[:-1]))
+        plain = []
+        for i, (seq, row, count) in enumerate(zip(sampled, first_rows, counts)):
+            if seq.request_id == _PROBE:
+                self._probe_done(seq, logits[row])
+            elif count > 1:
+                self._verify_drafts(seq, logits[row : row + count])
+                advanced[seq.request_id] = self.requests[seq.request_id]
+            else:
+                plain.append(i)
+        sampled, logits = [sampled[i] for i in plain], logits[[first_rows[i] for i in plain]]
+        for seq, row in zip(sampled, logits):
+            request = self.requests[seq.request_id]
+            if request.call_grammar is not None and seq.num_output_tokens == 0:
+                self.constraints.decide(seq, row, (request.baseline, request.opener), request.opener,
+                                        request.call_grammar)
+        dead_ends = self.constraints.mask(logits, sampled) if any(s.matcher for s in sampled) else {}
         tokens, logprobs = self.sampler(logits, sampled) if sampled else ([], [])
-        for seq, token, logprob in zip(sampled, tokens, logprobs):
+        for seq, row, token, logprob in zip(sampled, logits, tokens, logprobs):
             request = self.requests[seq.request_id]
             if seq.num_output_tokens == 0:
                 self.stats.num_cached_tokens += seq.num_cached_tokens
@@ -297,13 +323,24 @@ class LLMEngine:
             if seq.seq_id in dead_ends:  # finish instead of sampling from an empty distribution
                 self._finish(seq, "error", dead_ends[seq.seq_id])
             else:
-                self._append_token(seq, token, logprob)
+                self._append_token(seq, *self._steer(seq, row, token, logprob))
             advanced[request.request_id] = request
         outputs = [self._output(r) for r in advanced.values()]
         for out in outputs:
             if out.finished:
                 del self.requests[out.request_id]
         return outputs
+
+    def _steer(self, seq: Sequence, row: torch.Tensor, token: int, logprob):
+        """The token a sequence writes (a constrained one may have to end within its budget),
+        with its log-probability if asked for."""
+        if seq.matcher is None:
+            return token, logprob
+        chosen = self.constraints.steer(seq, token)
+        if chosen != token and logprob is not None:
+            logprob = dataclasses.replace(logprob, token_id=chosen,
+                                          logprob=row.float().log_softmax(-1)[chosen].item())
+        return chosen, logprob
 
     def _verify_drafts(self, seq: Sequence, logits: torch.Tensor) -> None:
         """Sample each position of a drafted decode in turn — the last real token's, then each
@@ -313,10 +350,11 @@ class LLMEngine:
         accepted = 0
         for position in range(len(draft) + 1):
             row = logits[position : position + 1]
-            if seq.matcher is not None and (problem := self.grammar_backend.apply(row, [0], [seq.matcher])[0]):
+            if seq.matcher is not None and (problem := self.constraints.mask(row, [seq]).get(seq.seq_id)):
                 self._finish(seq, "error", problem)
                 break
             (token,), (logprob,) = self.sampler(row, [seq])
+            token, logprob = self._steer(seq, row[0], token, logprob)
             self._append_token(seq, token, logprob)
             if seq.is_finished or position == len(draft) or token != draft[position]:
                 break
@@ -339,82 +377,20 @@ class LLMEngine:
         if seq.logprobs is not None:
             seq.logprobs.append(logprob)
         p = seq.params
-        if seq.matcher is not None and not seq.matcher.consume_token(token):
-            return self._finish(seq, "error", f"output constraint rejected token {token}: {seq.matcher.get_error()}")
+        if seq.matcher is not None and (problem := self.constraints.consume(seq, token)):
+            return self._finish(seq, "error", problem)
+        ended = "length" if seq.closing is not None and seq.closing.forced else "stop"  # the budget forced it
         if not p.ignore_eos and token in self.eos_token_ids:
-            return self._finish(seq, "stop")
+            return self._finish(seq, ended)
         if token in p.stop_token_ids:
             return self._finish(seq, "stop", token)
         stop = seq.detokenizer.add(token)
         if stop is not None:
             return self._finish(seq, "stop", stop)
         if seq.matcher is not None and seq.matcher.is_stopped():  # the constrained output is complete
-            return self._finish(seq, "stop")
+            return self._finish(seq, ended)
         if seq.num_output_tokens >= seq.max_tokens:
             return self._finish(seq, "length")
 
     def _output(self, request: Request) -> RequestOutput:
-        completions = []
-        for seq in request.seqs:
-            finished = seq.is_finished
-            delta = seq.detokenizer.emit(finished)
-            output_ids = seq.output_token_ids
-            new_ids = output_ids[request.emitted_tokens[seq.index] :]
-            request.emitted_tokens[seq.index] = len(output_ids)
-            out = CompletionOutput(
-                index=seq.index,
-                text=seq.detokenizer.emitted_text,
-                token_ids=list(output_ids),
-                delta=delta,
-                delta_token_ids=new_ids,
-                logprobs=list(seq.logprobs) if seq.logprobs is not None else None,
-                finish_reason=seq.finish_reason,
-                stop_reason=seq.stop_reason,
-            )
-            if request.parsers:
-                self._split_tool_calls(out, request.parsers[seq.index])
-            if finished and request.response_format is not None:
-                self._parse_answer(out, request, seq.index)
-            completions.append(out)
-        usage = Usage(
-            prompt_tokens=len(request.prompt_token_ids),
-            completion_tokens=sum(s.num_output_tokens for s in request.seqs),
-            cached_tokens=request.seqs[0].num_cached_tokens,
-        )
-        return RequestOutput(
-            request.request_id, request.prompt, request.prompt_token_ids, completions, usage, request.finished
-        )
-
-    @staticmethod
-    def _split_tool_calls(out: CompletionOutput, parser: ToolCallParser) -> None:
-        """Replace the raw text of `out` with the text outside tool calls, and add the calls."""
-        parsed = parser.feed(out.delta)
-        if out.finished:
-            tail = parser.finish()
-            parsed.text += tail.text
-            parsed.tool_calls += tail.tool_calls
-        out.text, out.delta, out.tool_call_deltas = parser.content, parsed.text, parsed.tool_calls
-        out.tool_calls = [c.model_copy(deep=True) for c in parser.tool_calls] or None
-        if out.finish_reason == "stop" and out.tool_calls:
-            out.finish_reason = "tool_calls"
-
-    @staticmethod
-    def _parse_answer(out: CompletionOutput, request: Request, index: int) -> None:
-        """Fill `parsed` of a finished JSON answer (once); an answer that fails validation (a
-        pydantic validator beyond the schema) finishes with "error" and the reason."""
-        if out.finish_reason != "stop":
-            return
-        if request.parsed[index] is None:
-            try:
-                request.parsed[index] = _parse_json_answer(out.text, request.response_format)
-            except ValueError as exc:
-                out.finish_reason, out.stop_reason = "error", f"the answer does not validate: {exc}"
-                return
-        out.parsed = request.parsed[index]
-
-
-def _parse_json_answer(text: str, response_format):
-    """The JSON answer as the pydantic model asked for (validated), else as plain JSON data."""
-    if isinstance(response_format, type) and issubclass(response_format, BaseModel):
-        return response_format.model_validate_json(text)
-    return json.loads(text)
+        return request_output(request, lambda seq: self._finish(seq, "stop"))

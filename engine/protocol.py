@@ -66,6 +66,47 @@ class StructuredOutput:
 
 
 @dataclass(slots=True)
+class ChatOptions:
+    """How to answer a conversation, besides sampling: the options of `LLM.chat`, `AsyncLLM.chat`
+    and `LLMEngine.make_chat_request`.
+
+    - `tools`: OpenAI function specs, pydantic model classes or typed functions the model may call.
+    - `tool_choice`: "auto" (the default with tools: the model calls or answers), "required",
+      "none", or `{"type": "function", "function": {"name": ...}}`.
+    - `parallel_tool_calls`: whether one reply may hold several calls.
+    - `response_format`: a pydantic model class, or OpenAI's `{"type": "json_schema", ...}` /
+      `{"type": "json_object"}`: the answer is that JSON (and `parsed` holds it).
+    - `add_generation_prompt`: end the prompt with the assistant turn's header.
+    - `chat_template_kwargs`: extra variables for the chat template.
+    """
+
+    tools: list | None = None
+    tool_choice: str | dict | None = None
+    parallel_tool_calls: bool = True
+    response_format: Any = None
+    add_generation_prompt: bool = True
+    chat_template_kwargs: dict | None = None
+
+    def __post_init__(self) -> None:
+        if self.tools is not None and not isinstance(self.tools, list):
+            raise InvalidRequestError("tools must be a list")
+        if not isinstance(self.parallel_tool_calls, bool):
+            raise InvalidRequestError("parallel_tool_calls must be a boolean")
+        if not isinstance(self.add_generation_prompt, bool):
+            raise InvalidRequestError("add_generation_prompt must be a boolean")
+        if self.chat_template_kwargs is not None and not isinstance(self.chat_template_kwargs, dict):
+            raise InvalidRequestError("chat_template_kwargs must be a dict")
+
+    @classmethod
+    def of(cls, options: dict) -> ChatOptions:
+        """`ChatOptions(**options)`, refusing unknown names with the list of known ones."""
+        unknown = sorted(set(options) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise InvalidRequestError(f"unknown chat option(s) {unknown}; known: {sorted(cls.__dataclass_fields__)}")
+        return cls(**options)
+
+
+@dataclass(slots=True)
 class SamplingParams:
     """How to sample one request. `temperature=0` means greedy decoding.
 

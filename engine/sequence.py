@@ -11,6 +11,7 @@ from .protocol import Logprob, SamplingParams
 if TYPE_CHECKING:
     import torch
 
+    from .closing import Closing
     from .detokenizer import Detokenizer
 
 
@@ -45,6 +46,7 @@ class Sequence:
     detokenizer: Detokenizer | None = None
     logprobs: list[Logprob] | None = None
     matcher: object | None = None  # llguidance.LLMatcher when the output is constrained
+    closing: Closing | None = None  # with a matcher: how its output ends within the budget
     draft_token_ids: list[int] = field(default_factory=list)  # speculative tokens this step verifies
     finish_reason: str | None = None
     stop_reason: str | int | None = None

@@ -21,23 +21,10 @@ from pydantic import BaseModel
 
 from .errors import InvalidRequestError
 from .protocol import StructuredOutput
+from .tool_schema import json_schema_of
 
 # Readable JSON: small models answer better with ", " / ": " than with compact JSON.
 JSON_DEFAULTS = {"whitespace_flexible": False, "item_separator": ", ", "key_separator": ": "}
-
-
-def json_schema_of(spec: dict | str | type[BaseModel]) -> dict:
-    """A JSON schema as a dict, from a dict, JSON text or a pydantic model class."""
-    if isinstance(spec, type) and issubclass(spec, BaseModel):
-        return spec.model_json_schema()
-    if isinstance(spec, str):
-        try:
-            spec = json.loads(spec)
-        except json.JSONDecodeError as exc:
-            raise InvalidRequestError(f"JSON schema is not valid JSON: {exc}") from exc
-    if not isinstance(spec, dict):
-        raise InvalidRequestError(f"JSON schema must be an object, got {type(spec).__name__}")
-    return spec
 
 
 def from_response_format(response_format) -> StructuredOutput | None:
@@ -59,22 +46,44 @@ def from_response_format(response_format) -> StructuredOutput | None:
     raise InvalidRequestError(f"unknown response_format type {kind!r}; use text, json_object or json_schema")
 
 
-def closed_objects(schema):
-    """The schema with `additionalProperties: false` on every object that lists properties and does
-    not say otherwise (like xgrammar's strict mode and OpenAI's strict schemas): the output still
-    validates against the original schema, and a model cannot wander off adding keys."""
-    if isinstance(schema, list):
-        return [closed_objects(s) for s in schema]
+# The widest integer bounds llguidance represents exactly (it reads bounds as doubles): int64's
+# range less the 1,024 values a double cannot tell apart from 2**63.
+INT64_BOUND = 2**63 - 1024
+
+
+def decoding_schema(schema):
+    """The schema as decoding enforces it, so that every output both validates against the
+    original schema and can end: objects that list properties are closed (`additionalProperties:
+    false` unless stated, like xgrammar's strict mode and OpenAI's strict schemas — a model cannot
+    wander off adding keys), and integers without bounds are kept to the int64 range."""
     if not isinstance(schema, dict):
         return schema
-    out = {k: closed_objects(v) for k, v in schema.items()}
+    out = dict(schema)
+    for key, value in schema.items():
+        if key in _SCHEMA_MAPS and isinstance(value, dict):
+            out[key] = {name: decoding_schema(sub) for name, sub in value.items()}
+        elif key in _SCHEMA_LISTS and isinstance(value, list):
+            out[key] = [decoding_schema(sub) for sub in value]
+        elif key in _SCHEMAS:
+            out[key] = decoding_schema(value)
     if "properties" in out and "additionalProperties" not in out and "patternProperties" not in out:
         out["additionalProperties"] = False
+    kinds = out.get("type")
+    if kinds == "integer" or (isinstance(kinds, list) and "integer" in kinds):
+        if "minimum" not in out and "exclusiveMinimum" not in out:
+            out["minimum"] = -INT64_BOUND
+        if "maximum" not in out and "exclusiveMaximum" not in out:
+            out["maximum"] = INT64_BOUND
     return out
 
 
+_SCHEMA_MAPS = ("properties", "patternProperties", "$defs", "definitions", "dependentSchemas")
+_SCHEMA_LISTS = ("anyOf", "allOf", "oneOf", "prefixItems")
+_SCHEMAS = ("items", "additionalProperties", "not", "if", "then", "else", "contains", "propertyNames")
+
+
 def _spec_key(spec: StructuredOutput) -> str:
-    schema = closed_objects(json_schema_of(spec.json)) if spec.json is not None else None
+    schema = decoding_schema(json_schema_of(spec.json)) if spec.json is not None else None
     # not sort_keys: the order of "properties" is the order the model writes them in
     return json.dumps([schema, spec.json_object, spec.regex, spec.choice, spec.grammar])
 

@@ -53,7 +53,7 @@ def build_agent(model, tools):
 
 
 def main() -> None:
-    from agentforge.engine import LLM
+    from agentforge.engine import LLM, ChatMessage
 
     question = " ".join(sys.argv[1:]) or "What is 1234 * 5678?"
     with mcp_servers() as mcp:
@@ -61,8 +61,8 @@ def main() -> None:
         print("tools:", ", ".join(t.name for t in tools))
         agent = build_agent(llm_model(LLM("smollm2-135m"), tools), tools)
         for update in agent.stream({"messages": [{"role": "user", "content": question}]}, stream_mode="updates"):
-            for node, change in update.items():
-                for message in change["messages"]:
+            for node, change in update.items():  # what each node returned: plain dicts or messages
+                for message in map(ChatMessage.model_validate, change["messages"]):
                     calls = [f"{c.function.name}({c.function.arguments})" for c in message.tool_calls or []]
                     print(f"[{node}] {message.role}: {message.content or ''} {' '.join(calls)}".rstrip())
 

@@ -7,7 +7,8 @@ from .cache import InMemoryCache
 from .checkpoint import BaseCheckpointSaver, Checkpoint, CheckpointTuple, InMemorySaver
 from .graph import StateGraph
 from .messages import REMOVE_ALL_MESSAGES, MessagesState, RemoveMessage, add_messages
-from .pregel import CompiledStateGraph, get_message_writer, get_stream_writer, interrupt
+from .pregel import CompiledStateGraph
+from .runtime import Runtime, get_message_writer, get_runtime, get_stream_writer, interrupt
 from .sqlite import SqliteSaver
 from .types import (
     END,
@@ -52,6 +53,7 @@ __all__ = [
     "REMOVE_ALL_MESSAGES",
     "RemoveMessage",
     "RetryPolicy",
+    "Runtime",
     "START",
     "Send",
     "SqliteSaver",
@@ -59,6 +61,7 @@ __all__ = [
     "StateSnapshot",
     "add_messages",
     "get_message_writer",
+    "get_runtime",
     "get_stream_writer",
     "interrupt",
 ]

@@ -93,6 +93,15 @@ class BaseCheckpointSaver:
 
     # --- public API ---------------------------------------------------------------------
 
+    def close(self) -> None:
+        """Release the storage's connections (a `with` block calls it)."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
     def put(self, config: dict, checkpoint: Checkpoint, metadata: dict, changed: set[str], parent_id: str | None) -> dict:
         """Store a checkpoint; `changed` names the channels whose value changed since `parent_id`."""
         thread_id, ns, _ = thread_of(config)

@@ -6,7 +6,7 @@ import html
 import typing
 from dataclasses import dataclass
 
-from .graph import GraphSpec
+from .spec import GraphSpec
 from .types import END, START
 
 

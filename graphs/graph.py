@@ -5,57 +5,14 @@ from __future__ import annotations
 import inspect
 import typing
 from collections.abc import Callable, Hashable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
-from .state import Channel, channels_of, is_state_schema
+from .pregel import CompiledStateGraph
+from .spec import INJECTABLE, Branch, GraphSpec, Node
+from .state import channels_of, is_state_schema
 from .types import END, START, CachePolicy, GraphValidationError, RetryPolicy
 
 _RESERVED = (":", "|")
-
-
-@dataclass(slots=True)
-class Node:
-    name: str
-    action: Callable[..., Any]
-    defer: bool = False
-    retry_policy: RetryPolicy | Sequence[RetryPolicy] | None = None
-    cache_policy: CachePolicy | None = None
-    destinations: tuple[str, ...] = ()
-    subgraph: Any = None  # a compiled graph used as this node
-    is_async: bool = False
-    wants_config: bool = False
-    input_schema: type | None = None  # the node sees only these keys (from its first parameter's type)
-    input_keys: frozenset[str] = frozenset()
-
-
-@dataclass(slots=True)
-class Branch:
-    """A conditional edge: `path(state)` names the next node(s) or Sends; `path_map` translates."""
-
-    path: Callable[..., Any]
-    path_map: dict[Hashable, str] | None = None
-    is_async: bool = False
-
-
-@dataclass(slots=True)
-class GraphSpec:
-    """Everything `compile()` froze: what the runtime executes."""
-
-    state_schema: type
-    input_schema: type
-    output_schema: type
-    channels: dict[str, Channel]
-    input_keys: tuple[str, ...]
-    output_keys: tuple[str, ...]
-    nodes: dict[str, Node]
-    edges: dict[str, list[str]] = field(default_factory=dict)  # source -> targets
-    joins: list[tuple[tuple[str, ...], str]] = field(default_factory=list)  # (sources, target)
-    branches: dict[str, list[Branch]] = field(default_factory=dict)
-    output_key_set: frozenset[str] = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.output_key_set = frozenset(self.output_keys)
 
 
 class StateGraph:
@@ -139,7 +96,7 @@ class StateGraph:
         self.nodes[node] = Node(
             node, action, defer, retry_policy, cache_policy,
             tuple(destinations.values() if isinstance(destinations, dict) else destinations or ()),
-            subgraph, subgraph is None and _is_async(action), subgraph is None and _takes_config(action),
+            subgraph, subgraph is None and _is_async(action), () if subgraph is not None else _injected(action),
             input_schema, frozenset(channels_of(input_schema)) if input_schema is not None else frozenset(),
         )
         return self
@@ -229,8 +186,6 @@ class StateGraph:
         `checkpointer` persists every step (needed for interrupts, resume and time travel);
         `interrupt_before` / `interrupt_after` pause around the named nodes ("*" for all).
         """
-        from .pregel import CompiledStateGraph
-
         self.validate()
         for names in (interrupt_before, interrupt_after):
             for n in ([] if names in (None, "*") else [names] if isinstance(names, str) else names):
@@ -240,7 +195,7 @@ class StateGraph:
         for source, target in sorted(self.edges):
             edges.setdefault(source, []).append(target)
         spec = GraphSpec(
-            self.state_schema, self.input_schema, self.output_schema, self.channels,
+            self.state_schema, self.context_schema, self.input_schema, self.output_schema, self.channels,
             tuple(channels_of(self.input_schema)), tuple(channels_of(self.output_schema)),
             dict(self.nodes), edges, sorted(self.joins), {k: list(v) for k, v in self.branches.items()},
         )
@@ -265,9 +220,11 @@ def _first_parameter_schema(fn: Callable) -> type | None:
     return hint if is_state_schema(hint) else None
 
 
-def _takes_config(fn: Callable) -> bool:
+def _injected(fn: Callable) -> tuple[str, ...]:
+    """The keyword arguments among INJECTABLE that `fn` takes."""
     try:
         params = inspect.signature(fn).parameters
     except (TypeError, ValueError):
-        return False
-    return "config" in params
+        return ()
+    keyword = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return tuple(name for name in INJECTABLE if name in params and params[name].kind in keyword)

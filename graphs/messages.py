@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated, TypedDict
 
-from agentforge.engine import ChatMessage
+from agentforge.engine.protocol import ChatMessage
 
 REMOVE_ALL_MESSAGES = "__remove_all__"
 

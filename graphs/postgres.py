@@ -45,12 +45,6 @@ class PostgresSaver(BaseCheckpointSaver):
     def close(self) -> None:
         self.pool.close()
 
-    def __enter__(self) -> PostgresSaver:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
     def _put(self, thread_id, ns, checkpoint_id, parent_id, data, blobs) -> None:
         with self.pool.connection() as conn, conn.transaction():
             with conn.cursor() as cur:

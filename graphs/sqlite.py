@@ -50,12 +50,6 @@ class SqliteSaver(BaseCheckpointSaver):
     def close(self) -> None:
         self.conn.close()
 
-    def __enter__(self) -> SqliteSaver:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
     def _put(self, thread_id, ns, checkpoint_id, parent_id, data, blobs) -> None:
         with self._conn_lock:
             self.conn.execute("BEGIN")

@@ -130,13 +130,16 @@ class StateSnapshot:
 
 @dataclass(slots=True, frozen=True)
 class PregelTask:
-    """A task pending at a checkpoint, with its error or interrupts if it already ran."""
+    """A task pending at a checkpoint, with its error or interrupts if it already ran. A subgraph
+    node's `state` is its own snapshot with `get_state(subgraphs=True)`, else the config that
+    reads it."""
 
     id: str
     name: str
     path: tuple
     error: Exception | None = None
     interrupts: tuple[Interrupt, ...] = ()
+    state: Any = None
     result: Any = None
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import hmac
+import importlib.metadata
 import json
 import warnings
 import weakref
@@ -105,8 +106,6 @@ class MCPToolServer:
         list_ttl: float = 60.0,
         state_keys: Sequence[str | bytes] | None = None,
     ) -> None:
-        from agentforge import __version__
-
         self.tools = {t.name: t for t in (as_tool(x) for x in tools)}
         self.resources = {r.uri: r for r in resources if isinstance(r, Resource)}
         self.templates = {r.uri_template: r for r in resources if isinstance(r, ResourceTemplate)}
@@ -131,7 +130,7 @@ class MCPToolServer:
         hints = {m: listed for m in ("tools/list", "prompts/list", "resources/list", "resources/templates/list")}
         with warnings.catch_warnings():  # logging is deprecated in 2026-07-28, still part of 2025-11-25
             warnings.simplefilter("ignore", MCPDeprecationWarning)
-            self.server = _Server(name, version=version or __version__, instructions=instructions,
+            self.server = _Server(name, version=version or _package_version(), instructions=instructions,
                                  cache_hints=hints | {"resources/read": CacheHint(ttl_ms=0)}, **handlers)
         security = RequestStateSecurity(keys=list(state_keys)) if state_keys else RequestStateSecurity.ephemeral()
         self.server.middleware.append(RequestStateBoundary(security, default_audience=name))
@@ -344,6 +343,14 @@ async def _tell(connections: weakref.WeakSet, send: Callable, event: Any, bus: I
     await bus.publish(event)
 
 
+def _package_version() -> str:
+    """The installed agentforge distribution's version (the tools layer never imports the app)."""
+    try:
+        return importlib.metadata.version("agentforge")
+    except importlib.metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
 def _input_schema(schema: type) -> dict:
     """JSON schema of a graph's input (TypedDict — typing's or typing_extensions' —, dataclass or pydantic)."""
     import dataclasses
@@ -351,7 +358,7 @@ def _input_schema(schema: type) -> dict:
 
     from pydantic import BaseModel, TypeAdapter, create_model
 
-    from agentforge.engine.tool_format import model_parameters
+    from agentforge.engine.tool_schema import model_parameters
 
     if isinstance(schema, type) and issubclass(schema, BaseModel):
         return model_parameters(schema)

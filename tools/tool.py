@@ -18,7 +18,7 @@ from pydantic import BaseModel, ValidationError
 
 from agentforge.engine.errors import InvalidRequestError
 from agentforge.engine.protocol import ChatMessage
-from agentforge.engine.tool_format import TOOL_NAME, function_model, model_parameters, own_doc
+from agentforge.engine.tool_schema import TOOL_NAME, function_model, model_parameters, own_doc
 
 DEFAULT_TIMEOUT = 60.0
 _POOL = concurrent.futures.ThreadPoolExecutor(max_workers=32, thread_name_prefix="agentforge-tool")

@@ -12,7 +12,8 @@ def serve(config: ServerConfig) -> None:
 
     from agentforge.engine import AsyncLLM
 
-    llm = AsyncLLM(config.model, dtype=config.dtype, speculative_tokens=config.speculative_tokens)
+    llm = AsyncLLM(config.model, dtype=config.dtype, speculative_tokens=config.speculative_tokens,
+                   tool_format=config.tool_format)
     try:
         uvicorn.run(create_app(llm, config=config), host=config.host, port=config.port, log_level="info")
     finally:

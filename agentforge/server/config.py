@@ -19,6 +19,7 @@ class ServerConfig:
     port: int = 8000
     dtype: str = "float32"
     speculative_tokens: int = 5  # n-gram speculative decoding while few requests run (0: off)
+    tool_format: str | None = None  # the tool-call format to prompt and parse (default: the model's)
     api_keys: list[str] = field(default_factory=list)  # empty: no authentication
     rate_limit_rpm: int | None = None  # requests per minute per key (or per client address)
     rate_limit_tpm: int | None = None  # tokens per minute per key

@@ -20,18 +20,17 @@ class Metrics:
                               registry=r)
         self.tpot = Histogram("agentforge_time_per_output_token_seconds", "Time per output token after the first",
                               buckets=LATENCY_BUCKETS, registry=r)
-        engine = llm.engine
-        blocks = engine.block_manager
-        total = len(blocks.blocks)
+        stats = llm.stats  # a snapshot the engine thread refreshes every step
         Gauge("agentforge_queue_length", "Sequences waiting to be scheduled", registry=r).set_function(
-            lambda: len(engine.scheduler.waiting))
+            lambda: stats().waiting)
         Gauge("agentforge_running_sequences", "Sequences being decoded", registry=r).set_function(
-            lambda: len(engine.scheduler.running))
-        Gauge("agentforge_kv_cache_blocks_total", "KV cache blocks", registry=r).set_function(lambda: total)
+            lambda: stats().running)
+        Gauge("agentforge_kv_cache_blocks_total", "KV cache blocks", registry=r).set_function(
+            lambda: stats().kv_blocks_total)
         Gauge("agentforge_kv_cache_blocks_used", "KV cache blocks held by live sequences", registry=r).set_function(
-            lambda: total - blocks.num_free_blocks)
+            lambda: stats().kv_blocks_used)
         Gauge("agentforge_kv_cache_usage_ratio", "Fraction of KV cache blocks in use", registry=r).set_function(
-            lambda: (total - blocks.num_free_blocks) / total if total else 0.0)
+            lambda: stats().kv_blocks_used / max(stats().kv_blocks_total, 1))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -30,9 +30,9 @@ def test_prefix_cache_computes_only_new_tokens(smollm2_path, smollm2):
     llm = LLM(smollm2_path)
     first = llm.generate(DOCUMENT + "Question: what is this text about?", GREEDY)[0]
     assert first.usage.cached_tokens == 0
-    before = llm.stats.num_computed_tokens
+    before = llm.stats().counters.num_computed_tokens
     second = llm.generate(DOCUMENT + "Question: what happens when memory runs out?", GREEDY)[0]
-    computed = llm.stats.num_computed_tokens - before
+    computed = llm.stats().counters.num_computed_tokens - before
 
     cached = second.usage.cached_tokens
     assert cached >= 256 and cached % 16 == 0
@@ -49,7 +49,7 @@ def test_chunked_prefill_matches_one_shot(smollm2_path, smollm2):
     out = chunked.generate(prompt, GREEDY)[0]
     prompt_len = len(out.prompt_token_ids)
     assert prompt_len > 256
-    assert chunked.stats.num_steps == -(-prompt_len // 64) + GREEDY.max_tokens - 1  # prefill took several steps
+    assert chunked.stats().counters.num_steps == -(-prompt_len // 64) + GREEDY.max_tokens - 1  # prefill took several steps
     assert out.outputs[0].token_ids == smollm2.generate(prompt, GREEDY)[0].outputs[0].token_ids
 
 
@@ -58,7 +58,7 @@ def test_small_kv_budget_preempts_and_still_matches(smollm2_path, smollm2):
     params = SamplingParams(temperature=0, max_tokens=48, ignore_eos=True)
     small = LLM(smollm2_path, kv_cache_bytes=KV_BYTES_PER_TOKEN * 16 * 36)  # 36 blocks: 576 tokens in all
     outputs = small.generate(prompts, params)
-    assert small.stats.num_preemptions > 0
+    assert small.stats().counters.num_preemptions > 0
     assert all(o.finished and len(o.outputs[0].token_ids) == 48 for o in outputs)
     expected = smollm2.generate(prompts, params)
     assert [o.outputs[0].token_ids for o in outputs] == [o.outputs[0].token_ids for o in expected]
@@ -114,9 +114,9 @@ def test_n_completions_share_the_prompt(smollm2):
     assert all(len(c.token_ids) == 12 for c in out.outputs)
     assert len({tuple(c.token_ids) for c in out.outputs}) > 1
     assert out.usage.completion_tokens == 36
-    before = smollm2.stats.num_cached_tokens
+    before = smollm2.stats().counters.num_cached_tokens
     smollm2.generate("A fresh prompt about sailing boats and the open sea, " * 4, params)
-    assert smollm2.stats.num_cached_tokens - before >= 2 * 32  # the two forks reused the first's prompt blocks
+    assert smollm2.stats().counters.num_cached_tokens - before >= 2 * 32  # the two forks reused the first's prompt blocks
 
 
 def test_logprobs_report_the_sampled_token_and_top_alternatives(smollm2):

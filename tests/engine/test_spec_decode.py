@@ -39,19 +39,19 @@ def test_the_proposer_copies_what_followed_the_last_ngram():
                                     SamplingParams(temperature=0, repetition_penalty=1.2, max_tokens=64)],
                          ids=["greedy", "seeded", "penalties"])
 def test_outputs_are_those_of_plain_decoding(smollm2, spec, params):
-    before = spec.stats.num_accepted_tokens
+    before = spec.stats().counters.num_accepted_tokens
     plain, drafted = outputs(smollm2, [COPY, CODE], params), outputs(spec, [COPY, CODE], params)
     assert [o.token_ids for o in drafted] == [o.token_ids for o in plain]
     assert [o.finish_reason for o in drafted] == [o.finish_reason for o in plain]
-    assert spec.stats.num_accepted_tokens > before  # drafts were really kept, not just proposed
+    assert spec.stats().counters.num_accepted_tokens > before  # drafts were really kept, not just proposed
 
 
 def test_fewer_steps_when_the_answer_copies_its_prompt(smollm2_path, smollm2):
     params = SamplingParams(temperature=0, max_tokens=64, ignore_eos=True)
     plain, spec = LLM(smollm2_path), LLM(smollm2_path, speculative_tokens=5)
     assert outputs(spec, [COPY], params)[0].token_ids == outputs(plain, [COPY], params)[0].token_ids
-    assert spec.stats.num_steps < plain.stats.num_steps * 0.8
-    assert spec.stats.num_generated_tokens == plain.stats.num_generated_tokens == 64
+    assert spec.stats().counters.num_steps < plain.stats().counters.num_steps * 0.8
+    assert spec.stats().counters.num_generated_tokens == plain.stats().counters.num_generated_tokens == 64
 
 
 def test_constrained_output_stays_valid_and_identical(smollm2, spec):
@@ -81,7 +81,7 @@ def test_a_mixed_batch_and_a_small_kv_cache(smollm2_path, smollm2):
     small = LLM(smollm2_path, kv_cache_bytes=KV_BYTES_PER_TOKEN * 16 * 20, speculative_tokens=4,
                 max_num_batched_tokens=64)  # 20 blocks: prompts are chunked and requests preempted
     got = small.generate(prompts, params)
-    assert small.stats.num_preemptions > 0 and small.stats.num_accepted_tokens > 0
+    assert small.stats().counters.num_preemptions > 0 and small.stats().counters.num_accepted_tokens > 0
     assert [o.outputs[0].token_ids for o in got] == [o.outputs[0].token_ids for o in smollm2.generate(prompts, params)]
     assert small.engine.block_manager.num_free_blocks == 20
 

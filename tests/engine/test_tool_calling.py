@@ -11,7 +11,7 @@ import pytest
 from pydantic import BaseModel, Field
 
 from agentforge.engine import AsyncLLM, InvalidRequestError, SamplingParams
-from agentforge.engine.tool_format import tool_specs
+from agentforge.engine.tool_schema import tool_specs
 
 
 def get_weather(city: str = Field(max_length=30), unit: Literal["celsius", "fahrenheit"] = "celsius") -> str:

@@ -1,245 +1,13 @@
-"""Function calling without a model: tool specs, call grammars, prompt rendering, the streaming parser."""
+"""The streaming tool-call parser: formats, text around calls, repeats, any chunking."""
 
 from __future__ import annotations
 
 import json
 
-import llguidance
-import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from pydantic import BaseModel, Field
 
-from agentforge.engine import InvalidRequestError
-from agentforge.engine.structured import compile_grammar
-from agentforge.engine.tool_format import (
-    BUILTIN_TOOL_PROMPT,
-    HERMES,
-    LLAMA3,
-    MISTRAL,
-    ToolCalling,
-    ToolCallParser,
-    detect_format,
-    parse_tool_calls,
-    render_messages,
-    tool_spec,
-    tool_specs,
-)
-
-
-def get_weather(city: str, unit: str = "celsius", days: int = 1) -> str:
-    """Get the weather forecast for a city.
-
-    Args:
-        city: The city's name.
-        unit: "celsius" or "fahrenheit".
-        days (int): How many days
-            to forecast.
-
-    Returns:
-        The forecast.
-    """
-    return ""
-
-
-class Search(BaseModel):
-    """Search the web."""
-
-    query: str = Field(max_length=30)
-    tags: list[str] = []
-
-
-WEATHER = tool_spec(get_weather)
-SEARCH = tool_spec(Search)
-
-
-# --- tool specs ------------------------------------------------------------------------------
-
-
-def test_tool_spec_from_a_typed_function_uses_hints_defaults_and_docstring():
-    fn = WEATHER["function"]
-    assert fn["name"] == "get_weather"
-    assert fn["description"] == "Get the weather forecast for a city."
-    params = fn["parameters"]
-    assert params["required"] == ["city"]
-    assert params["properties"]["city"] == {"type": "string", "description": "The city's name."}
-    assert params["properties"]["days"]["type"] == "integer"
-    assert params["properties"]["days"]["description"] == "How many days to forecast."
-    assert params["properties"]["unit"]["default"] == "celsius"
-
-
-def test_tool_spec_from_pydantic_and_dicts():
-    assert SEARCH["function"]["name"] == "Search"
-    assert SEARCH["function"]["description"] == "Search the web."
-    assert SEARCH["function"]["parameters"]["properties"]["query"]["maxLength"] == 30
-    openai = {"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {}}}}
-    assert tool_spec(openai)["function"]["name"] == "f"
-    bare = tool_spec({"name": "g", "description": "does g"})
-    assert bare["function"]["parameters"] == {"type": "object", "properties": {}}
-
-
-@pytest.mark.parametrize(
-    "tools, problem",
-    [
-        ([{"name": "bad name!"}], "invalid tool name"),
-        ([{"name": "f", "parameters": {"type": "array"}}], "type 'object'"),
-        ([{"name": "f"}, {"name": "f"}], "unique"),
-        ([{"type": "retrieval"}], "unsupported tool type"),
-        ([42], "a tool must be"),
-        ([{"name": "f", "parameters": "{not json"}], "not valid JSON"),
-        ([], "non-empty list"),
-    ],
-)
-def test_invalid_tools_are_refused_with_the_reason(tools, problem):
-    with pytest.raises(InvalidRequestError, match=problem):
-        tool_specs(tools)
-
-
-@pytest.mark.parametrize(
-    "tools, choice, problem",
-    [
-        (None, "required", "tool_choice needs tools"),
-        ([get_weather], "always", "tool_choice must be"),
-        ([get_weather], {"type": "function", "function": {"name": "nope"}}, "not among the tools"),
-    ],
-)
-def test_invalid_tool_choice_is_refused(tools, choice, problem):
-    with pytest.raises(InvalidRequestError, match=problem):
-        ToolCalling.create(tools, choice, True, None)
-
-
-# --- grammars --------------------------------------------------------------------------------
-
-
-def call_text(fmt, calls: list[tuple[str, dict]], prefix: str = "") -> str:
-    objs = [json.dumps({"name": n, fmt.arguments_key: a}) for n, a in calls]
-    if fmt is HERMES:
-        return prefix + "\n".join(f"<tool_call>\n{o}\n</tool_call>" for o in objs)
-    if fmt is MISTRAL:
-        return prefix + "[TOOL_CALLS][" + ", ".join(objs) + "]"
-    return prefix + "; ".join(objs)
-
-
-@pytest.fixture(scope="module")
-def accepts(smollm2_tokenizer):
-    tokenizer = llguidance.hf.from_tokenizer(smollm2_tokenizer)
-
-    def accepts(calling: ToolCalling, text: str) -> bool:
-        matcher = llguidance.LLMatcher(tokenizer, compile_grammar(calling.constraint()))
-        ok = all(matcher.consume_token(t) for t in smollm2_tokenizer.encode(text, add_special_tokens=False))
-        return ok and matcher.is_accepting()
-
-    return accepts
-
-
-@pytest.mark.parametrize("fmt", [HERMES, LLAMA3, MISTRAL], ids=lambda f: f.name)
-def test_call_grammars_allow_exactly_what_tool_choice_allows(accepts, fmt):
-    def calling(choice, parallel=True):
-        return ToolCalling([WEATHER, SEARCH], choice, parallel, fmt)
-
-    paris = ("get_weather", {"city": "Paris"})
-    rome = ("get_weather", {"city": "Rome", "unit": "celsius"})
-    search = ("Search", {"query": "llamas"})
-    for choice in ("required", "auto"):
-        assert accepts(calling(choice), call_text(fmt, [paris]))
-        assert accepts(calling(choice), call_text(fmt, [paris, rome, search]))
-        assert not accepts(calling(choice, parallel=False), call_text(fmt, [paris, rome]))
-        assert not accepts(calling(choice), call_text(fmt, [("get_time", {})]))  # undeclared tool
-        assert not accepts(calling(choice), call_text(fmt, [("get_weather", {"town": "Paris"})]))  # bad arguments
-        assert not accepts(calling(choice), call_text(fmt, [("get_weather", {"city": "Paris", "extra": 1})]))
-        assert not accepts(calling(choice), call_text(fmt, [("Search", {"query": "x" * 31})]))  # maxLength
-    assert not accepts(calling("required"), "It is sunny.")
-    assert accepts(calling("auto"), "It is sunny.")
-    assert accepts(calling("auto"), "")
-    assert accepts(calling("get_weather"), call_text(fmt, [paris]))
-    assert not accepts(calling("get_weather"), call_text(fmt, [search]))
-    assert not accepts(calling("get_weather"), call_text(fmt, [paris, paris]))
-    if fmt is not LLAMA3:  # text before a call; once the tag opens, the call is constrained
-        assert accepts(calling("auto"), call_text(fmt, [paris], prefix="Let me look. "))
-        assert not accepts(calling("auto"), "Let me look. " + fmt.open + "{nonsense")
-
-
-def test_defs_of_several_tools_are_kept_apart(accepts):
-    class Place(BaseModel):
-        city: str
-
-    class Trip(BaseModel):
-        start: Place
-        end: Place
-
-    class Ship(BaseModel):
-        start: int
-
-    class Place2(BaseModel):
-        port: str
-
-    class Cruise(BaseModel):
-        place: Place2
-        ship: Ship
-
-    calling = ToolCalling(tool_specs([Trip, Cruise]), "required", True, HERMES)
-    trip = ("Trip", {"start": {"city": "A"}, "end": {"city": "B"}})
-    cruise = ("Cruise", {"place": {"port": "C"}, "ship": {"start": 3}})
-    assert accepts(calling, call_text(HERMES, [trip, cruise]))
-    assert not accepts(calling, call_text(HERMES, [("Cruise", {"place": {"city": "C"}, "ship": {"start": 3}})]))
-
-
-def test_response_format_only_combines_with_auto():
-    calling = ToolCalling([WEATHER], "required", True, HERMES)
-    from agentforge.engine import StructuredOutput
-
-    with pytest.raises(InvalidRequestError, match="only be combined"):
-        calling.constraint(StructuredOutput(json_object=True))
-    with pytest.raises(InvalidRequestError, match="JSON schema or json_object"):
-        ToolCalling([WEATHER], "auto", True, HERMES).constraint(StructuredOutput(regex="a+"))
-
-
-# --- rendering -------------------------------------------------------------------------------
-
-HISTORY = [
-    {"role": "user", "content": "Weather in Oslo and Rome?"},
-    {"role": "assistant", "content": None, "tool_calls": [
-        {"id": "a", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Oslo"}'}},
-        {"id": "b", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Rome"}'}},
-    ]},
-    {"role": "tool", "tool_call_id": "a", "content": "-3 C"},
-    {"role": "tool", "tool_call_id": "b", "content": "18 C"},
-]
-
-
-def test_builtin_prompt_renders_tools_calls_and_results_for_templates_without_tools():
-    assert detect_format("{% for m in messages %}{{ m.content }}{% endfor %}") == (HERMES, False)
-    messages, kwargs = render_messages(HISTORY, [WEATHER], HERMES, False)
-    assert kwargs == {}
-    assert messages[0]["role"] == "system"
-    assert messages[0]["content"] == BUILTIN_TOOL_PROMPT.format(tools=json.dumps(WEATHER))
-    assert messages[2] == {"role": "assistant", "content": (
-        '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Oslo"}}\n</tool_call>\n'
-        '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Rome"}}\n</tool_call>')}
-    assert messages[3] == {"role": "user", "content": (
-        "<tool_response>\n-3 C\n</tool_response>\n<tool_response>\n18 C\n</tool_response>")}
-    assert len(messages) == 4
-    with_system, _ = render_messages([{"role": "system", "content": "Be brief."}] + HISTORY, [WEATHER], HERMES, False)
-    assert with_system[0]["content"].startswith("Be brief.\n\nYou can call functions")
-
-
-def test_templates_that_render_tools_get_them(smollm2_tokenizer):
-    template = (
-        "{% for t in tools %}TOOL {{ t.function.name }}\n{% endfor %}"
-        "{% for m in messages %}{{ m.role }}: {{ m.content }}"
-        "{% for c in m.tool_calls or [] %}<tool_call>{{ c.function.name }} {{ c.function.arguments.city }}"
-        "</tool_call>{% endfor %}|{% endfor %}"
-    )
-    calling = ToolCalling.create([get_weather], "auto", True, template)
-    assert (calling.format, calling.template_renders_tools) == (HERMES, True)
-    messages, kwargs = calling.render(HISTORY)
-    assert kwargs == {"tools": [WEATHER]}
-    text = smollm2_tokenizer.apply_chat_template(messages, chat_template=template, tokenize=False, **kwargs)
-    assert text.startswith("TOOL get_weather\nuser: Weather in Oslo and Rome?|")
-    assert "<tool_call>get_weather Oslo</tool_call><tool_call>get_weather Rome</tool_call>" in text
-    assert detect_format("{{ tools }} [TOOL_CALLS]")[0] is MISTRAL
-    assert detect_format("{{ tools }} <|python_tag|>")[0] is LLAMA3
-
+from agentforge.engine.tool_parser import HERMES, LLAMA3, MISTRAL, SMOLLM2, ToolCallParser, parse_tool_calls
 
 # --- parsing ---------------------------------------------------------------------------------
 
@@ -291,16 +59,16 @@ def test_streaming_holds_back_partial_tags_and_emits_names_once():
 
 # --- property: any chunking streams to the whole parse ---------------------------------------
 
-FORMATS = {"hermes": HERMES, "llama3_json": LLAMA3, "mistral": MISTRAL}
+FORMATS = {"hermes": HERMES, "smollm2": SMOLLM2, "llama3_json": LLAMA3, "mistral": MISTRAL}
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers(-1000, 1000) | st.text(st.characters(codec="utf-8"), max_size=8),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
     max_leaves=8,
 )
-CALLS = st.lists(
+CALLS = st.lists(  # distinct calls: a repeat ends the message (see the test above)
     st.tuples(st.from_regex(r"[a-zA-Z_][a-zA-Z0-9_.-]{0,11}", fullmatch=True),
               st.dictionaries(st.text(max_size=6), JSON_VALUES, max_size=4), st.booleans(), st.booleans()),
-    min_size=0, max_size=3,
+    min_size=0, max_size=3, unique_by=lambda c: (c[0], json.dumps(c[1])),
 )
 TRICKY = ["<", "<tool", "<tool_call>", "</tool_call>", "</tool", "[TOOL_CALLS]", "[", "]", "{", "}", '"', "\\",
           "<|python_tag|>", " ", "\n", ";", ",", "a", "é", "日本", "🙂"]
@@ -348,9 +116,15 @@ def test_text_and_calls_are_recovered_from_any_chunking(fmt_name, before, calls,
     fmt = FORMATS[fmt_name]
     for t in (before, after):
         assume(fmt.open not in t and "<|python_tag|>" not in t)
+    cut_opener = any(after.rstrip().endswith(fmt.open[:k]) for k in range(1, len(fmt.open)))
+    assume(not (calls and cut_opener))  # after calls, a partial opening tag at the end is a cut-off call
     objs = [render_call(fmt, *c) for c in calls]
     if fmt is HERMES:
         text = before + "".join(f"\n<tool_call>\n{o}\n</tool_call>\n" for o in objs) + after
+        expected_text = (before.rstrip() + after.lstrip()) if calls else before + after
+    elif fmt is SMOLLM2:
+        listed = ",\n".join(objs)
+        text = before + (f"\n<tool_call>[\n{listed}\n]</tool_call>\n" if calls else "") + after
         expected_text = (before.rstrip() + after.lstrip()) if calls else before + after
     elif fmt is MISTRAL:
         text = before + (f" [TOOL_CALLS][{', '.join(objs)}] " if calls else "") + after
@@ -364,3 +138,31 @@ def test_text_and_calls_are_recovered_from_any_chunking(fmt_name, before, calls,
     assert content == expected_text
     assert [(name, json.loads(arguments)) for _, name, arguments in parsed] == [(c[0], c[1]) for c in calls]
     assert len({call_id for call_id, _, _ in parsed}) == len(parsed)
+
+
+def test_parses_smollm2_lists_of_calls_and_empty_lists():
+    text = ('<tool_call>[\n{"name": "f", "arguments": {"a": 1}},\n{"name": "g", "arguments": {}}\n]</tool_call>')
+    content, calls = parse_tool_calls(text, SMOLLM2)
+    assert content == "" and [(c.function.name, c.function.arguments) for c in calls] == [("f", '{"a": 1}'), ("g", "{}")]
+    assert parse_tool_calls("<tool_call>[]</tool_call>\nNo function fits.", SMOLLM2) == ("No function fits.", [])
+
+
+def test_a_repeated_call_is_never_emitted_and_ends_the_message():
+    call = '<tool_call>\n{"name": "f", "arguments": {"a": 1}}\n</tool_call>\n'
+    other = '<tool_call>\n{"name": "f", "arguments": {"a": 12}}\n</tool_call>\n'
+    parser = ToolCallParser(HERMES, id_prefix="r")
+    deltas = [parser.feed(call), parser.feed(other)]
+    assert not parser.repeated and len(parser.tool_calls) == 2  # a prefix of an earlier call is released once it differs
+    held = parser.feed('<tool_call>\n{"name": "f", "arguments": {"a": 1')
+    assert held.tool_calls == []  # could still repeat the first call: held back
+    done = parser.feed('}}\n</tool_call>\nMore text.')
+    assert parser.repeated and done.tool_calls == [] and done.text == ""
+    assert parser.finish().text == "" and parser.content == ""
+    assert [d.arguments for d in deltas[1].tool_calls] == ['{"a": 12}']
+    assert [c.function.arguments for c in parser.tool_calls] == ['{"a": 1}', '{"a": 12}']
+
+
+def test_the_unfinished_start_of_a_call_is_never_text():
+    for text in ['<tool_call>\n{"name', '<tool_call>\n{"na', '<tool_call>\n{"arguments": {"a": 1}, "name"']:
+        content, calls = parse_tool_calls(text, HERMES)
+        assert content == "" and calls == [], text

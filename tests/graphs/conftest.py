@@ -18,6 +18,7 @@ def _langgraph() -> SimpleNamespace:
     from langgraph.checkpoint.memory import InMemorySaver
     from langgraph.config import get_stream_writer
     from langgraph.graph import END, START, MessagesState, StateGraph, add_messages
+    from langgraph.runtime import Runtime, get_runtime
 
     return SimpleNamespace(
         name="langgraph", StateGraph=StateGraph, START=START, END=END, Send=types.Send, Command=types.Command,
@@ -25,6 +26,7 @@ def _langgraph() -> SimpleNamespace:
         CachePolicy=types.CachePolicy, InMemorySaver=InMemorySaver, InvalidUpdateError=errors.InvalidUpdateError,
         GraphRecursionError=errors.GraphRecursionError, EmptyInputError=errors.EmptyInputError,
         get_stream_writer=get_stream_writer, MessagesState=MessagesState, add_messages=add_messages,
+        Runtime=Runtime, get_runtime=get_runtime,
     )
 
 

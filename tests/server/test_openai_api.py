@@ -100,12 +100,18 @@ def test_response_format(client):
     assert isinstance(json.loads(plain.choices[0].message.content), dict)
     schema = {"type": "json_schema", "json_schema": {"name": "answer", "schema": {
         "type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"]}}}
-    cut = client.chat.completions.create(model=MODEL, messages=MESSAGES, response_format=schema,
-                                         temperature=0, max_tokens=3)  # too short to close the object
-    assert cut.choices[0].message.content is None and "not valid JSON" in cut.choices[0].message.refusal
-    chunks = list(client.chat.completions.create(model=MODEL, messages=MESSAGES, response_format=schema,
-                                                 temperature=0, max_tokens=3, stream=True))
-    assert any(c.choices and c.choices[0].delta.refusal for c in chunks)
+    for stream in (False, True):  # a budget no valid answer fits in is refused before anything is generated
+        with pytest.raises(openai.BadRequestError, match="too small for a valid constrained output"):
+            client.chat.completions.create(model=MODEL, messages=MESSAGES, response_format=schema, temperature=0,
+                                           max_tokens=3, stream=stream)
+    story = [{"role": "user", "content": "Tell me a long story about a dragon."}]
+    tight = client.chat.completions.create(model=MODEL, messages=story, response_format=schema, temperature=0,
+                                           max_tokens=8)  # the budget ends the answer: still valid JSON
+    assert tight.choices[0].finish_reason == "length" and "answer" in json.loads(tight.choices[0].message.content)
+    chunks = list(client.chat.completions.create(model=MODEL, messages=story, response_format=schema,
+                                                 temperature=0, max_tokens=8, stream=True))
+    streamed = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert json.loads(streamed) == json.loads(tight.choices[0].message.content)
 
 
 def test_text_completions(client):
@@ -166,14 +172,14 @@ def test_openai_client_raises_typed_errors(client):
 
 def test_a_client_that_disconnects_mid_stream_aborts_its_request(server):
     url, llm = server
-    engine = llm.engine
-    free = engine.block_manager.num_free_blocks
     body = {"model": MODEL, "messages": MESSAGES, "max_tokens": 400, "stream": True, "ignore_eos": True, "seed": 1}
     with httpx.stream("POST", f"{url}/v1/chat/completions", json=body, timeout=30) as response:
         lines = response.iter_lines()
         for _ in range(3):
             next(lines)
+        assert llm.stats().running == 1
     deadline = time.time() + 10
-    while (engine.requests or engine.block_manager.num_free_blocks != free) and time.time() < deadline:
+    while (llm.stats().running or llm.stats().kv_blocks_used) and time.time() < deadline:
         time.sleep(0.05)
-    assert not engine.requests and engine.block_manager.num_free_blocks == free
+    stats = llm.stats()
+    assert (stats.waiting, stats.running, stats.kv_blocks_used) == (0, 0, 0)
