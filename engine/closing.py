@@ -24,6 +24,7 @@ from .grammar_mask import unpack_bitmask
 # Preferred tokens, by where the JSON stands: the shortest ways to finish a value.
 _VALUES = ("0", '""', "{}", "null", "false", "true", '"', "[", "{")
 _CLOSE = {"{": "}", "[": "]"}
+_SPACE = ("\n", " ")
 
 
 @dataclass(slots=True)
@@ -75,7 +76,7 @@ class JsonScan:
         if self.in_string:
             return ('"',)
         if self.number:
-            return ("0",) if self.number[-1] in "-+.eE" else (*((_CLOSE[top],) if top else ()), ",")
+            return ("0",) if self.number[-1] in "-+.eE" else (*((_CLOSE[top],) if top else ()), *_SPACE, ",")
         if self.last == "{":
             return ("}", '"')
         if self.last == "[":
@@ -84,8 +85,8 @@ class JsonScan:
             return _VALUES
         if self.last == ",":
             return ('"',)
-        if self.last == "v" and top:
-            return (_CLOSE[top], ",")
+        if self.last == "v" and top:  # whitespace a grammar may want before the bracket (a list of calls)
+            return (_CLOSE[top], *_SPACE, ",")
         return ()
 
 
@@ -110,7 +111,7 @@ class Closer:
         self.vocab_size = llg_tokenizer.vocab_size
         self.eos = llg_tokenizer.eos_token
         self._single: dict[str, int] = {}
-        for text in {*_VALUES, *_CLOSE.values(), '"', ",", "0"}:
+        for text in {*_VALUES, *_CLOSE.values(), *_SPACE, '"', ","}:
             ids = tokenizer.encode(text, add_special_tokens=False)
             if len(ids) == 1:
                 self._single[text] = ids[0]

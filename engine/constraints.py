@@ -1,21 +1,9 @@
-"""What constrained decoding does around each step: matchers, masks, the call-or-answer decision
-of `tool_choice="auto"`, and ending within the token budget.
-
-The decision. A small model rarely opens a tool call by itself — SmolLM2 answers in prose even
-when a tool plainly fits — yet the probability it gives to opening one does rise when the user's
-turn calls for a tool. So the engine decides at the first token of the reply, by contextual
-calibration (Zhao et al., 2021): the reply calls when the user's turn makes the call's opening
-token more likely than a content-free turn does, log p(open | prompt) > log p(open | baseline).
-The baseline — the same system prompt and tools, the user turn "N/A" — is one prompt per tool
-set, computed once by a one-token probe sequence and cached. A call then follows the `required`
-grammar; an answer keeps the `auto` grammar, where a call the model opens itself is still
-constrained.
-"""
+"""What constrained decoding does around each step: matchers, token masks, and ending within the
+token budget (`closing.py`)."""
 
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
 
 import llguidance
 import torch
@@ -25,8 +13,6 @@ from .errors import InvalidRequestError
 from .grammar_mask import GrammarBackend
 from .sequence import Sequence
 
-BASELINES_KEPT = 256  # distinct tool prompts whose baseline is cached
-
 
 class Constraints:
     """Constrained decoding for one tokenizer (built on first use: ~0.5 s for a 49k vocabulary)."""
@@ -34,18 +20,21 @@ class Constraints:
     def __init__(self, tokenizer) -> None:
         self.backend = GrammarBackend(tokenizer)
         self.closer = Closer(tokenizer, self.backend.tokenizer)
-        self.baselines: OrderedDict[tuple[int, ...], float] = OrderedDict()
 
     # --- matchers ---------------------------------------------------------------------------
 
     def matcher(self, grammar: str, max_tokens: int | None = None) -> llguidance.LLMatcher:
         """A fresh matcher; with `max_tokens`, refuse a budget too small for any valid output."""
         matcher = self.backend.matcher(grammar)
-        if max_tokens is not None and self.closer.path(matcher, Closing().scan, max_tokens) is None:
+        if max_tokens is not None and not self.fits(matcher, max_tokens):
             shortest = self.closer.path(matcher, Closing().scan, 1 << 16)
             need = f"the shortest one takes {len(shortest)} tokens" if shortest else "none was found"
             raise InvalidRequestError(f"max_tokens={max_tokens} is too small for a valid constrained output: {need}")
         return matcher
+
+    def fits(self, matcher: llguidance.LLMatcher, max_tokens: int) -> bool:
+        """Whether some valid output of `matcher`'s grammar fits in `max_tokens`."""
+        return self.closer.path(matcher, Closing().scan, max_tokens) is not None
 
     @staticmethod
     def attach(seq: Sequence, matcher: llguidance.LLMatcher) -> None:
@@ -58,30 +47,6 @@ class Constraints:
             return {}
         problems = self.backend.apply(logits, constrained, [seqs[i].matcher for i in constrained])
         return {seqs[i].seq_id: why for i, why in zip(constrained, problems) if why}
-
-    # --- the call-or-answer decision --------------------------------------------------------
-
-    def baseline(self, key: tuple[int, ...]) -> float | None:
-        value = self.baselines.get(key)
-        if value is not None:
-            self.baselines.move_to_end(key)
-        return value
-
-    def record_baseline(self, key: tuple[int, ...], row: torch.Tensor, opener: int) -> None:
-        self.baselines[key] = row.float().log_softmax(-1)[opener].item()
-        while len(self.baselines) > BASELINES_KEPT:
-            self.baselines.popitem(last=False)
-
-    def decide(self, seq: Sequence, row: torch.Tensor, key: tuple[int, ...], opener: int, call_grammar: str) -> bool:
-        """At a reply's first token: switch `seq` to calls when the calibrated decision says so and
-        a call fits its budget. Returns whether it calls."""
-        calls = row.float().log_softmax(-1)[opener].item() > self.baselines[key]
-        if calls:
-            matcher = self.backend.matcher(call_grammar)
-            calls = self.closer.path(matcher, Closing().scan, seq.max_tokens) is not None
-            if calls:
-                self.attach(seq, matcher)
-        return calls
 
     # --- ending within the budget -----------------------------------------------------------
 

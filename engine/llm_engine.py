@@ -18,14 +18,13 @@ from .loader import load_model
 from .model_runner import ModelRunner, kv_bytes_per_token
 from .outputs import Prompt, Request, request_output
 from .protocol import ChatMessage, ChatOptions, RequestOutput, SamplingParams
-from .registry import DEFAULT_MODEL
+from .registry import DEFAULT_MODEL, resolve_model
 from .sampler import Sampler
 from .scheduler import Scheduler
-from .sequence import Sequence, SequenceStatus
+from .sequence import Sequence, SequenceStatus, logit_rows
 from .structured import compile_grammar, from_response_format
+from .tool_decision import PROBE, ToolDecisions
 from .tool_format import prepare_chat
-
-_PROBE = "\0probe"  # request id of the sequences that compute auto-tool baselines
 
 
 @dataclass(slots=True)
@@ -61,7 +60,8 @@ class LLMEngine:
         self.config = config or EngineConfig()
         if self.config.num_threads:
             torch.set_num_threads(self.config.num_threads)
-        loaded = load_model(model, self.config.torch_dtype)
+        self.model_path = resolve_model(model)
+        loaded = load_model(self.model_path, self.config.torch_dtype)
         self.model, self.model_config, self.tokenizer = loaded.model, loaded.config, loaded.tokenizer
         self.eos_token_ids = loaded.eos_token_ids
         self.vocab_size = self.model_config.vocab_size
@@ -83,8 +83,7 @@ class LLMEngine:
         self.sampler = Sampler()
         self.requests: dict[str, Request] = {}
         self._constraints: Constraints | None = None
-        self._probes: dict[int, tuple[tuple[int, ...], int]] = {}  # probe seq id -> (baseline prompt, opener)
-        self._awaiting: dict[tuple, list[Request]] = {}  # (baseline prompt, opener) -> requests waiting for it
+        self._decisions: ToolDecisions | None = None
         self.stats = EngineStats()
         self._seq_ids = itertools.count()
         self._request_ids = itertools.count()
@@ -92,6 +91,13 @@ class LLMEngine:
     @property
     def constraints(self) -> Constraints:
         return constraints_for(self, self.tokenizer)
+
+    @property
+    def decisions(self) -> ToolDecisions:
+        """The call-or-answer decisions of `tool_choice="auto"` requests (engine thread only)."""
+        if self._decisions is None:
+            self._decisions = ToolDecisions(self.scheduler, self.constraints, self._seq_ids)
+        return self._decisions
 
     def snapshot(self) -> EngineSnapshot:
         total = len(self.block_manager.blocks)
@@ -133,7 +139,7 @@ class LLMEngine:
         if plan.call_structured is not None:
             request.call_grammar = compile_grammar(plan.call_structured)
             request.baseline = tuple(self.render_chat(plan.baseline_messages, True, **plan.template_kwargs))
-            request.opener = self.tokenizer.encode(calling.format.opener, add_special_tokens=False)[0]
+            request.opener = self.tokenizer.encode(calling.format.opener, add_special_tokens=False)
         return request
 
     def make_request(
@@ -193,7 +199,7 @@ class LLMEngine:
 
     def add(self, request: Request) -> None:
         """Queue a request made by `make_request`."""
-        if request.request_id in self.requests or request.request_id == _PROBE:
+        if request.request_id in self.requests or request.request_id == PROBE:
             raise InvalidRequestError(f"request id {request.request_id!r} is already in use")
         p = request.params
         for index in range(p.n):
@@ -222,30 +228,11 @@ class LLMEngine:
         self.requests[request.request_id] = request
         self.stats.num_requests += 1
         self.stats.num_prompt_tokens += len(request.prompt_token_ids)
-        key = (request.baseline, request.opener)
-        if request.baseline is not None and self.constraints.baseline(key) is None:
-            self._await_baseline(key, request)
+        if request.call_grammar is not None:  # tool_choice="auto": decide first (tool_decision.py)
+            self.decisions.start(request)
         else:
             # The other n-1 completions join once the first has prefilled the prompt: they then
             # share its KV blocks through the prefix cache instead of computing the prompt again.
-            self.scheduler.add(request.seqs[0])
-
-    def _await_baseline(self, key: tuple, request: Request) -> None:
-        """Hold `request` until the probe computing its decision baseline has run."""
-        waiting = self._awaiting.setdefault(key, [])
-        waiting.append(request)
-        if len(waiting) == 1:
-            baseline, opener = key
-            probe = Sequence(next(self._seq_ids), _PROBE, 0, list(baseline), len(baseline),
-                             SamplingParams(temperature=0, max_tokens=1), 1)
-            self._probes[probe.seq_id] = key
-            self.scheduler.add(probe)
-
-    def _probe_done(self, probe: Sequence, row: torch.Tensor) -> None:
-        key = self._probes.pop(probe.seq_id)
-        self.constraints.record_baseline(key, row, key[1])
-        self.scheduler.finish(probe)
-        for request in self._awaiting.pop(key, []):
             self.scheduler.add(request.seqs[0])
 
     def add_request(self, prompt: Prompt, params: SamplingParams | None = None, request_id: str | None = None) -> str:
@@ -265,15 +252,8 @@ class LLMEngine:
                 self.scheduler.finish(seq)  # frees its blocks
             seq.status = SequenceStatus.FINISHED
             seq.finish_reason = "abort"
-        key = (request.baseline, request.opener)
-        if request in self._awaiting.get(key, ()):
-            self._awaiting[key].remove(request)
-            if not self._awaiting[key]:  # nobody waits for that probe any more
-                del self._awaiting[key]
-                probe = next(s for s in self.scheduler.running + list(self.scheduler.waiting)
-                             if self._probes.get(s.seq_id) == key)
-                del self._probes[probe.seq_id]
-                self.scheduler.finish(probe)
+        if request.call_grammar is not None:
+            self.decisions.abort(request)
         return self._output(request)
 
     def has_unfinished_requests(self) -> bool:
@@ -289,28 +269,31 @@ class LLMEngine:
             if self.scheduler.has_unfinished():
                 raise EngineError("scheduler could not place any sequence; the KV cache is too small")
             return []
+        spans = []  # each scheduled sequence's rows of the step's logits
+        for seq, n in zip(batch.seqs, batch.num_tokens):
+            start = spans[-1][1] if spans else 0
+            spans.append((start, start + len(logit_rows(seq, seq.num_computed_tokens, n))))
         logits = self.runner.run(batch)
         self.stats.num_steps += 1
         self.stats.num_computed_tokens += sum(batch.num_tokens)
         sampled = self.scheduler.advance(batch)
+        rows = {seq.seq_id: span for seq, span in zip(batch.seqs, spans)}
         advanced: dict[str, Request] = {}
-        counts = [1 + len(seq.draft_token_ids) for seq in sampled]  # drafted decodes have a row per position
-        first_rows = list(itertools.accumulate([0] + counts[:-1]))
+        for seq, (start, end) in zip(batch.seqs, spans):
+            if seq.request_id == PROBE and start < end:
+                for request in self.decisions.add_rows(seq, logits[start:end]):
+                    self.scheduler.add(request.seqs[0])
         plain = []
-        for i, (seq, row, count) in enumerate(zip(sampled, first_rows, counts)):
-            if seq.request_id == _PROBE:
-                self._probe_done(seq, logits[row])
-            elif count > 1:
-                self._verify_drafts(seq, logits[row : row + count])
+        for seq in sampled:
+            start, end = rows[seq.seq_id]
+            if seq.request_id == PROBE:
+                continue
+            if end - start > 1:  # a drafted decode: a row per position
+                self._verify_drafts(seq, logits[start:end])
                 advanced[seq.request_id] = self.requests[seq.request_id]
             else:
-                plain.append(i)
-        sampled, logits = [sampled[i] for i in plain], logits[[first_rows[i] for i in plain]]
-        for seq, row in zip(sampled, logits):
-            request = self.requests[seq.request_id]
-            if request.call_grammar is not None and seq.num_output_tokens == 0:
-                self.constraints.decide(seq, row, (request.baseline, request.opener), request.opener,
-                                        request.call_grammar)
+                plain.append((seq, start))
+        sampled, logits = [seq for seq, _ in plain], logits[[start for _, start in plain]]
         dead_ends = self.constraints.mask(logits, sampled) if any(s.matcher for s in sampled) else {}
         tokens, logprobs = self.sampler(logits, sampled) if sampled else ([], [])
         for seq, row, token, logprob in zip(sampled, logits, tokens, logprobs):

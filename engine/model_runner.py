@@ -12,6 +12,7 @@ from torch import nn
 
 from .attention import AttentionContext, DecodeGroup, PagedAttention, Prefill, set_context
 from .scheduler import ScheduledBatch
+from .sequence import logit_rows
 
 DECODE_GROUPS = 8  # padded decode batches per step
 MIN_DECODE_GROUP = 4  # fewer decodes than this are not worth another attention call
@@ -37,8 +38,9 @@ class ModelRunner:
 
     @torch.inference_mode()
     def run(self, batch: ScheduledBatch) -> torch.Tensor:
-        """Logits of the sequences whose last token was reached, in batch order: one row each, or
-        1 + len(draft) rows for a sequence verifying draft tokens."""
+        """Logits of the rows the step needs (`sequence.logit_rows`), in batch order: one for a
+        sequence whose last token was reached, 1 + len(draft) for one verifying draft tokens, a
+        probe's scored positions."""
         input_ids, positions, context, sample_rows = self.prepare(batch)
         set_context(context)
         try:
@@ -80,9 +82,8 @@ class ModelRunner:
         context = AttentionContext(torch.tensor(slots), self._group_decodes(decode_tables, decode_lens), prefills)
         sample_rows = []
         for i, (seq, n) in enumerate(zip(batch.seqs, batch.num_tokens)):
-            drafted = len(seq.draft_token_ids)
-            if seq.num_computed_tokens + n == seq.num_tokens + drafted:
-                sample_rows.extend(range(starts[i] + n - 1 - drafted, starts[i] + n))
+            first = seq.num_computed_tokens
+            sample_rows.extend(starts[i] + p - first for p in logit_rows(seq, first, n))
         return torch.tensor(ids), torch.tensor(pos), context, torch.tensor(sample_rows, dtype=torch.long)
 
     @staticmethod

@@ -22,7 +22,7 @@ class Request:
 
     With `tool_choice="auto"`, `grammar` is the answer branch and `call_grammar` the call branch;
     `baseline` is the content-free prompt the call-or-answer decision is calibrated against and
-    `opener` the token that opens a call (see `constraints.py`).
+    `opener` the tokens that open a call (see `tool_decision.py`).
     """
 
     request_id: str
@@ -35,7 +35,7 @@ class Request:
     tool_calling: ToolCalling | None = None
     call_grammar: str | None = None
     baseline: tuple[int, ...] | None = None
-    opener: int | None = None
+    opener: list[int] | None = None
     seqs: list[Sequence] = field(default_factory=list)
     emitted_tokens: list[int] = field(default_factory=list)  # per completion, for token deltas
     parsers: list[ToolCallParser] = field(default_factory=list)  # per completion, with tools

@@ -48,6 +48,7 @@ class Sequence:
     matcher: object | None = None  # llguidance.LLMatcher when the output is constrained
     closing: Closing | None = None  # with a matcher: how its output ends within the budget
     draft_token_ids: list[int] = field(default_factory=list)  # speculative tokens this step verifies
+    score_tokens: int = 0  # a probe: it wants the logits of its last `score_tokens` positions, then ends
     finish_reason: str | None = None
     stop_reason: str | int | None = None
 
@@ -66,3 +67,14 @@ class Sequence:
     @property
     def is_finished(self) -> bool:
         return self.status is SequenceStatus.FINISHED
+
+
+def logit_rows(seq: Sequence, first: int, n: int) -> range:
+    """The positions among `first .. first + n` (this step's tokens of `seq`) whose logits the step
+    needs: the last one when it ends the sequence's tokens (plus one per draft token), or for a
+    probe, those among its last `score_tokens`."""
+    end = first + n
+    if seq.score_tokens:
+        return range(max(first, seq.num_tokens - seq.score_tokens), end)
+    drafted = len(seq.draft_token_ids)
+    return range(end - 1 - drafted, end) if end == seq.num_tokens + drafted else range(0)

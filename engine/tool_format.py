@@ -5,12 +5,14 @@ the chat template, the output constraint, the parser, and — for `tool_choice="
 engine needs to decide between calling and answering.
 
 A model whose chat template renders tools gets them through its template, in its own call format
-(Hermes `<tool_call>`, Llama 3 JSON, Mistral `[TOOL_CALLS]`). SmolLM2 gets the prompt and
-`<tool_call>[...]</tool_call>` list its model card documents. Any other model gets
-`BUILTIN_TOOL_PROMPT` and the Hermes format. `tool_choice` becomes an llguidance grammar:
-`required` and a named function allow only calls whose arguments match the schema; `auto` is
-decided at the start of the reply (see `tool_decision.py`): calls under the same grammar as
-`required`, or text in which a call is still constrained from the moment its opening tag appears.
+(Hermes `<tool_call>`, Llama 3 JSON, Mistral `[TOOL_CALLS]`). Any other model gets
+`BUILTIN_TOOL_PROMPT` and the Hermes format, or the format `tool_format` names — SmolLM2's own
+(`SMOLLM2_TOOL_PROMPT`, a `<tool_call>[...]</tool_call>` list) among them; measured on BFCL, the
+Hermes prompt serves SmolLM2 as well for calls and far better for deciding whether to call
+(docs/benchmarks.md). `tool_choice` becomes an llguidance grammar: `required` and a named function
+allow only calls whose arguments match the schema; `auto` is decided at the start of the reply
+(see `constraints.py`): calls under the same grammar as `required`, or text in which a call is
+still constrained from the moment its opening tag appears.
 """
 
 from __future__ import annotations
@@ -49,10 +51,6 @@ The example format is as follows. Please make sure the parameter type is correct
 (more tool calls as required)
 ]</tool_call>"""
 
-# Models whose trained tool format is known though their chat template does not render tools:
-# a phrase of the template that identifies the family, and that family's format.
-KNOWN_FAMILIES = {"named SmolLM": HERMES}
-
 # The content-free user turn that calibrates the call-or-answer decision (see tool_decision.py).
 CONTENT_FREE = "N/A"
 
@@ -67,7 +65,7 @@ def detect_format(chat_template: str | None) -> tuple[ToolFormat, bool]:
             return MISTRAL, True
         if "<|python_tag|>" in template or "ipython" in template:
             return LLAMA3, True
-    return next((fmt for phrase, fmt in KNOWN_FAMILIES.items() if phrase in template), HERMES), False
+    return HERMES, False
 
 
 @dataclass(slots=True)

@@ -108,7 +108,7 @@ def model_parameters(model: type[BaseModel]) -> dict:
 
 def _type_hints(fn: Callable) -> dict:
     try:
-        return typing.get_type_hints(fn)
+        return typing.get_type_hints(fn, include_extras=True)  # keeps Annotated constraints (Field(pattern=...))
     except Exception:  # unresolvable forward references: fall back to the raw annotations
         return getattr(fn, "__annotations__", {})
 

@@ -8,8 +8,9 @@ from .checkpoint import BaseCheckpointSaver, Checkpoint, CheckpointTuple, InMemo
 from .graph import StateGraph
 from .messages import REMOVE_ALL_MESSAGES, MessagesState, RemoveMessage, add_messages
 from .pregel import CompiledStateGraph
-from .runtime import Runtime, get_message_writer, get_runtime, get_stream_writer, interrupt
+from .runtime import Runtime, get_message_writer, get_runtime, get_store, get_stream_writer, interrupt
 from .sqlite import SqliteSaver
+from .state import RemainingSteps
 from .types import (
     END,
     START,
@@ -51,6 +52,7 @@ __all__ = [
     "Overwrite",
     "PregelTask",
     "REMOVE_ALL_MESSAGES",
+    "RemainingSteps",
     "RemoveMessage",
     "RetryPolicy",
     "Runtime",
@@ -62,6 +64,7 @@ __all__ = [
     "add_messages",
     "get_message_writer",
     "get_runtime",
+    "get_store",
     "get_stream_writer",
     "interrupt",
 ]

@@ -37,19 +37,24 @@ def task_id(checkpoint_id: str, ns: str, path: tuple) -> str:
     return hashlib.blake2b(repr((checkpoint_id, ns, path)).encode(), digest_size=16).hexdigest()
 
 
-def tasks_of(spec: GraphSpec, checkpoint: Checkpoint, ns: str, resumes: dict[str, list]) -> list[Task]:
-    """The tasks `checkpoint` holds, each with its input (the state, or the keys its node declares)."""
+def tasks_of(spec: GraphSpec, checkpoint: Checkpoint, ns: str, resumes: dict[str, list],
+             remaining_steps: int | None = None) -> list[Task]:
+    """The tasks `checkpoint` holds, each with its input (the state, or the keys its node declares,
+    with managed keys such as `RemainingSteps` filled in)."""
     tasks = []
+    state = dict(checkpoint.values)
+    if remaining_steps is not None:
+        state.update({k: remaining_steps for k, c in spec.channels.items() if c.managed})
     for i, (kind, name, arg) in enumerate(checkpoint.tasks):
         path = (kind, name) if kind != "push" else (kind, i, name)
         task = Task(task_id(checkpoint.id, ns, path), kind, name, arg, path)
         if kind == "pull":
             node = spec.nodes.get(name)
             if node is not None and node.input_schema is not None:
-                values = {k: v for k, v in checkpoint.values.items() if k in node.input_keys}
+                values = {k: v for k, v in state.items() if k in node.input_keys}
                 task.input = as_input(node.input_schema, values)
             else:
-                task.input = as_input(spec.state_schema, checkpoint.values)
+                task.input = as_input(spec.state_schema, state)
         task.resume = list(resumes.get(task.id, ()))
         tasks.append(task)
     return tasks

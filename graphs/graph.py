@@ -180,11 +180,14 @@ class StateGraph:
         interrupt_after: Sequence[str] | str | None = None,
         name: str | None = None,
         debug: bool = False,
+        store: Any = None,
     ):
         """Freeze the graph into a `CompiledStateGraph` (invoke / stream / get_state ...).
 
         `checkpointer` persists every step (needed for interrupts, resume and time travel);
-        `interrupt_before` / `interrupt_after` pause around the named nodes ("*" for all).
+        `interrupt_before` / `interrupt_after` pause around the named nodes ("*" for all); `store`
+        (LangGraph's `BaseStore` API, e.g. `agentforge.agents.InMemoryStore`) is long-term memory
+        shared by every thread, reachable from nodes and tools with `get_store()`.
         """
         self.validate()
         for names in (interrupt_before, interrupt_after):
@@ -202,7 +205,7 @@ class StateGraph:
         self.compiled = True
         return CompiledStateGraph(
             spec, checkpointer=checkpointer, cache=cache, interrupt_before=interrupt_before,
-            interrupt_after=interrupt_after, name=name or "LangGraph", debug=debug,
+            interrupt_after=interrupt_after, name=name or "LangGraph", debug=debug, store=store,
         )
 
 

@@ -87,6 +87,7 @@ class _Run:
         if parent is not None and graph.inherit_checkpointer:
             saver, ns = parent.run.saver, f"{parent.run.ns}|{parent.task.name}:{parent.task.id}".lstrip("|")
         self.saver, self.ns = saver, ns
+        self.store = graph.store if graph.store is not None or parent is None else parent.run.store
         thread_id = self.checkpoint_id = None
         if saver is not None:
             thread_id, _, self.checkpoint_id = thread_of(parent.run.config if parent else self.config)
@@ -101,6 +102,7 @@ class _Run:
         self.step_tasks: list[Task] = []
         self.failed: list[tuple[Task, BaseException]] = []
         self.interrupts: list[Interrupt] = []
+        self.interrupt_rank: dict[str, int] = {}
         self.parent_command: ParentCommand | None = None
         self.finished = False
 
@@ -234,7 +236,7 @@ class _Run:
                 f"Recursion limit of {self.recursion_limit} reached without hitting a stop condition. "
                 "You can increase the limit by setting the `recursion_limit` config key."
             )
-        self.step_tasks = tasks_of(self.spec, checkpoint, self.ns, self.resumes)
+        self.step_tasks = tasks_of(self.spec, checkpoint, self.ns, self.resumes, self.stop - self.step)
         if self._breakpoint(self.interrupt_before, self.step_tasks) and not checkpoint.interrupted:
             if self.saver is None:
                 raise RuntimeError("interrupt_before needs a checkpointer")
@@ -276,6 +278,8 @@ class _Run:
                                     "payload": {"id": task.id, "name": task.name, "result": value}})
         elif kind == "interrupt":
             self.interrupts += value.interrupts
+            rank = next((n for n, t in enumerate(self.step_tasks) if t.id == task.id), 0)
+            self.interrupt_rank.update((i.id, rank) for i in value.interrupts)
             self.save_writes(task.id, [(INTERRUPT, list(value.interrupts))])
         elif kind == "parent":
             self.parent_command = value
@@ -287,8 +291,9 @@ class _Run:
         """The barrier: apply the step's writes in task order, save the new checkpoint, route on."""
         if self.failed or self.parent_command:
             return
-        if self.interrupts:
-            interrupts = tuple(i for i in self.interrupts if i is not None)
+        if self.interrupts:  # in task order, whichever parallel task paused first
+            interrupts = tuple(sorted((i for i in self.interrupts if i is not None),
+                                      key=lambda i: self.interrupt_rank.get(i.id, 0)))
             self.emit("updates", {INTERRUPT: interrupts})
             self.emit("values", {**output_values(self.spec, self.checkpoint.values), INTERRUPT: interrupts})
             return

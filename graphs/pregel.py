@@ -32,7 +32,8 @@ class CompiledStateGraph:
 
     _is_compiled_graph = True
 
-    def __init__(self, spec: GraphSpec, *, checkpointer, cache, interrupt_before, interrupt_after, name, debug) -> None:
+    def __init__(self, spec: GraphSpec, *, checkpointer, cache, interrupt_before, interrupt_after, name, debug,
+                 store=None) -> None:
         self.spec = spec
         self.checkpointer: BaseCheckpointSaver | None = checkpointer if checkpointer not in (True, False) else None
         self.inherit_checkpointer = checkpointer is None  # a subgraph uses its parent's
@@ -41,6 +42,7 @@ class CompiledStateGraph:
         self.interrupt_after = interrupt_after
         self.name = name
         self.debug = debug
+        self.store = store
 
     # --- running --------------------------------------------------------------------------
 

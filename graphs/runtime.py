@@ -23,11 +23,12 @@ ContextT = TypeVar("ContextT")
 @dataclass(frozen=True, slots=True)
 class Runtime(Generic[ContextT]):
     """Run-scoped things a node may use: the `context` the run was given (`invoke(..., context=...)`,
-    coerced to the graph's `context_schema` when that is a dataclass or pydantic model) and the
-    writer of the "custom" stream."""
+    coerced to the graph's `context_schema` when that is a dataclass or pydantic model), the
+    writer of the "custom" stream, and the graph's long-term `store`."""
 
     context: ContextT | None = None
     stream_writer: Callable[[Any], None] = field(default=lambda chunk: None)
+    store: Any = None
 
 
 @dataclass(slots=True)
@@ -80,7 +81,13 @@ def get_runtime(context_schema: type[ContextT] | None = None) -> Runtime[Context
     ctx = _current.get()
     if ctx is None:
         raise RuntimeError("get_runtime() can only be called inside a graph node")
-    return Runtime(ctx.run.context, get_stream_writer())
+    return Runtime(ctx.run.context, get_stream_writer(), ctx.run.store)
+
+
+def get_store() -> Any:
+    """Inside a node, or a tool it runs: the graph's store (`compile(store=...)`), else None."""
+    ctx = _current.get()
+    return ctx.run.store if ctx is not None else None
 
 
 def _interrupt_id(task_id: str, index: int) -> str:

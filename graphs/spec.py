@@ -10,7 +10,7 @@ from .state import Channel
 from .types import CachePolicy, RetryPolicy
 
 # Keyword arguments a node's action may ask for by naming them (LangGraph's names).
-INJECTABLE = ("config", "runtime", "writer")
+INJECTABLE = ("config", "runtime", "writer", "store", "store")
 
 
 @dataclass(slots=True)

@@ -29,6 +29,14 @@ class Channel:
     name: str
     reducer: Callable[[Any, Any], Any] | None = None
     initial: Any = MISSING
+    managed: bool = False  # computed by the run (`RemainingSteps`), never written or stored
+
+
+class _RemainingStepsValue:
+    """Marks a key the run fills with the supersteps left before the recursion limit."""
+
+
+RemainingSteps = Annotated[int, _RemainingStepsValue]
 
 
 def channels_of(schema: type) -> dict[str, Channel]:
@@ -58,6 +66,8 @@ def _channel(name: str, hint) -> Channel:
     if get_origin(hint) is not Annotated:
         return Channel(name)
     base, *meta = get_args(hint)
+    if _RemainingStepsValue in meta:
+        return Channel(name, managed=True)
     reducers = [m for m in meta if callable(m) and not isinstance(m, type)]
     if not reducers:
         return Channel(name)
@@ -88,7 +98,7 @@ def apply_writes(channels: dict[str, Channel], values: dict[str, Any], writes: I
     """
     grouped: dict[str, list] = defaultdict(list)
     for key, value in writes:
-        if key in channels:
+        if key in channels and not channels[key].managed:
             grouped[key].append(value)
     for key, writes_ in grouped.items():
         channel = channels[key]

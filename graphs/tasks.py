@@ -121,7 +121,9 @@ def _kwargs(run: _Run, node: Node) -> dict[str, Any]:
         if name == "config":
             given[name] = run.config
         elif name == "runtime":
-            given[name] = Runtime(run.context, get_stream_writer())
+            given[name] = Runtime(run.context, get_stream_writer(), run.store)
+        elif name == "store":
+            given[name] = run.store
         else:  # "writer"
             given[name] = get_stream_writer()
     return given

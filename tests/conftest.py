@@ -1,11 +1,18 @@
-"""Shared fixtures: the shipped SmolLM2 GGUF and tiny random-weight models built on the fly."""
+"""Shared fixtures: the shipped SmolLM2 GGUF, tiny random-weight models built on the fly, one engine
+for server tests and apps on uvicorn on 127.0.0.1 (stopped after each module)."""
 
 from __future__ import annotations
 
+import socket
+import threading
+import time
+
 import pytest
 import torch
+import uvicorn
 
-from agentforge.engine import LLM, load_tokenizer, resolve_model
+from agentforge.engine import LLM, AsyncLLM, load_tokenizer, resolve_model
+from agentforge.server import ServerConfig
 
 
 @pytest.fixture(scope="session")
@@ -45,3 +52,74 @@ def tiny_llama_dir(tmp_path_factory, smollm2_tokenizer):
 def smollm2(smollm2_path):
     """One shared SmolLM2 engine for tests that do not depend on engine configuration."""
     return LLM(smollm2_path)
+
+
+@pytest.fixture(scope="session")
+def server_llm(smollm2_path):
+    """Configured as `agentforge serve` runs it: with n-gram speculative decoding."""
+    llm = AsyncLLM(smollm2_path, max_model_len=2048, speculative_tokens=ServerConfig.speculative_tokens)
+    yield llm
+    llm.shutdown()
+
+
+@pytest.fixture(scope="module")
+def serve_app():
+    """`serve_app(app)` runs an ASGI app on a free port and returns its base URL."""
+    running = []
+
+    def serve(app) -> str:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        while not server.started:
+            time.sleep(0.02)
+        running.append((server, thread))
+        return f"http://127.0.0.1:{port}"
+
+    yield serve
+    for server, thread in running:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A throwaway PostgreSQL server on 127.0.0.1 (Debian's `postgresql` package, which `make test`
+    installs), started for the session and stopped after it."""
+    import glob
+    import os
+    import shutil
+    import socket
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    bindirs = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
+    if not bindirs:
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL is not installed; `make test` installs Debian's postgresql package")
+        pytest.skip("PostgreSQL is not installed (apt-get install postgresql)")
+    bindir = bindirs[-1]
+    root = Path(tempfile.mkdtemp(prefix="agentforge-pg-"))  # not under pytest's 0700 tmp: postgres must enter it
+    data, sockets = root / "data", root / "sockets"
+    sockets.mkdir()
+    as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    if as_postgres:
+        shutil.chown(root, "postgres")
+        shutil.chown(sockets, "postgres")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    subprocess.run(as_postgres + [f"{bindir}/initdb", "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8"],
+                   check=True, capture_output=True)
+    subprocess.run(as_postgres + [f"{bindir}/pg_ctl", "-D", str(data), "-w", "-l", str(root / "log"), "-o",
+                                  f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1 -c fsync=off", "start"],
+                   check=True, capture_output=True)
+    try:
+        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run(as_postgres + [f"{bindir}/pg_ctl", "-D", str(data), "-m", "immediate", "stop"], capture_output=True)
+        shutil.rmtree(root, ignore_errors=True)

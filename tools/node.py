@@ -8,7 +8,7 @@ import contextvars
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from agentforge.engine.protocol import ChatMessage
+from agentforge.engine.protocol import ChatMessage, ToolCall
 
 from .tool import Tool, ToolResult, as_tool
 
@@ -44,6 +44,14 @@ class ToolNode:
         calls = self._calls(state)
         results = await asyncio.gather(*(self._arun(c) for c in calls))
         return {self.messages_key: [r.to_message(c.id, c.function.name) for c, r in zip(calls, results)]}
+
+    def run_call(self, call: ToolCall) -> ChatMessage:
+        """Run one tool call; its tool message (an error message when it failed)."""
+        return self._run(call).to_message(call.id, call.function.name)
+
+    async def arun_call(self, call: ToolCall) -> ChatMessage:
+        """`run_call` for asyncio."""
+        return (await self._arun(call)).to_message(call.id, call.function.name)
 
     def _calls(self, state: Any) -> list:
         messages = state if isinstance(state, list) else (

@@ -1,9 +1,26 @@
-"""`agentforge serve`: the OpenAI-compatible API over the embedded engine."""
+"""`agentforge serve`: the OpenAI-compatible API over the embedded engine, and compiled graphs
+through the Agent Protocol."""
 
 from .app import create_app
 from .config import ServerConfig
 
 __all__ = ["ServerConfig", "create_app", "serve"]
+
+
+def load_graph(target: str):
+    """The compiled graph at "module:attribute"."""
+    import importlib
+
+    module_name, _, attribute = target.partition(":")
+    if not module_name or not attribute:
+        raise ValueError(f"a graph is given as module:attribute, got {target!r}")
+    try:
+        graph = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(f"cannot load graph {target}: {exc}") from exc
+    if not getattr(graph, "_is_compiled_graph", False):
+        raise ValueError(f"{target} is not a compiled graph")
+    return graph
 
 
 def serve(config: ServerConfig) -> None:
@@ -12,9 +29,10 @@ def serve(config: ServerConfig) -> None:
 
     from agentforge.engine import AsyncLLM
 
+    graphs = {name: load_graph(target) for name, target in config.graphs.items()}  # bad ones fail before the load
     llm = AsyncLLM(config.model, dtype=config.dtype, speculative_tokens=config.speculative_tokens,
                    tool_format=config.tool_format)
     try:
-        uvicorn.run(create_app(llm, config=config), host=config.host, port=config.port, log_level="info")
+        uvicorn.run(create_app(llm, config=config, graphs=graphs), host=config.host, port=config.port, log_level="info")
     finally:
         llm.shutdown()

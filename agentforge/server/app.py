@@ -1,5 +1,5 @@
-"""The HTTP server over the embedded engine (FastAPI): the OpenAI-compatible API, the chat app at `/`,
-`/health` and Prometheus `/metrics`.
+"""The HTTP server over the embedded engine (FastAPI): the OpenAI-compatible API, compiled graphs
+through the Agent Protocol (`agent_routes.py`), the chat app at `/`, `/health` and Prometheus `/metrics`.
 
 The routes live in `openai_routes.py`, the OpenAI response shapes in `openai_shapes.py`, the
 upstream proxy in `proxy.py`, the error bodies in `errors.py`; this module wires them together.
@@ -16,7 +16,8 @@ from fastapi.staticfiles import StaticFiles
 
 from agentforge import __version__
 
-from . import openai_routes
+from . import agent_routes, openai_routes
+from .agent_routes import Assistant, Threads
 from .config import ServerConfig
 from .errors import error_response, install_error_handlers
 from .metrics import Metrics
@@ -27,8 +28,10 @@ from .routing import Router
 STATIC = Path(__file__).parent / "static"
 
 
-def create_app(llm, model_name: str | None = None, config: ServerConfig | None = None) -> FastAPI:
-    """An app serving `llm` (an `AsyncLLM`) as `model_name`, with the guards `config` turns on."""
+def create_app(llm, model_name: str | None = None, config: ServerConfig | None = None,
+               graphs: dict | None = None) -> FastAPI:
+    """An app serving `llm` (an `AsyncLLM`) as `model_name`, with the guards `config` turns on, and
+    `graphs` (assistant id → compiled graph) through the Agent Protocol."""
     config = config or ServerConfig()
     model_name = model_name or config.served_model_name or config.model
     router = Router.from_config(model_name, config.upstreams, config.aliases, config.routes)
@@ -42,6 +45,8 @@ def create_app(llm, model_name: str | None = None, config: ServerConfig | None =
 
     app = FastAPI(title="AgentForge", version=__version__, lifespan=lifespan)
     app.state.server = state
+    app.state.assistants = {name: Assistant(name, graph) for name, graph in (graphs or {}).items()}
+    app.state.threads = Threads()
     install_error_handlers(app)
 
     @app.middleware("http")
@@ -57,6 +62,7 @@ def create_app(llm, model_name: str | None = None, config: ServerConfig | None =
         return response
 
     app.include_router(openai_routes.router)
+    app.include_router(agent_routes.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/", include_in_schema=False)

@@ -34,6 +34,8 @@ class ServerConfig:
     aliases: dict[str, str] = field(default_factory=dict)
     routes: list[dict] = field(default_factory=list)
     max_queue: int | None = None  # the engine counts as overloaded (fall back) above this many waiting sequences
+    # compiled graphs to serve through the Agent Protocol: {assistant id: "module:attribute"}
+    graphs: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def load(cls, path: str | Path | None = None, **overrides) -> ServerConfig:

@@ -156,3 +156,21 @@ def test_the_closing_path_is_the_shortest_valid_ending(smollm2_tokenizer):
     assert json.loads(prefix + ending) == {"items": [1, 100, 1023], "note": "", "user": {"id": 0}}
     assert closer.path(matcher, scan, len(path) - 1) is None  # no shorter ending was found
     assert not matcher.is_accepting()  # the matcher itself did not move
+
+
+@pytest.mark.parametrize("fmt", ["hermes", "smollm2", "llama3_json", "mistral"])
+def test_every_tool_format_has_a_short_closing_path_to_a_valid_call(smollm2_tokenizer, fmt):
+    from agentforge.engine import ChatOptions
+    from agentforge.engine.tool_format import ToolCalling
+    from agentforge.engine.tool_parser import TOOL_FORMATS, parse_tool_calls
+
+    tokenizer = llguidance.hf.from_tokenizer(smollm2_tokenizer)
+    closer = Closer(smollm2_tokenizer, tokenizer)
+    tools = [{"type": "function", "function": {"name": "record", "parameters": obj({"items": arr(INT), "note": STR})}}]
+    calling = ToolCalling.create(ChatOptions(tools=tools, tool_choice="required"), None, fmt)
+    matcher = llguidance.LLMatcher(tokenizer, compile_grammar(calling.calls_constraint()))
+    path = closer.path(matcher, JsonScan(), 64)
+    assert path is not None and len(path) < 40
+    content, calls = parse_tool_calls(smollm2_tokenizer.decode(path), TOOL_FORMATS[fmt])
+    assert content == "" and [(c.function.name, json.loads(c.function.arguments)) for c in calls] == [
+        ("record", {"items": [], "note": ""})]

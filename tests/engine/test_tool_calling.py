@@ -10,7 +10,7 @@ import jsonschema
 import pytest
 from pydantic import BaseModel, Field
 
-from agentforge.engine import AsyncLLM, InvalidRequestError, SamplingParams
+from agentforge.engine import LLM, AsyncLLM, InvalidRequestError, SamplingParams
 from agentforge.engine.tool_schema import tool_specs
 
 
@@ -177,3 +177,34 @@ def test_streamed_tool_call_deltas_reassemble_to_the_final_calls(async_llm, smol
     assert calls == [[c.id, c.function.name, c.function.arguments] for c in final.tool_calls]
     same = smollm2.chat(messages, params, tools=TOOLS, tool_choice="required")[0].outputs[0]
     assert [(c.function.name, c.function.arguments) for c in same.tool_calls] == [(n, a) for _, n, a in calls]
+
+
+def test_auto_decides_per_question_and_computes_each_baseline_once(smollm2_path):
+    llm = LLM(smollm2_path, max_model_len=2048)
+    params = SamplingParams(temperature=0, max_tokens=60)
+    # SmolLM2 answers a chatty "What's the weather like?" in prose (see docs/benchmarks.md, BFCL auto);
+    # a request phrased as a task gets the call
+    weather, joke = [{"role": "user", "content": "Get the current weather in Paris, France in celsius."}], \
+        [{"role": "user", "content": "Tell me a joke about penguins."}]
+    called, answered = (llm.chat(c, params, tools=TOOLS, parallel_tool_calls=False)[0].outputs[0]
+                        for c in (weather, joke))
+    assert called.tool_calls and called.finish_reason == "tool_calls"
+    assert_valid(called.tool_calls[0])
+    assert answered.tool_calls is None and answered.text and answered.finish_reason != "tool_calls"
+    assert len(llm.engine.decisions.baselines) == 1  # one tool set: one baseline probe, then cached
+    llm.chat([weather, joke], params, tools=TOOLS[:2])
+    assert len(llm.engine.decisions.baselines) == 2
+    stats = llm.stats()
+    assert (stats.waiting, stats.running, stats.kv_blocks_used) == (0, 0, 0)  # every probe ended and freed
+
+
+def test_a_request_aborted_while_its_decision_is_pending_frees_everything(smollm2_path):
+    llm = LLM(smollm2_path, max_model_len=2048)
+    request = llm.engine.make_chat_request([{"role": "user", "content": "Weather in Rome?"}], SamplingParams(max_tokens=20),
+                                           tools=TOOLS)
+    llm.engine.add(request)
+    assert len(llm.engine.decisions.probes) == 2 and not request.seqs[0] in llm.engine.scheduler.waiting
+    out = llm.engine.abort_request(request.request_id)
+    assert out.finished and out.outputs[0].finish_reason == "abort"
+    assert llm.engine.decisions.probes == {} and not llm.engine.scheduler.has_unfinished()
+    assert llm.stats().kv_blocks_used == 0

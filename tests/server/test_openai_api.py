@@ -114,6 +114,20 @@ def test_response_format(client):
     assert json.loads(streamed) == json.loads(tight.choices[0].message.content)
 
 
+@pytest.mark.slow
+def test_parse_with_a_pydantic_model_at_temperature_one_twenty_times_in_a_row(client):
+    class Place(BaseModel):
+        name: str
+        country: str
+        population: int
+        landmarks: list[str]
+
+    for seed in range(20):  # no max_tokens, as a user writes it: every answer must parse and validate
+        reply = client.chat.completions.parse(model=MODEL, messages=[{"role": "user", "content": "Describe a city."}],
+                                              response_format=Place, temperature=1.0, seed=seed)
+        assert isinstance(reply.choices[0].message.parsed, Place), reply
+
+
 def test_text_completions(client):
     out = client.completions.create(model=MODEL, prompt="The capital of France is", temperature=0, max_tokens=8)
     assert out.choices[0].text and out.usage.completion_tokens <= 8

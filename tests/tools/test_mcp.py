@@ -80,7 +80,7 @@ def test_stdio_interop_with_mcp_server_time_and_our_calculator():
             "source_timezone": "UTC", "time": "12:00", "target_timezone": "Asia/Tokyo"}).content)
         assert converted["target"]["datetime"].endswith("21:00:00+09:00")
         assert tools["calc_calculate"].invoke({"expression": "2 ** 10 + 1"}).content == "1025"
-        error = tools["calc_calculate"].invoke({"expression": "__import__('os')"})
+        error = tools["calc_calculate"].invoke({"expression": "os.system(1)"})
         assert error.is_error and "is not allowed" in error.content
         assert mcp.call_tool("calc", "no_such_tool", {}).content == "Error: MCP server 'calc': Unknown tool: no_such_tool"
 

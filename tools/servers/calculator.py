@@ -9,6 +9,9 @@ from __future__ import annotations
 import ast
 import math
 import operator
+from typing import Annotated
+
+from pydantic import Field
 
 from agentforge.tools.mcp_server import MCPToolServer
 from agentforge.tools.servers._cli import serve_main
@@ -83,8 +86,13 @@ def _checked(value):
     return value
 
 
+# What an expression may contain: the schema tells a model (and a grammar-constrained decoder) so,
+# which keeps a small model from writing "2 * 3 = 6" into the argument.
+EXPRESSION = r"^[0-9a-z(-][0-9a-z_ .,+*/%^()-]*$"
+
+
 @tool
-def calculate(expression: str) -> int | float:
+def calculate(expression: Annotated[str, Field(pattern=EXPRESSION, max_length=MAX_EXPRESSION)]) -> int | float:
     """Evaluate an arithmetic expression, e.g. "2 * (3 + 4) ** 2" or "sqrt(2) * pi".
 
     Args:

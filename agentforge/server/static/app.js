@@ -1,5 +1,6 @@
 // AgentForge chat: conversations kept in this browser (localStorage), answers streamed from
-// /v1/chat/completions as they are generated, tool calls and tool results shown inline.
+// /v1/chat/completions as they are generated, tool calls and tool results shown inline. In agent
+// mode (agent.js) a conversation is a thread of a served agent instead.
 (function () {
   const $ = (id) => document.getElementById(id);
   const store = {
@@ -94,16 +95,28 @@
     for (const m of (current && current.messages) || []) bubble(m);
   }
 
+  function busy(on) {
+    controller = on ? new AbortController() : null;
+    $("send").hidden = on; $("stop").hidden = !on;
+  }
+
+  // what agent.js (agent mode) uses
+  window.AgentForgeChat = {
+    headers, bubble, fill, status, busy,
+    signal: () => controller.signal,
+    save: () => store.save(conversations),
+  };
+
   async function send(text) {
     const user = { role: "user", content: text };
     current.messages.push(user);
     if (current.title === "New chat") { current.title = text.slice(0, 40); renderSidebar(); }
     bubble(user);
+    if (window.AgentForgeAgent && window.AgentForgeAgent.active()) return window.AgentForgeAgent.send(current, text);
     const answer = { role: "assistant", content: "", tool_calls: [] };
     const div = bubble(answer);
     div.classList.add("streaming");
-    controller = new AbortController();
-    $("send").hidden = true; $("stop").hidden = false;
+    busy(true);
     status("generating…");
     try {
       const response = await fetch("/v1/chat/completions", {
@@ -152,8 +165,7 @@
       if (!answer.tool_calls.length) delete answer.tool_calls;
       current.messages.push(answer);
       store.save(conversations);
-      controller = null;
-      $("send").hidden = false; $("stop").hidden = true;
+      busy(false);
     }
   }
 

@@ -1,0 +1,128 @@
+"""Deciding `tool_choice="auto"`: does the reply call a tool, or answer?
+
+A small model rarely opens a tool call by itself — SmolLM2 answers in prose even when a tool
+plainly fits — yet the probability it gives to a reply that opens with a call does rise when the
+user's turn calls for a tool. So the engine decides before the reply starts, by contextual
+calibration (Zhao et al., 2021): the reply calls when the prompt makes the call's opening text
+(`<tool_call>`) more likely than a content-free prompt does — the same system prompt and tools,
+the user turn "N/A":
+
+    log p(opener | prompt) > log p(opener | baseline)
+
+Both are computed by *probes*: sequences that run a prompt followed by the opener and keep the
+logits of the opener's positions (`Sequence.score_tokens`), then end. The baseline is one prompt
+per tool set, so it is computed once and cached; the prompt's own probe leaves its KV blocks in
+the prefix cache for the reply that follows it. A reply that calls then follows the `required`
+grammar; one that answers keeps the `auto` grammar, in which a call the model opens itself is
+still constrained.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+import torch
+
+from .constraints import Constraints
+from .outputs import Request
+from .protocol import SamplingParams
+from .scheduler import Scheduler
+from .sequence import Sequence
+
+PROBE = "\0probe"  # the request id of probe sequences
+BASELINES_KEPT = 256  # tool sets whose baseline stays cached
+
+
+@dataclass(slots=True, eq=False)
+class _Probe:
+    seq: Sequence
+    continuation: list[int]  # the tokens scored after the prompt
+    baseline: tuple | None  # its cache key when it computes a baseline
+    rows: list[torch.Tensor] = field(default_factory=list)
+    waiting: list[Request] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _Scores:
+    prompt: float | None = None
+    baseline: float | None = None
+
+
+class ToolDecisions:
+    """The pending call-or-answer decisions of one engine, their probes and the cached baselines."""
+
+    def __init__(self, scheduler: Scheduler, constraints: Constraints, seq_ids: itertools.count) -> None:
+        self.scheduler, self.constraints, self.seq_ids = scheduler, constraints, seq_ids
+        self.probes: dict[int, _Probe] = {}  # by seq id
+        self.baselines: OrderedDict[tuple, float] = OrderedDict()
+        self.scores: dict[str, _Scores] = {}  # by request id
+
+    def start(self, request: Request) -> None:
+        """Schedule the probes `request`'s decision needs; it waits for them."""
+        key = (request.baseline, tuple(request.opener))
+        scores = self.scores[request.request_id] = _Scores(baseline=self.baselines.get(key))
+        if scores.baseline is None:
+            pending = next((p for p in self.probes.values() if p.baseline == key), None)
+            (pending or self._probe(list(request.baseline), request.opener, key)).waiting.append(request)
+        self._probe(request.prompt_token_ids, request.opener, None).waiting.append(request)
+
+    def is_probe(self, seq: Sequence) -> bool:
+        return seq.seq_id in self.probes
+
+    def add_rows(self, seq: Sequence, rows: torch.Tensor) -> list[Request]:
+        """A probe's logits from this step; returns the requests whose decision is now made (their
+        sequences carry the chosen grammar and wait to be scheduled)."""
+        probe = self.probes[seq.seq_id]
+        probe.rows.extend(rows)
+        if len(probe.rows) < len(probe.continuation):
+            return []
+        del self.probes[seq.seq_id]
+        self.scheduler.finish(seq)
+        logprobs = torch.stack(probe.rows).float().log_softmax(-1)
+        score = logprobs[torch.arange(len(probe.continuation)), probe.continuation].sum().item()
+        if probe.baseline is not None:
+            self.baselines[probe.baseline] = score
+            while len(self.baselines) > BASELINES_KEPT:
+                self.baselines.popitem(last=False)
+        decided = []
+        for request in probe.waiting:
+            scores = self.scores[request.request_id]
+            if probe.baseline is not None:
+                scores.baseline = score
+            else:
+                scores.prompt = score
+            if scores.prompt is not None and scores.baseline is not None:
+                del self.scores[request.request_id]
+                self._decide(request, scores.prompt > scores.baseline)
+                decided.append(request)
+        return decided
+
+    def abort(self, request: Request) -> None:
+        """Forget `request`; a probe nobody waits for any more stops and frees its blocks."""
+        self.scores.pop(request.request_id, None)
+        for seq_id, probe in list(self.probes.items()):
+            if request in probe.waiting:
+                probe.waiting.remove(request)
+                if not probe.waiting:
+                    del self.probes[seq_id]
+                    self.scheduler.finish(probe.seq)
+
+    def _probe(self, prompt: list[int], continuation: list[int], baseline: tuple | None) -> _Probe:
+        tokens = list(prompt) + continuation[:-1]
+        seq = Sequence(next(self.seq_ids), PROBE, 0, tokens, len(tokens), SamplingParams(temperature=0, max_tokens=1),
+                       1, score_tokens=len(continuation))
+        probe = self.probes[seq.seq_id] = _Probe(seq, continuation, baseline)
+        self.scheduler.add(seq)
+        return probe
+
+    def _decide(self, request: Request, calls: bool) -> None:
+        """A reply that calls follows the call grammar, if a call fits its budget."""
+        if not calls:
+            return
+        matcher = self.constraints.matcher(request.call_grammar)
+        if not self.constraints.fits(matcher, request.seqs[0].max_tokens):
+            return
+        for index, seq in enumerate(request.seqs):
+            Constraints.attach(seq, matcher if index == 0 else matcher.deep_copy())

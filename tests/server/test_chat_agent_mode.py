@@ -1,0 +1,71 @@
+"""The chat app's agent mode in a real browser (Playwright driving Debian's chromium): an agent's
+tool call and its result show inline, and an approval round trip works; screenshot kept in
+tests/artifacts/."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from test_chat_app import chromium
+
+from agentforge.agents import ScriptedChatModel, create_react_agent
+from agentforge.server import create_app
+from agentforge.tools.servers.calculator import calculate
+
+ARTIFACTS = Path(__file__).parents[1] / "artifacts"
+
+
+def call(expression: str, id: str) -> dict:
+    return {"name": "calculate", "args": {"expression": expression}, "id": id}
+
+
+@pytest.fixture(scope="module")
+def app_url(server_llm, serve_app):
+    graphs = {
+        "calc": create_react_agent(ScriptedChatModel([{"tool_calls": [call("1234 * 5678", "c1")]},
+                                                      "1234 * 5678 is 7006652."]), [calculate]),
+        "careful": create_react_agent(ScriptedChatModel([{"tool_calls": [call("2 ** 10", "a"), call("1 / 0", "b")]},
+                                                         "Done: 1024, and the other call was rejected."]),
+                                      [calculate], approve_tools=True),
+    }
+    return serve_app(create_app(server_llm, "smollm2-135m", graphs=graphs))
+
+
+def test_agent_mode_shows_tool_calls_results_and_asks_for_approval(app_url):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium(), headless=True, args=["--no-sandbox", "--disable-gpu"])
+        try:
+            page = browser.new_page()
+            page.goto(app_url)
+            page.wait_for_function("document.querySelectorAll('#mode option').length === 3")
+            page.click("#settings summary")
+            page.select_option("#mode", "calc")
+            page.fill("#input", "What is 1234 * 5678?")
+            page.press("#input", "Enter")
+            page.locator(".message.tool").wait_for()
+            assert "calculate(" in page.locator(".tool-call").first.inner_text()
+            assert page.locator(".message.tool").first.inner_text() == "tool result: 7006652"
+            page.wait_for_function("[...document.querySelectorAll('.message.assistant')].some("
+                                   "m => m.innerText.includes('7006652.'))")
+
+            page.click("#new-chat")
+            page.select_option("#mode", "careful")
+            page.fill("#input", "Compute two things.")
+            page.press("#input", "Enter")
+            page.locator(".message.approval").nth(1).wait_for()
+            approvals = page.locator(".message.approval")
+            assert "2 ** 10" in approvals.nth(0).inner_text() and "1 / 0" in approvals.nth(1).inner_text()
+            approvals.nth(0).locator("button.approve").click()
+            approvals.nth(1).locator("button.reject").click()
+            page.wait_for_function("[...document.querySelectorAll('.message.assistant')].some("
+                                   "m => m.innerText.includes('Done: 1024'))")
+            results = page.locator(".message.tool").all_inner_texts()
+            assert "tool result: 1024" in results and any("rejected" in r for r in results)
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "chat_agent_mode.png"), full_page=True)
+        finally:
+            browser.close()
+    assert (ARTIFACTS / "chat_agent_mode.png").stat().st_size > 1000
