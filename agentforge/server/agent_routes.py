@@ -47,17 +47,32 @@ class Assistant:
 
 
 class Threads:
-    """Thread records (metadata, status); their state is in the assistants' checkpointers."""
+    """Thread records (metadata, status); their state is in the assistants' checkpointers, so a
+    thread that ran before a restart is found again in the checkpointer of the assistant it ran on."""
 
-    def __init__(self) -> None:
+    def __init__(self, assistants: dict[str, Assistant]) -> None:
+        self.assistants = assistants
         self.records: dict[str, dict] = {}
         self.busy: set[str] = set()
 
     def get(self, thread_id: str) -> dict:
-        record = self.records.get(thread_id)
+        record = self.records.get(thread_id) or self._recover(thread_id)
         if record is None:
             raise APIError(404, f"thread {thread_id!r} not found; create it with POST /threads", "not_found_error")
         return record
+
+    def _recover(self, thread_id: str) -> dict | None:
+        for assistant in self.assistants.values():
+            if assistant.graph.checkpointer.get_tuple(_config(thread_id)) is None:  # not a thread of this one
+                continue
+            snapshot = assistant.graph.get_state(_config(thread_id))
+            interrupts = {t.id: jsonable(list(t.interrupts)) for t in snapshot.tasks if t.interrupts}
+            self.records[thread_id] = {
+                "thread_id": thread_id, "created_at": snapshot.created_at, "updated_at": snapshot.created_at,
+                "metadata": {"assistant_id": assistant.id}, "status": "interrupted" if interrupts else "idle",
+                "values": jsonable(snapshot.values), "interrupts": interrupts}
+            return self.records[thread_id]
+        return None
 
 
 class ThreadCreate(BaseModel):
@@ -78,6 +93,14 @@ class RunCreate(BaseModel):
     interrupt_before: list[str] | None = None
     interrupt_after: list[str] | None = None
     if_not_exists: str = "reject"
+
+
+class ThreadSearch(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    metadata: dict = Field(default_factory=dict)
+    status: str | None = None
+    limit: int = Field(10, ge=1, le=1000)
+    offset: int = Field(0, ge=0)
 
 
 class HistoryQuery(BaseModel):
@@ -114,6 +137,16 @@ async def create_thread(body: ThreadCreate, request: Request, who: str = Depends
     threads.records[thread_id] = {"thread_id": thread_id, "created_at": now, "updated_at": now,
                                   "metadata": body.metadata, "status": "idle", "values": None, "interrupts": {}}
     return threads.records[thread_id]
+
+
+@router.post("/threads/search")
+async def search_threads(body: ThreadSearch, request: Request, who: str = Depends(guard)):
+    """Threads of this server's lifetime, most recently updated first, filtered by metadata and status."""
+    records = [r for r in agents_of(request)[1].records.values()
+               if all(r["metadata"].get(k) == v for k, v in body.metadata.items())
+               and (body.status is None or r["status"] == body.status)]
+    records.sort(key=lambda r: r["updated_at"], reverse=True)
+    return records[body.offset:body.offset + body.limit]
 
 
 @router.get("/threads/{thread_id}")
@@ -201,7 +234,7 @@ def _config(thread_id: str, extra: dict | None = None) -> dict:
 def _prepare(request: Request, thread_id: str, body: RunCreate, stream: bool):
     assistant = _assistant(request, body.assistant_id)
     _, threads = agents_of(request)
-    if thread_id not in threads.records and body.if_not_exists == "create":
+    if thread_id not in threads.records and threads._recover(thread_id) is None and body.if_not_exists == "create":
         now = _now()
         threads.records[thread_id] = {"thread_id": thread_id, "created_at": now, "updated_at": now, "metadata": {},
                                       "status": "idle", "values": None, "interrupts": {}}

@@ -46,7 +46,7 @@ def create_app(llm, model_name: str | None = None, config: ServerConfig | None =
     app = FastAPI(title="AgentForge", version=__version__, lifespan=lifespan)
     app.state.server = state
     app.state.assistants = {name: Assistant(name, graph) for name, graph in (graphs or {}).items()}
-    app.state.threads = Threads()
+    app.state.threads = Threads(app.state.assistants)
     install_error_handlers(app)
 
     @app.middleware("http")

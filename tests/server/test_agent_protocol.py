@@ -60,6 +60,8 @@ def test_interrupts_resume_and_history(client):
     pending = waited["__interrupt__"]
     assert [i["value"]["tool_call"]["id"] for i in pending] == ["a", "b"]
     assert client.threads.get(thread_id)["status"] == "interrupted"
+    assert thread_id in [t["thread_id"] for t in client.threads.search(status="interrupted")]
+    assert client.threads.search(metadata={"assistant_id": "approver"}, status="interrupted")[0]["thread_id"] == thread_id
     state = client.threads.get_state(thread_id)
     assert state["next"] == ["tools", "tools"] and len(state["interrupts"]) == 2
     resumed = list(client.runs.stream(thread_id, "approver", command={"resume": {
@@ -103,3 +105,21 @@ def test_a_failing_run_reports_its_error_in_the_stream(url):
         body = response.read().decode()
     assert response.status_code == 200 and "event: error" in body and "event: end" in body
     assert httpx.get(url + "/health").json() == {"status": "ok"}
+
+
+def test_a_thread_survives_a_server_restart_through_the_checkpointer(server_llm, serve_app, tmp_path):
+    from agentforge.graphs import SqliteSaver
+
+    def app(saver, replies):
+        graph = create_react_agent(ScriptedChatModel(replies), [add], checkpointer=saver)
+        return serve_app(create_app(server_llm, "smollm2-135m", graphs={"calc": graph}))
+
+    with SqliteSaver.from_conn_string(str(tmp_path / "threads.db")) as saver:
+        first = langgraph_sdk.get_sync_client(url=app(saver, ["first answer"]), api_key=None)
+        thread_id = first.threads.create()["thread_id"]
+        first.runs.wait(thread_id, "calc", input={"messages": [{"role": "user", "content": "hi"}]})
+    with SqliteSaver.from_conn_string(str(tmp_path / "threads.db")) as saver:  # a new server, the same file
+        second = langgraph_sdk.get_sync_client(url=app(saver, ["second answer"]), api_key=None)
+        assert second.threads.get(thread_id)["metadata"] == {"assistant_id": "calc"}
+        out = second.runs.wait(thread_id, "calc", input={"messages": [{"role": "user", "content": "again"}]})
+        assert [m["content"] for m in out["messages"]] == ["hi", "first answer", "again", "second answer"]
