@@ -3,7 +3,7 @@
 - `engine/`, `graphs/` and `tools/` never import the application layer (`agentforge.<app>` or the
   `agentforge` package itself), and never each other — except the engine's shared surface, which
   graphs/ and tools/ may import: `agentforge.engine.protocol`, `.errors` and `.tool_schema`.
-- Inside the application layer imports go downward only: tracing at the bottom, then agents, then
+- Inside the application layer imports go downward only: tracing and prompts at the bottom, then agents, then
   rag, then a2a / eval / finetune / integrations, then server, and cli (which starts the server) on top.
 """
 
@@ -15,7 +15,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 LOWER = {"engine": "agentforge.engine", "graphs": "agentforge.graphs", "tools": "agentforge.tools"}
 SHARED_SURFACE = {"agentforge.engine.protocol", "agentforge.engine.errors", "agentforge.engine.tool_schema"}
-APP_LEVELS = {"tracing": 0, "agents": 1, "rag": 2, "a2a": 3, "eval": 3, "finetune": 3, "integrations": 3,
+APP_LEVELS = {"tracing": 0, "prompts": 0, "agents": 1, "rag": 2, "a2a": 3, "eval": 3, "finetune": 3, "integrations": 3,
               "server": 4, "cli": 5}
 
 

@@ -9,22 +9,9 @@ import re
 from collections.abc import AsyncIterator
 
 from agentforge.engine.protocol import ChatMessage, ToolCall, ToolCallFunction
+from agentforge.prompts import REACT_PROMPT
 
 from .model import ChatChunk, ChatModel
-
-REACT_PROMPT = """Answer the user's question. You can use these tools:
-
-{tools}
-
-Use this format:
-
-Thought: think about what to do next
-Action: the tool to use, one of [{names}]
-Action Input: the tool's arguments as a JSON object
-Observation: the tool's result (given to you)
-... (Thought / Action / Action Input / Observation can repeat)
-Thought: I know the answer
-Final Answer: the answer to the user's question"""
 
 _ACTION = re.compile(r"Action\s*:\s*(?P<name>[^\n]+?)\s*\n+\s*Action\s*Input\s*:\s*(?P<args>.*)", re.S)
 _FINAL = re.compile(r"Final\s*Answer\s*:\s*(?P<answer>.*)", re.S)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from agentforge.agents import ScriptedChatModel
-from agentforge.agents.prompts import CHAIN_OF_THOUGHT, META, REACT, ZERO_SHOT, FewShotPrompt, write_system_prompt
+from agentforge.prompts import CHAIN_OF_THOUGHT, META, REACT, ZERO_SHOT, FewShotPrompt, write_system_prompt
 
 EXAMPLES = [{"input": "Translate 'cat' to French", "output": "chat"},
             {"input": "What is 2 + 2?", "output": "4"},

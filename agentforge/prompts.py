@@ -2,7 +2,8 @@
 thought, ReAct, and a meta-prompt that writes a system prompt from a task description.
 
 Every template is a `PromptTemplate` (a system and a user text with `{placeholders}`); copy one with
-`dataclasses.replace` to change its wording.
+`dataclasses.replace` to change its wording. This module imports nothing of the application layer,
+so every package (agents' text ReAct among them) can use it.
 """
 
 from __future__ import annotations
@@ -15,8 +16,19 @@ import numpy as np
 
 from agentforge.engine.protocol import ChatMessage
 
-from .model import ChatModel
-from .text_react import REACT_PROMPT
+REACT_PROMPT = """Answer the user's question. You can use these tools:
+
+{tools}
+
+Use this format:
+
+Thought: think about what to do next
+Action: the tool to use, one of [{names}]
+Action Input: the tool's arguments as a JSON object
+Observation: the tool's result (given to you)
+... (Thought / Action / Action Input / Observation can repeat)
+Thought: I know the answer
+Final Answer: the answer to the user's question"""
 
 
 @dataclass(frozen=True)
@@ -90,8 +102,8 @@ class FewShotPrompt:
         return messages + [ChatMessage(role="user", content=input)]
 
 
-async def write_system_prompt(model: ChatModel, task: str, template: PromptTemplate = META) -> str:
-    """A system prompt for `task`, written by `model` with the meta-prompt."""
+async def write_system_prompt(model, task: str, template: PromptTemplate = META) -> str:
+    """A system prompt for `task`, written by `model` (any chat model with `ainvoke`) with the meta-prompt."""
     if not isinstance(task, str) or not task.strip():
         raise ValueError("describe the task in a non-empty string")
     reply = await model.ainvoke(template.format(task=task))
