@@ -28,8 +28,8 @@ async def _agent_turn(agent, line: str, config: dict) -> None:
         if mode == "messages" and chunk[1]["langgraph_node"] == "agent":
             print(chunk[0].content, end="", flush=True)
         elif mode == "updates":
-            for node, update in chunk.items():
-                for message in (update or {}).get("messages", []) if isinstance(update, dict) else []:
+            for update in chunk.values():
+                for message in update.get("messages", []) if isinstance(update, dict) else []:
                     for call in message.tool_calls or ():
                         print(f"\n[tool call] {call.function.name}({call.function.arguments})", flush=True)
                     if message.role == "tool":

@@ -11,7 +11,7 @@ A model whose chat template renders tools gets them through its template, in its
 Hermes prompt serves SmolLM2 as well for calls and far better for deciding whether to call
 (docs/benchmarks.md). `tool_choice` becomes an llguidance grammar: `required` and a named function
 allow only calls whose arguments match the schema; `auto` is decided at the start of the reply
-(see `constraints.py`): calls under the same grammar as `required`, or text in which a call is
+(see `tool_decision.py`): calls under the same grammar as `required`, or text in which a call is
 still constrained from the moment its opening tag appears.
 """
 

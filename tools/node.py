@@ -49,10 +49,6 @@ class ToolNode:
         """Run one tool call; its tool message (an error message when it failed)."""
         return self._run(call).to_message(call.id, call.function.name)
 
-    async def arun_call(self, call: ToolCall) -> ChatMessage:
-        """`run_call` for asyncio."""
-        return (await self._arun(call)).to_message(call.id, call.function.name)
-
     def _calls(self, state: Any) -> list:
         messages = state if isinstance(state, list) else (
             state.get(self.messages_key) if isinstance(state, dict) else getattr(state, self.messages_key, None))

@@ -141,9 +141,6 @@ class StructuredModel:
 
 def parse_structured(schema: type[BaseModel] | dict, reply: ChatMessage) -> BaseModel | dict:
     """The reply's JSON as an instance of `schema` (or a dict); ValueError says what was wrong."""
-    parsed = getattr(reply, "parsed", None)
-    if parsed is not None:
-        return parsed
     text = reply.content if isinstance(reply.content, str) else ""
     try:
         value = json.loads(text)

@@ -94,16 +94,10 @@ def create_react_agent(
     answer_only = chat_model.bind_tools(list(tool_node.tools.values()), tool_choice="none")
 
     async def agent(state) -> dict:
-        model_input = _model_input(prompt, state)
-        response = await bound.ainvoke(model_input)
-        if response.tool_calls and only_repeats(response.tool_calls, _value(state, "messages")):
-            response = await answer_only.ainvoke(model_input)  # small models loop on a call they made
+        response = await model_turn(bound, answer_only, _model_input(prompt, state), _value(state, "messages"))
         if name:
             response = response.model_copy(update={"name": name})
-        steps = _value(state, "remaining_steps")
-        # tools take one step and the agent another: with fewer than 3 left the loop cannot finish
-        # (LangGraph checks < 2 and, at one parity of the limit, hits GraphRecursionError instead)
-        if response.tool_calls and steps is not None and steps < 3:
+        if out_of_steps(response, _value(state, "remaining_steps")):
             return {"messages": [ChatMessage(role="assistant", id=response.id, content=NEED_MORE_STEPS)]}
         return {"messages": [response]}
 
@@ -147,6 +141,22 @@ def create_react_agent(
         graph.add_edge("generate_structured_response", END)
     return graph.compile(checkpointer=checkpointer, store=store, interrupt_before=interrupt_before,
                          interrupt_after=interrupt_after, debug=debug, name=name)
+
+
+async def model_turn(bound: ChatModel, answer_only: ChatModel, model_input: list, history: list) -> ChatMessage:
+    """One reply of a tool-using agent; a reply that only repeats answered calls is asked again
+    without tools (small models loop on a call they made)."""
+    reply = await bound.ainvoke(model_input)
+    if reply.tool_calls and only_repeats(reply.tool_calls, history):
+        reply = await answer_only.ainvoke(model_input)
+    return reply
+
+
+def out_of_steps(reply: ChatMessage, remaining_steps: int | None) -> bool:
+    """Whether a reply that calls tools must stop instead: the tools take one step and the agent
+    another, so with fewer than 3 left the loop cannot finish (LangGraph checks < 2 and, at one
+    parity of the limit, hits GraphRecursionError instead)."""
+    return bool(reply.tool_calls) and remaining_steps is not None and remaining_steps < 3
 
 
 def only_repeats(calls: list[ToolCall], messages: list) -> bool:

@@ -20,7 +20,7 @@ from agentforge.graphs import END, START, CompiledStateGraph, RemainingSteps, Se
 from agentforge.tools import Tool, ToolNode
 
 from .model import ChatModel, as_chat_model
-from .react import NEED_MORE_STEPS, only_repeats
+from .react import NEED_MORE_STEPS, model_turn, out_of_steps
 
 HANDOFF_PREFIX = "transfer_to_"
 
@@ -98,12 +98,15 @@ def _build(members: list, entry: Callable, on_answer: dict[str, str], checkpoint
         raise ValueError(f"agent names must be unique, got {names}")
     by_name = {m.name: m for m in members}
     specs = [m for m in members if isinstance(m, Agent)]
-    all_tools = {t.name: t for s in specs for t in ToolNode(list(s.tools)).tools.values()}
-    runner = ToolNode(list(all_tools.values()))
-    allowed = {s.name: set(ToolNode(list(s.tools)).tools) for s in specs}
+    tool_nodes = {s.name: ToolNode(list(s.tools)) for s in specs}  # each agent runs its own tools
+
+    def handoff_target(call: ToolCall) -> str | None:
+        target = call.function.name.removeprefix(HANDOFF_PREFIX)
+        return target if call.function.name.startswith(HANDOFF_PREFIX) and target in by_name else None
+
     graph = StateGraph(TeamState)
     for spec in specs:
-        graph.add_node(spec.name, _agent_node(spec, by_name))
+        graph.add_node(spec.name, _agent_node(spec, by_name, tool_nodes[spec.name]))
         graph.add_conditional_edges(spec.name, _after_agent(spec.name, on_answer.get(spec.name, END)),
                                     ["tools", on_answer.get(spec.name, END)])
     for member in members:
@@ -113,47 +116,43 @@ def _build(members: list, entry: Callable, on_answer: dict[str, str], checkpoint
 
     def run_tool(task: dict) -> dict:
         call, agent, handoff = task["tool_call"], task["agent"], task["handoff"]
-        if call.function.name.startswith(HANDOFF_PREFIX) and call.function.name[len(HANDOFF_PREFIX):] in by_name:
-            target = call.function.name[len(HANDOFF_PREFIX):]
+        target = handoff_target(call)
+        if target is not None:
             if target not in by_name[agent].handoffs:
                 return {"messages": [_tool_error(call, f"{agent} cannot hand off to {target}")]}
             if call.id != handoff:
                 return {"messages": [_tool_error(call, "only one handoff per reply: the first one was made")]}
             return {"messages": [_tool_message(call, f"Transferred to {target}")]}
-        if call.function.name not in allowed[agent]:
+        tools = tool_nodes[agent].tools
+        if call.function.name not in tools:
             return {"messages": [_tool_error(call, f"{agent} has no tool named {call.function.name!r}; its tools: "
-                                                   f"{sorted(allowed[agent])}")]}
-        return {"messages": [runner.run_call(call)]}
+                                                   f"{sorted(tools)}")]}
+        return {"messages": [tool_nodes[agent].run_call(call)]}
 
     graph.add_node("tools", run_tool)
+
     def next_agent(state) -> str:  # the same answer for every parallel tool task of the reply
         reply = next(m for m in reversed(state["messages"]) if m.role == "assistant")
-        for call in reply.tool_calls or ():
-            target = call.function.name.removeprefix(HANDOFF_PREFIX)
-            if call.function.name.startswith(HANDOFF_PREFIX) and target in by_name[reply.name].handoffs:
-                return target
-        return reply.name
+        targets = (handoff_target(call) for call in reply.tool_calls or ())
+        return next((t for t in targets if t in by_name[reply.name].handoffs), reply.name)
 
     graph.add_conditional_edges("tools", next_agent, names)
     graph.add_conditional_edges(START, entry, names)
     return graph.compile(checkpointer=checkpointer)
 
 
-def _agent_node(spec: Agent, by_name: dict):
+def _agent_node(spec: Agent, by_name: dict, tool_node: ToolNode):
     handoffs = [handoff_tool(t, getattr(by_name[t], "description", "")) for t in spec.handoffs]
     model = as_chat_model(spec.model)
-    tools = [*ToolNode(list(spec.tools)).tools.values(), *handoffs]
+    tools = [*tool_node.tools.values(), *handoffs]
     bound = model.bind_tools(tools, tool_choice=model.tool_choice, parallel_tool_calls=model.parallel_tool_calls)
     answer_only = model.bind_tools(tools, tool_choice="none")
     system = [ChatMessage(role="system", content=spec.prompt)] if spec.prompt else []
 
     async def node(state) -> dict:
-        messages = [*system, *state["messages"]]
-        reply = await bound.ainvoke(messages)
-        if reply.tool_calls and only_repeats(reply.tool_calls, state["messages"]):
-            reply = await answer_only.ainvoke(messages)
+        reply = await model_turn(bound, answer_only, [*system, *state["messages"]], state["messages"])
         reply = reply.model_copy(update={"name": spec.name})
-        if reply.tool_calls and state.get("remaining_steps", 99) < 3:
+        if out_of_steps(reply, state.get("remaining_steps")):
             reply = ChatMessage(role="assistant", id=reply.id, name=spec.name, content=NEED_MORE_STEPS)
         return {"messages": [reply], "active_agent": spec.name}
 

@@ -55,24 +55,39 @@ class Threads:
         self.records: dict[str, dict] = {}
         self.busy: set[str] = set()
 
-    def get(self, thread_id: str) -> dict:
-        record = self.records.get(thread_id) or self._recover(thread_id)
-        if record is None:
-            raise APIError(404, f"thread {thread_id!r} not found; create it with POST /threads", "not_found_error")
+    def create(self, thread_id: str, metadata: dict, created_at: str | None = None) -> dict:
+        """A new idle record."""
+        created_at = created_at or _now()
+        record = self.records[thread_id] = {"thread_id": thread_id, "created_at": created_at, "updated_at": created_at,
+                                            "metadata": metadata, "status": "idle", "values": None, "interrupts": {}}
         return record
 
-    def _recover(self, thread_id: str) -> dict | None:
+    def find(self, thread_id: str) -> dict | None:
+        """The thread's record: known, or recovered from the checkpointer of the assistant it ran on."""
+        record = self.records.get(thread_id)
+        if record is not None:
+            return record
         for assistant in self.assistants.values():
             if assistant.graph.checkpointer.get_tuple(_config(thread_id)) is None:  # not a thread of this one
                 continue
             snapshot = assistant.graph.get_state(_config(thread_id))
-            interrupts = {t.id: jsonable(list(t.interrupts)) for t in snapshot.tasks if t.interrupts}
-            self.records[thread_id] = {
-                "thread_id": thread_id, "created_at": snapshot.created_at, "updated_at": snapshot.created_at,
-                "metadata": {"assistant_id": assistant.id}, "status": "interrupted" if interrupts else "idle",
-                "values": jsonable(snapshot.values), "interrupts": interrupts}
-            return self.records[thread_id]
+            record = self.create(thread_id, {"assistant_id": assistant.id}, snapshot.created_at)
+            self.refresh(record, snapshot)
+            return record
         return None
+
+    def get(self, thread_id: str) -> dict:
+        record = self.find(thread_id)
+        if record is None:
+            raise APIError(404, f"thread {thread_id!r} not found; create it with POST /threads", "not_found_error")
+        return record
+
+    @staticmethod
+    def refresh(record: dict, snapshot, failed: bool = False) -> None:
+        """Copy the thread's latest state into its record."""
+        record["values"] = jsonable(snapshot.values)
+        record["interrupts"] = {t.id: jsonable(list(t.interrupts)) for t in snapshot.tasks if t.interrupts}
+        record["status"] = "error" if failed else "interrupted" if record["interrupts"] else "idle"
 
 
 class ThreadCreate(BaseModel):
@@ -133,10 +148,7 @@ async def create_thread(body: ThreadCreate, request: Request, who: str = Depends
         if body.if_exists == "do_nothing":
             return threads.records[thread_id]
         raise APIError(409, f"thread {thread_id!r} already exists", code="conflict")
-    now = _now()
-    threads.records[thread_id] = {"thread_id": thread_id, "created_at": now, "updated_at": now,
-                                  "metadata": body.metadata, "status": "idle", "values": None, "interrupts": {}}
-    return threads.records[thread_id]
+    return threads.create(thread_id, body.metadata)
 
 
 @router.post("/threads/search")
@@ -234,10 +246,8 @@ def _config(thread_id: str, extra: dict | None = None) -> dict:
 def _prepare(request: Request, thread_id: str, body: RunCreate, stream: bool):
     assistant = _assistant(request, body.assistant_id)
     _, threads = agents_of(request)
-    if thread_id not in threads.records and threads._recover(thread_id) is None and body.if_not_exists == "create":
-        now = _now()
-        threads.records[thread_id] = {"thread_id": thread_id, "created_at": now, "updated_at": now, "metadata": {},
-                                      "status": "idle", "values": None, "interrupts": {}}
+    if threads.find(thread_id) is None and body.if_not_exists == "create":
+        threads.create(thread_id, {})
     record = threads.get(thread_id)
     bound = record["metadata"].setdefault("assistant_id", assistant.id)
     if bound != assistant.id:
@@ -282,9 +292,7 @@ class _running:
         self.threads.busy.discard(self.thread_id)
         record = self.threads.records[self.thread_id]
         snapshot = await asyncio.to_thread(self.assistant.graph.get_state, _config(self.thread_id))
-        record["values"] = jsonable(snapshot.values)
-        record["interrupts"] = {t.id: jsonable(list(t.interrupts)) for t in snapshot.tasks if t.interrupts}
-        record["status"] = "error" if exc is not None else "interrupted" if record["interrupts"] else "idle"
+        self.threads.refresh(record, snapshot, failed=exc is not None)
         record["updated_at"] = _now()
 
 

@@ -21,21 +21,7 @@
   $("mode").addEventListener("change", () => localStorage.setItem("agentforge.mode", $("mode").value));
 
   async function* events(response) {
-    const reader = response.body.getReader();
-    const decoder = new TextDecoder();
-    let buffer = "";
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) return;
-      buffer += decoder.decode(value, { stream: true });
-      const parts = buffer.split("\n\n");
-      buffer = parts.pop();
-      for (const part of parts) {
-        const event = (part.match(/^event: (.*)$/m) || [])[1];
-        const data = (part.match(/^data: (.*)$/m) || [])[1];
-        if (event && data) yield [event, JSON.parse(data)];
-      }
-    }
+    for await (const { event, data } of ui.sseEvents(response)) if (event && data) yield [event, JSON.parse(data)];
   }
 
   async function ensureThread(conversation) {

@@ -95,6 +95,23 @@
     for (const m of (current && current.messages) || []) bubble(m);
   }
 
+  // Server-sent events of a streamed response, as { event, data } (data: the raw text).
+  async function* sseEvents(response) {
+    const reader = response.body.getReader();
+    const decoder = new TextDecoder();
+    let buffer = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      buffer += decoder.decode(value, { stream: true });
+      const parts = buffer.split("\n\n");
+      buffer = parts.pop();
+      for (const part of parts) {
+        yield { event: (part.match(/^event: (.*)$/m) || [])[1], data: (part.match(/^data: (.*)$/m) || [])[1] };
+      }
+    }
+  }
+
   function busy(on) {
     controller = on ? new AbortController() : null;
     $("send").hidden = on; $("stop").hidden = !on;
@@ -102,7 +119,7 @@
 
   // what agent.js (agent mode) uses
   window.AgentForgeChat = {
-    headers, bubble, fill, status, busy,
+    headers, bubble, fill, status, busy, sseEvents,
     signal: () => controller.signal,
     save: () => store.save(conversations),
   };
@@ -130,32 +147,21 @@
         const body = await response.json().catch(() => ({}));
         throw new Error((body.error && body.error.message) || response.statusText);
       }
-      const reader = response.body.getReader();
-      const decoder = new TextDecoder();
-      let buffer = "";
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        buffer += decoder.decode(value, { stream: true });
-        const events = buffer.split("\n\n");
-        buffer = events.pop();
-        for (const event of events) {
-          const data = event.replace(/^data: /, "");
-          if (!data || data === "[DONE]") continue;
-          const chunk = JSON.parse(data);
-          for (const choice of chunk.choices || []) {
-            const delta = choice.delta || {};
-            if (delta.content) answer.content += delta.content;
-            for (const t of delta.tool_calls || []) {
-              const call = answer.tool_calls[t.index] || (answer.tool_calls[t.index] = { id: t.id, type: "function", function: { name: "", arguments: "" } });
-              if (t.function && t.function.name) call.function.name = t.function.name;
-              if (t.function && t.function.arguments) call.function.arguments += t.function.arguments;
-            }
-            if (choice.finish_reason) status("finished: " + choice.finish_reason);
+      for await (const { data } of sseEvents(response)) {
+        if (!data || data === "[DONE]") continue;
+        const chunk = JSON.parse(data);
+        for (const choice of chunk.choices || []) {
+          const delta = choice.delta || {};
+          if (delta.content) answer.content += delta.content;
+          for (const t of delta.tool_calls || []) {
+            const call = answer.tool_calls[t.index] || (answer.tool_calls[t.index] = { id: t.id, type: "function", function: { name: "", arguments: "" } });
+            if (t.function && t.function.name) call.function.name = t.function.name;
+            if (t.function && t.function.arguments) call.function.arguments += t.function.arguments;
           }
-          fill(div, answer);
-          $("messages").scrollTop = $("messages").scrollHeight;
+          if (choice.finish_reason) status("finished: " + choice.finish_reason);
         }
+        fill(div, answer);
+        $("messages").scrollTop = $("messages").scrollHeight;
       }
     } catch (e) {
       if (e.name !== "AbortError") bubble({ role: "error", content: "Error: " + e.message });
