@@ -108,3 +108,22 @@ def test_team_construction_is_checked():
         create_supervisor(ScriptedChatModel([]), [Agent("x", ScriptedChatModel([])), Agent("x", ScriptedChatModel([]))])
     with pytest.raises(TypeError, match="Agent or a compiled graph"):
         create_supervisor(ScriptedChatModel([]), ["not an agent"])
+
+
+def test_agents_with_same_named_tools_each_run_their_own():
+    @tool(name="lookup")
+    def lookup_people(key: str) -> str:
+        """People directory."""
+        return f"person {key}"
+
+    @tool(name="lookup")
+    def lookup_rooms(key: str) -> str:
+        """Room directory."""
+        return f"room {key}"
+
+    alice = ScriptedChatModel([calls({"name": "lookup", "args": {"key": "x"}, "id": "a1"}, handoff("bob", "h1"))])
+    bob = ScriptedChatModel([calls({"name": "lookup", "args": {"key": "y"}, "id": "b1"}), "done"])
+    swarm = create_swarm([Agent("alice", alice, [lookup_people]), Agent("bob", bob, [lookup_rooms])],
+                         default_active_agent="alice")
+    out = swarm.invoke({"messages": ["go"]})
+    assert [m.content for m in out["messages"] if m.role == "tool"] == ["person x", "Transferred to bob", "room y"]
