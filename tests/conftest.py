@@ -3,6 +3,7 @@ for server tests and apps on uvicorn on 127.0.0.1 (stopped after each module).""
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
@@ -13,6 +14,12 @@ import uvicorn
 
 from agentforge.engine import LLM, AsyncLLM, load_tokenizer, resolve_model
 from agentforge.server import ServerConfig
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _data_dir(tmp_path_factory):
+    """Knowledge bases made without a path (the demo's docs) go to a temporary folder, not the user's."""
+    os.environ["AGENTFORGE_DATA_DIR"] = str(tmp_path_factory.mktemp("agentforge-data"))
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,7 @@ from fastapi.staticfiles import StaticFiles
 
 from agentforge import __version__
 
-from . import agent_routes, openai_routes
+from . import agent_routes, embedding_routes, openai_routes
 from .agent_routes import Assistant, Threads
 from .config import ServerConfig
 from .errors import error_response, install_error_handlers
@@ -62,6 +62,7 @@ def create_app(llm, model_name: str | None = None, config: ServerConfig | None =
         return response
 
     app.include_router(openai_routes.router)
+    app.include_router(embedding_routes.router)
     app.include_router(agent_routes.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 

@@ -36,6 +36,9 @@ class ServerConfig:
     max_queue: int | None = None  # the engine counts as overloaded (fall back) above this many waiting sequences
     # compiled graphs to serve through the Agent Protocol: {assistant id: "module:attribute"}
     graphs: dict[str, str] = field(default_factory=dict)
+    # /v1/embeddings: a sentence-transformers model folder (default: the shipped all-MiniLM-L6-v2) and its name
+    embedding_model: str | None = None
+    embedding_name: str = "all-MiniLM-L6-v2"
 
     @classmethod
     def load(cls, path: str | Path | None = None, **overrides) -> ServerConfig:
