@@ -2,13 +2,15 @@
 splitting, fast local embeddings, ChromaDB, BM25 + dense hybrid search) and answers with checked
 citations."""
 
+from .answer import create_rag_agent, create_rag_graph
 from .documents import Chunk, Document, Hit
 from .embeddings import Embedder, LocalEmbedder
 from .embeddings_openai import OpenAIEmbedder
 from .knowledge_base import IngestStats, KnowledgeBase
 from .loaders import LoadError, load_file
-from .retrieval import MultiQueryRetriever, Retriever, maximal_marginal_relevance, reciprocal_rank_fusion
+from .rerank import CrossEncoderReranker, LLMReranker, Reranker
+from .retrieval import MultiQueryRetriever, Retriever
 
-__all__ = ["Chunk", "Document", "Embedder", "Hit", "IngestStats", "KnowledgeBase", "LoadError", "LocalEmbedder",
-           "MultiQueryRetriever", "OpenAIEmbedder", "Retriever", "load_file", "maximal_marginal_relevance",
-           "reciprocal_rank_fusion"]
+__all__ = ["Chunk", "CrossEncoderReranker", "Document", "Embedder", "Hit", "IngestStats", "KnowledgeBase", "LLMReranker",
+           "LoadError", "LocalEmbedder", "MultiQueryRetriever", "OpenAIEmbedder", "Reranker", "Retriever",
+           "create_rag_agent", "create_rag_graph", "load_file"]

@@ -84,12 +84,15 @@ class LocalEmbedder:
         if isinstance(texts, str) or not all(isinstance(t, str) for t in texts):
             raise ValueError("embed() takes a list of strings")
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        lengths = [len(ids) for ids in self.tokenizer(list(texts), truncation=True, max_length=self.max_length)["input_ids"]]
-        order = sorted(range(len(texts)), key=lengths.__getitem__)
+        order = list(range(len(texts)))
+        if len(texts) > self.batch_size:  # batches of similar lengths: little padding
+            lengths = [len(ids) for ids in self.tokenizer(list(texts), truncation=True, max_length=self.max_length)["input_ids"]]
+            order.sort(key=lengths.__getitem__)
         with torch.inference_mode():
             for start in range(0, len(order), self.batch_size):
                 batch = order[start:start + self.batch_size]
-                encoded = self.tokenizer([texts[i] for i in batch], padding=True, truncation=True,
+                # lengths rounded up to a multiple of 8: fewer distinct shapes for oneDNN to prepare kernels for
+                encoded = self.tokenizer([texts[i] for i in batch], padding=True, truncation=True, pad_to_multiple_of=8,
                                          max_length=self.max_length, return_tensors="pt")
                 hidden = self.model(**encoded).last_hidden_state.float()
                 mask = encoded["attention_mask"].unsqueeze(-1).float()

@@ -20,6 +20,7 @@ from ._chroma import embedding_function, open_client
 from .documents import Chunk, Hit
 from .embeddings import Embedder, LocalEmbedder
 from .loaders import MAX_FILE_BYTES, LoadError, check_file, iter_files, load_file
+from .rerank import Reranker
 from .retrieval import maximal_marginal_relevance, reciprocal_rank_fusion
 from .splitter import Splitter
 
@@ -199,7 +200,7 @@ class KnowledgeBase:
     # --- search -----------------------------------------------------------------------------
 
     def search(self, query: str, *, k: int = 10, mode: str = "hybrid", where: dict | None = None,
-               diversity: float | None = None, reranker=None) -> list[Hit]:
+               diversity: float | None = None, reranker: Reranker | None = None) -> list[Hit]:
         """The `k` best chunks for `query`: `mode` "hybrid" (dense and BM25 fused by reciprocal
         rank), "dense" or "bm25"; `where` a Chroma metadata filter ({"source": ...},
         {"format": "pdf"}, {"$and": [...]}); `diversity` in [0, 1] re-picks by MMR; `reranker`
@@ -212,13 +213,17 @@ class KnowledgeBase:
             raise ValueError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
         if where is not None and not isinstance(where, dict):
             raise ValueError("where must be a Chroma filter dict")
+        if reranker is not None and not isinstance(reranker, Reranker):
+            raise ValueError("reranker must have .rerank(query, hits)")
         pool = k if diversity is None and reranker is None else max(3 * k, 20)
         candidates = max(pool, 30) if mode == "hybrid" else pool
         rankings, query_vector = [], None
-        if mode in ("hybrid", "dense"):
+        if mode != "dense":
+            self._refresh_bm25()
+        if mode != "bm25":
             query_vector = self.embedder.embedder.embed([query])[0]
-            rankings.append(self._dense(query_vector, candidates, where))
-        if mode in ("hybrid", "bm25"):
+            rankings.append(self._dense(query_vector, candidates, where, payload=mode == "dense"))
+        if mode != "dense":
             rankings.append(self._bm25_search(query, candidates, where))
         hits = rankings[0] if len(rankings) == 1 else reciprocal_rank_fusion(
             rankings, weights=self.weights, rank_constant=self.rank_constant)
@@ -232,22 +237,30 @@ class KnowledgeBase:
             hits = maximal_marginal_relevance(query_vector, hits, vectors, k, diversity)
         return hits[:k]
 
-    def _dense(self, vector: np.ndarray, n: int, where: dict | None) -> list[Hit]:
-        n = min(n, self.collection.count())
+    def _dense(self, vector: np.ndarray, n: int, where: dict | None, payload: bool) -> list[Hit]:
+        """Nearest chunks; without `payload` their text and metadata come from the BM25 corpus in
+        memory (hybrid search has it fresh), which spares Chroma fetching them."""
+        n = min(n, self.collection.count() if payload else len(self._corpus))
         if n == 0:
             return []
-        got = self.collection.query(query_embeddings=[vector], n_results=n, where=where,
-                                    include=["documents", "metadatas", "distances"])
-        return [_hit(i, text, meta, 1.0 - dist) for i, text, meta, dist in
-                zip(got["ids"][0], got["documents"][0], got["metadatas"][0], got["distances"][0])]
+        include = ["documents", "metadatas", "distances"] if payload else ["distances"]
+        got = self.collection.query(query_embeddings=[vector], n_results=n, where=where, include=include)
+        if payload:
+            return [_hit(i, text, meta, 1.0 - dist) for i, text, meta, dist in
+                    zip(got["ids"][0], got["documents"][0], got["metadatas"][0], got["distances"][0])]
+        return [_hit(i, *self._corpus[i], 1.0 - dist) for i, dist in zip(got["ids"][0], got["distances"][0])
+                if i in self._corpus]
 
-    def _bm25_search(self, query: str, n: int, where: dict | None) -> list[Hit]:
+    def _refresh_bm25(self) -> None:
+        """Rebuild the BM25 index when the collection changed (here or in another process)."""
         revision = int((self._client.get_collection(self._collection_name).metadata or {}).get("revision", 0))
         if self._bm25 is None or revision != self._bm25_revision:
             got = self.collection.get(include=["documents", "metadatas"])
             self._corpus = {i: (text, meta) for i, text, meta in zip(got["ids"], got["documents"], got["metadatas"])}
             self._bm25 = BM25Index(list(self._corpus), [_index_text(*v) for v in self._corpus.values()])
             self._bm25_revision = revision
+
+    def _bm25_search(self, query: str, n: int, where: dict | None) -> list[Hit]:
         allowed = set(self.collection.get(where=where, include=[])["ids"]) if where else None
         return [_hit(i, *self._corpus[i], score) for i, score in self._bm25.search(query, n, allowed)]
 

@@ -1,8 +1,10 @@
 """`make demo`'s entry point, `agentforge demo`, end to end: the server comes up with the chat app and
-the demo agent, which answers an arithmetic request through the calculator on the embedded SmolLM2."""
+the demo agent, which answers an arithmetic request through the calculator and searches the project's
+docs (its knowledge base, indexed at start) on the embedded SmolLM2."""
 
 from __future__ import annotations
 
+import re
 import signal
 import socket
 import subprocess
@@ -14,7 +16,7 @@ import pytest
 
 
 @pytest.mark.slow
-def test_demo_serves_the_chat_app_and_an_agent_that_uses_the_calculator():
+def test_demo_serves_the_chat_app_and_an_agent_that_calculates_and_searches_the_docs():
     from langgraph_sdk import get_sync_client
 
     with socket.socket() as s:
@@ -44,6 +46,13 @@ def test_demo_serves_the_chat_app_and_an_agent_that_uses_the_calculator():
         calls = [c for m in messages if m["type"] == "ai" for c in m["tool_calls"]]
         assert calls[0]["name"] == "calculate" and "7006652" in [m["content"] for m in messages if m["type"] == "tool"]
         assert "7006652" in messages[-1]["content"]
+
+        out = client.runs.wait(client.threads.create()["thread_id"], "agent", input={
+            "messages": [{"role": "user", "content": "Search the docs for the checkpointer."}]})
+        calls = [c for m in out["messages"] if m["type"] == "ai" for c in m["tool_calls"]]
+        results = [m["content"] for m in out["messages"] if m["type"] == "tool"]
+        assert calls[0]["name"] == "search_docs"
+        assert re.match(r"\[1\] \S+/docs/\S+\.md", results[0]), results
     finally:
         demo.send_signal(signal.SIGINT)
         demo.wait(timeout=30)

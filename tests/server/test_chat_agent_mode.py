@@ -1,6 +1,6 @@
 """The chat app's agent mode in a real browser (Playwright driving Debian's chromium): an agent's
-tool call and its result show inline, and an approval round trip works; screenshot kept in
-tests/artifacts/."""
+tool call and its result show inline, an approval round trip works, and an answer from a
+knowledge-base search lists its sources; screenshot kept in tests/artifacts/."""
 
 from __future__ import annotations
 
@@ -21,8 +21,17 @@ def call(expression: str, id: str) -> dict:
 
 
 @pytest.fixture(scope="module")
-def app_url(server_llm, serve_app):
+def app_url(server_llm, serve_app, tmp_path_factory):
+    from agentforge.rag import KnowledgeBase
+
+    notes = tmp_path_factory.mktemp("notes")
+    (notes / "offices.md").write_text("# Offices\n\n## Harbour\n\nThe harbour office is in Marrowick.\n")
+    kb = KnowledgeBase("notes", path=tmp_path_factory.mktemp("notes-kb"))
+    kb.ingest(notes)
+    search = {"name": "search_notes", "args": {"query": "harbour office"}, "id": "s1"}
     graphs = {
+        "docs": create_react_agent(ScriptedChatModel([{"tool_calls": [search]}, "It is in Marrowick [1]."]),
+                                   [kb.as_tool()]),
         "calc": create_react_agent(ScriptedChatModel([{"tool_calls": [call("1234 * 5678", "c1")]},
                                                       "1234 * 5678 is 7006652."]), [calculate]),
         "careful": create_react_agent(ScriptedChatModel([{"tool_calls": [call("2 ** 10", "a"), call("1 / 0", "b")]},
@@ -40,7 +49,7 @@ def test_agent_mode_shows_tool_calls_results_and_asks_for_approval(app_url):
         try:
             page = browser.new_page()
             page.goto(app_url)
-            page.wait_for_function("document.querySelectorAll('#mode option').length === 3")
+            page.wait_for_function("document.querySelectorAll('#mode option').length === 4")
             page.click("#settings summary")
             page.select_option("#mode", "calc")
             page.fill("#input", "What is 1234 * 5678?")
@@ -65,6 +74,14 @@ def test_agent_mode_shows_tool_calls_results_and_asks_for_approval(app_url):
             results = page.locator(".message.tool").all_inner_texts()
             assert "tool result: 1024" in results and any("rejected" in r for r in results)
             ARTIFACTS.mkdir(exist_ok=True)
+            page.click("#new-chat")
+            page.select_option("#mode", "docs")
+            page.fill("#input", "Where is the harbour office?")
+            page.press("#input", "Enter")
+            page.locator(".message.assistant .sources li").wait_for()
+            [source] = page.locator(".sources li").all_inner_texts()
+            assert source.endswith("/offices.md (Offices > Harbour)")
+            assert page.locator(".sources li").first.get_attribute("value") == "1"
             page.screenshot(path=str(ARTIFACTS / "chat_agent_mode.png"), full_page=True)
         finally:
             browser.close()

@@ -36,7 +36,7 @@
   // One run: input (a user turn) or command (a resume); renders as it streams.
   async function run(conversation, body) {
     const threadId = await ensureThread(conversation);
-    let answer = null, div = null;
+    let answer = null, div = null, retrieved = [];
     const pending = [];
     ui.busy(true);
     ui.status("agent working…");
@@ -66,6 +66,8 @@
                 answer = null; div = null;
               } else if (m.type === "tool") {
                 const message = { role: "tool", content: m.content };
+                const found = passageSources(m.content || "");
+                if (found.length) retrieved = found;
                 conversation.messages.push(message);
                 ui.bubble(message);
               }
@@ -81,11 +83,25 @@
       ui.status(e.name === "AbortError" ? "stopped" : "");
     } finally {
       if (div) div.classList.remove("streaming");
+      if (answer && retrieved.length) { answer.sources = cited(answer.content, retrieved); ui.fill(div, answer); }
       if (answer) conversation.messages.push(answer);
       ui.save();
       ui.busy(false);
     }
     if (pending.length) askApproval(conversation, pending);
+  }
+
+  // A knowledge-base tool answers with numbered passages: "[1] path (section)" then the text.
+  function passageSources(content) {
+    return [...content.matchAll(/^\[(\d+)\] (\S+)(?: \((.*)\))?$/gm)].map(
+      (m) => ({ n: Number(m[1]), source: m[2], section: m[3] || "" }));
+  }
+
+  // The sources the answer cites as [n]; all of them when it cites none.
+  function cited(text, sources) {
+    const numbers = new Set([...(text || "").matchAll(/\[(\d+)\]/g)].map((m) => Number(m[1])));
+    const picked = sources.filter((s) => numbers.has(s.n));
+    return picked.length ? picked : sources;
   }
 
   function askApproval(conversation, pending) {

@@ -88,6 +88,17 @@
       c.textContent = "→ " + call.function.name + "(" + call.function.arguments + ")";
       div.appendChild(c);
     }
+    if (message.sources && message.sources.length) {
+      const list = document.createElement("ol");
+      list.className = "sources";
+      for (const s of message.sources) {
+        const item = document.createElement("li");
+        item.value = s.n;
+        item.textContent = s.source + (s.section ? " (" + s.section + ")" : "");
+        list.appendChild(item);
+      }
+      div.appendChild(list);
+    }
   }
 
   function renderMessages() {

@@ -56,11 +56,3 @@ def test_knowledge_base_mcp_server(cli_kb, corpus):
         assert f"{question.file} (" in mcp.call_tool("kb", "list_sources").content
         assert mcp.call_tool("kb", "search", {"query": ""}).is_error
 
-
-@pytest.mark.slow
-def test_the_demo_agent_searches_the_docs():
-    out = subprocess.run([sys.executable, "-m", "agentforge.cli", "chat", "--once", "Search the docs for the checkpointer.",
-                          "--temperature", "0", "--max-tokens", "128"], capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr
-    assert "[tool call] search_docs(" in out.stdout
-    assert re.search(r"\[tool result\] \[1\] \S+/docs/\S+\.md", out.stdout), out.stdout
