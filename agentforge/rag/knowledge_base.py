@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -94,9 +95,8 @@ class KnowledgeBase:
         if built_with != embedder.name:
             raise ValueError(f"knowledge base {name!r} holds vectors of {built_with!r}, not of {embedder.name!r}: "
                              f"open it with the same embedder, or delete it and ingest again")
-        self._bm25: BM25Index | None = None
-        self._bm25_revision = -1
-        self._corpus: dict[str, tuple[str, dict]] = {}
+        self._bm25: tuple[int, BM25Index, dict] | None = None  # (revision, index, corpus)
+        self._bm25_lock = threading.Lock()
 
     # --- ingestion --------------------------------------------------------------------------
 
@@ -217,14 +217,15 @@ class KnowledgeBase:
             raise ValueError("reranker must have .rerank(query, hits)")
         pool = k if diversity is None and reranker is None else max(3 * k, 20)
         candidates = max(pool, 30) if mode == "hybrid" else pool
-        rankings, query_vector = [], None
+        rankings, query_vector, corpus = [], None, None
         if mode != "dense":
-            self._refresh_bm25()
+            bm25, corpus = self._fresh_bm25()
         if mode != "bm25":
             query_vector = self.embedder.embedder.embed([query])[0]
-            rankings.append(self._dense(query_vector, candidates, where, payload=mode == "dense"))
+            rankings.append(self._dense(query_vector, candidates, where, corpus))
         if mode != "dense":
-            rankings.append(self._bm25_search(query, candidates, where))
+            allowed = set(self.collection.get(where=where, include=[])["ids"]) if where else None
+            rankings.append([_hit(i, *corpus[i], score) for i, score in bm25.search(query, candidates, allowed)])
         hits = rankings[0] if len(rankings) == 1 else reciprocal_rank_fusion(
             rankings, weights=self.weights, rank_constant=self.rank_constant)
         hits = hits[:pool]
@@ -237,32 +238,29 @@ class KnowledgeBase:
             hits = maximal_marginal_relevance(query_vector, hits, vectors, k, diversity)
         return hits[:k]
 
-    def _dense(self, vector: np.ndarray, n: int, where: dict | None, payload: bool) -> list[Hit]:
-        """Nearest chunks; without `payload` their text and metadata come from the BM25 corpus in
-        memory (hybrid search has it fresh), which spares Chroma fetching them."""
-        n = min(n, self.collection.count() if payload else len(self._corpus))
+    def _dense(self, vector: np.ndarray, n: int, where: dict | None, corpus: dict | None) -> list[Hit]:
+        """Nearest chunks; with the BM25 `corpus` at hand (hybrid search) their text and metadata
+        come from it, which spares Chroma fetching them."""
+        n = min(n, self.collection.count() if corpus is None else len(corpus))
         if n == 0:
             return []
-        include = ["documents", "metadatas", "distances"] if payload else ["distances"]
+        include = ["documents", "metadatas", "distances"] if corpus is None else ["distances"]
         got = self.collection.query(query_embeddings=[vector], n_results=n, where=where, include=include)
-        if payload:
+        if corpus is None:
             return [_hit(i, text, meta, 1.0 - dist) for i, text, meta, dist in
                     zip(got["ids"][0], got["documents"][0], got["metadatas"][0], got["distances"][0])]
-        return [_hit(i, *self._corpus[i], 1.0 - dist) for i, dist in zip(got["ids"][0], got["distances"][0])
-                if i in self._corpus]
+        return [_hit(i, *corpus[i], 1.0 - dist) for i, dist in zip(got["ids"][0], got["distances"][0]) if i in corpus]
 
-    def _refresh_bm25(self) -> None:
-        """Rebuild the BM25 index when the collection changed (here or in another process)."""
+    def _fresh_bm25(self) -> tuple[BM25Index, dict[str, tuple[str, dict]]]:
+        """The BM25 index and its corpus, rebuilt when the collection changed (here or in another
+        process); one rebuild at a time, and each search keeps the pair it started with."""
         revision = int((self._client.get_collection(self._collection_name).metadata or {}).get("revision", 0))
-        if self._bm25 is None or revision != self._bm25_revision:
-            got = self.collection.get(include=["documents", "metadatas"])
-            self._corpus = {i: (text, meta) for i, text, meta in zip(got["ids"], got["documents"], got["metadatas"])}
-            self._bm25 = BM25Index(list(self._corpus), [_index_text(*v) for v in self._corpus.values()])
-            self._bm25_revision = revision
-
-    def _bm25_search(self, query: str, n: int, where: dict | None) -> list[Hit]:
-        allowed = set(self.collection.get(where=where, include=[])["ids"]) if where else None
-        return [_hit(i, *self._corpus[i], score) for i, score in self._bm25.search(query, n, allowed)]
+        with self._bm25_lock:
+            if self._bm25 is None or revision != self._bm25[0]:
+                got = self.collection.get(include=["documents", "metadatas"])
+                corpus = {i: (text, meta) for i, text, meta in zip(got["ids"], got["documents"], got["metadatas"])}
+                self._bm25 = (revision, BM25Index(list(corpus), [_index_text(*v) for v in corpus.values()]), corpus)
+            return self._bm25[1], self._bm25[2]
 
     def _vectors(self, ids: list[str]) -> np.ndarray:
         got = self.collection.get(ids=ids, include=["embeddings"])
