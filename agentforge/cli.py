@@ -189,6 +189,29 @@ def _ask(args: argparse.Namespace) -> int:
     return 0
 
 
+def _eval(args: argparse.Namespace) -> int:
+    """`agentforge eval DATASET --graph module:graph`: score a graph on a JSONL dataset."""
+    from agentforge.eval import EvalRun, evaluate, load_dataset
+    from agentforge.server import load_graph
+
+    dataset, graph = load_dataset(args.dataset), load_graph(args.graph)
+    metrics = [name.strip() for name in args.metrics.split(",") if name.strip()]
+    baseline = EvalRun.from_json(args.compare) if args.compare else None
+    run = evaluate(graph, dataset, metrics, concurrency=args.concurrency, repeats=args.repeats, name=args.graph)
+    for metric, s in run.summary.items():
+        interval = f" [{s['ci_low']:.3f}, {s['ci_high']:.3f}]" if s["mean"] is not None else ""
+        mean = "n/a" if s["mean"] is None else f"{s['mean']:.3f}"
+        print(f"{metric:24} {mean}{interval}  n={s['n']}" + (f"  errors={s['errors']}" if s["errors"] else ""))
+    if baseline is not None:
+        for metric, c in run.compare(baseline).items():
+            if c["diff"] is not None:
+                print(f"{metric:24} {c['diff']:+.3f} [{c['ci_low']:+.3f}, {c['ci_high']:+.3f}] vs {args.compare}")
+    if args.out:
+        run.to_json(args.out)
+        print(f"wrote {args.out}")
+    return 0
+
+
 def _mcp_serve(args: argparse.Namespace) -> int:
     """`agentforge mcp serve ...`: build the server, then run it on stdio or HTTP."""
     import importlib
@@ -307,15 +330,24 @@ def main(argv: list[str] | None = None) -> int:
     ask.add_argument("--grade", action="store_true", help="have the model drop passages that do not help first")
     ask.add_argument("--max-tokens", type=int, default=256)
     _kb_options(ask)
+    evaluation = commands.add_parser("eval", help="run a graph over a JSONL dataset and score it")
+    evaluation.add_argument("dataset", help='JSONL rows {"input": ..., "reference": ...}')
+    evaluation.add_argument("--graph", required=True, metavar="MODULE:ATTR", help="the compiled graph to evaluate")
+    evaluation.add_argument("--metrics", default="normalized_exact_match,token_f1",
+                            help="comma-separated built-in metrics (default: normalized_exact_match,token_f1)")
+    evaluation.add_argument("--concurrency", type=int, default=4)
+    evaluation.add_argument("--repeats", type=int, default=1)
+    evaluation.add_argument("--out", help="write the run (rows and summary) as JSON")
+    evaluation.add_argument("--compare", metavar="RUN.json", help="an earlier run's JSON: print the paired differences")
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return 0
     if args.command == "mcp":
         return _mcp_serve(args)
-    if args.command in ("ingest", "ask"):
+    if args.command in ("ingest", "ask", "eval"):
         try:
-            return _ingest(args) if args.command == "ingest" else _ask(args)
+            return {"ingest": _ingest, "ask": _ask, "eval": _eval}[args.command](args)
         except (EngineError, ValueError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2

@@ -1,0 +1,21 @@
+"""Evaluation: datasets, deterministic metrics, LLM judges whose verdicts always parse, pairwise
+judging with the order swapped, and a concurrent runner with bootstrap confidence intervals."""
+
+from .dataset import DatasetError, Example, load_dataset
+from .judge import LLMJudge, PairwiseResult, pairwise
+from .metrics import (
+    bleu,
+    chrf,
+    edit_distance,
+    embedding_similarity,
+    exact_match,
+    fuzzy_match,
+    normalized_exact_match,
+    token_f1,
+    tool_calls_match,
+)
+from .runner import METRICS, EvalRun, Output, aevaluate, evaluate
+
+__all__ = ["METRICS", "DatasetError", "EvalRun", "Example", "LLMJudge", "Output", "PairwiseResult", "aevaluate", "bleu",
+           "chrf", "edit_distance", "embedding_similarity", "evaluate", "exact_match", "fuzzy_match", "load_dataset",
+           "normalized_exact_match", "pairwise", "token_f1", "tool_calls_match"]
