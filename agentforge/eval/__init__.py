@@ -14,8 +14,10 @@ from .metrics import (
     token_f1,
     tool_calls_match,
 )
+from .rag_metrics import Faithfulness, answer_relevance, context_precision, context_recall, rag_metrics
 from .runner import METRICS, EvalRun, Output, aevaluate, evaluate
 
-__all__ = ["METRICS", "DatasetError", "EvalRun", "Example", "LLMJudge", "Output", "PairwiseResult", "aevaluate", "bleu",
-           "chrf", "edit_distance", "embedding_similarity", "evaluate", "exact_match", "fuzzy_match", "load_dataset",
-           "normalized_exact_match", "pairwise", "token_f1", "tool_calls_match"]
+__all__ = ["METRICS", "DatasetError", "EvalRun", "Example", "Faithfulness", "LLMJudge", "Output", "PairwiseResult",
+           "aevaluate", "answer_relevance", "bleu", "chrf", "context_precision", "context_recall", "edit_distance",
+           "embedding_similarity", "evaluate", "exact_match", "fuzzy_match", "load_dataset", "normalized_exact_match",
+           "pairwise", "rag_metrics", "token_f1", "tool_calls_match"]

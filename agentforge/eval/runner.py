@@ -156,9 +156,7 @@ def _runner(target) -> Callable:
     """An async function input -> Output for a compiled graph, a chat model or a plain function."""
     if getattr(target, "_is_compiled_graph", False):
         async def run_graph(value):
-            state = await target.ainvoke({"messages": [{"role": "user", "content": value}]}
-                                         if isinstance(value, str) else value)
-            return _graph_output(state)
+            return _graph_output(await target.ainvoke(_graph_input(target, value)))
         return run_graph
     if hasattr(target, "ainvoke"):
         async def run_model(value):
@@ -173,6 +171,15 @@ def _runner(target) -> Callable:
                 result, default=str), raw=result)
         return run_function
     raise ValueError("target must be a compiled graph, a chat model or a function")
+
+
+def _graph_input(graph, value):
+    """A text input becomes the user message, or the `question` of a graph that takes one (RAG)."""
+    if not isinstance(value, str):
+        return value
+    channels = getattr(getattr(graph, "spec", None), "channels", None) or {}
+    return {"question": value} if "question" in channels and "messages" not in channels else \
+        {"messages": [{"role": "user", "content": value}]}
 
 
 def _graph_output(state: dict) -> Output:

@@ -1,5 +1,6 @@
-"""Shared RAG fixtures: the local embedding model (loaded once) and the fixture corpus of
-bench/_rag_corpus.py (40 documents in eight formats, 160 questions), indexed once."""
+"""Shared fixtures of the application-layer tests (RAG, eval): the local embedding model (loaded
+once) and the fixture corpus of bench/_rag_corpus.py (40 documents in eight formats, 160
+questions), indexed once."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parents[3] / "bench"))
+sys.path.insert(0, str(Path(__file__).parents[2] / "bench"))
 
 
 @pytest.fixture(scope="session")
