@@ -1,0 +1,126 @@
+"""Spans, and the recorder that builds one run's span tree from the graph's own stream events:
+"debug" task starts and results (nodes, tool calls), "messages" chunks (LLM calls: time to first
+token, output, token usage). Nothing below the application layer knows about tracing."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+MAX_CHARS = 20_000  # a span's inputs or outputs as JSON, cut beyond this
+
+
+@dataclass(slots=True)
+class Span:
+    """One unit of work: `kind` "graph" (a run), "node", "llm" or "tool"; times in seconds since the epoch."""
+
+    trace_id: str
+    span_id: str
+    parent_id: str | None
+    name: str
+    kind: str
+    start: float
+    end: float | None = None
+    inputs: Any = None
+    outputs: Any = None
+    error: str | None = None
+    attributes: dict = field(default_factory=dict)
+
+
+def jsonable(value: Any) -> Any:
+    """`value` as plain JSON data (pydantic models, dataclasses, tuples), long texts cut."""
+    def default(obj):
+        if hasattr(obj, "model_dump"):
+            return obj.model_dump(exclude_none=True)
+        if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+            return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
+        return repr(obj)
+
+    text = json.dumps(value, default=default)
+    if len(text) > MAX_CHARS:
+        return {"truncated": text[:MAX_CHARS]}
+    return json.loads(text)
+
+
+class Recorder:
+    """Feed it a run's stream items `(namespace, mode, payload)`; `finish()` returns the spans."""
+
+    def __init__(self, name: str, inputs: Any) -> None:
+        self.trace_id = uuid.uuid4().hex
+        self.root = Span(self.trace_id, uuid.uuid4().hex[:16], None, name, "graph", time.time(), inputs=jsonable(inputs))
+        self.spans: dict[str, Span] = {}  # by task id (nodes, tools) or message id (LLM calls)
+        self._llm_start: dict[str, float] = {}  # node span id -> when its next LLM call can have started
+
+    def feed(self, namespace: tuple, mode: str, payload: Any) -> None:
+        now = time.time()
+        if mode == "debug" and payload.get("type") == "task":
+            self._task_started(namespace, payload["payload"], now)
+        elif mode == "debug" and payload.get("type") == "task_result":
+            span = self.spans.get(payload["payload"]["id"])
+            if span is not None:
+                span.end, span.outputs = now, jsonable(_writes(payload["payload"]["result"]))
+        elif mode == "messages":
+            self._llm_chunk(namespace, *payload, now)
+
+    def _task_started(self, namespace: tuple, task: dict, now: float) -> None:
+        parent = self.spans.get(namespace[-1].rsplit(":", 1)[-1]) if namespace else None
+        call = task["input"].get("tool_call") if isinstance(task["input"], dict) else None
+        span = Span(self.trace_id, task["id"][:16], (parent or self.root).span_id, task["name"], "node", now,
+                    inputs=jsonable(task["input"]), attributes={"node": task["name"]})
+        if call is not None and hasattr(call, "function"):  # a tool call sent to its own task (ReAct agents)
+            span.kind, span.name = "tool", call.function.name
+            span.attributes.update({"tool.name": call.function.name, "tool.call_id": call.id})
+            span.inputs = jsonable({"arguments": call.function.arguments})
+        self.spans[task["id"]] = span
+        self._llm_start[span.span_id] = now
+
+    def _llm_chunk(self, namespace: tuple, chunk: Any, metadata: dict, now: float) -> None:
+        key = getattr(chunk, "id", None)
+        if key is None:
+            return
+        span = self.spans.get(key)
+        if span is None:
+            node = self._open_node(namespace, metadata.get("langgraph_node"))
+            parent = node.span_id if node else self.root.span_id
+            start = self._llm_start.get(parent, now)
+            span = Span(self.trace_id, uuid.uuid4().hex[:16], parent, "chat", "llm", start,
+                        attributes={"time_to_first_token_s": round(now - start, 6)})
+            self.spans[key] = span
+        message = getattr(chunk, "message", None)
+        if message is not None:
+            span.end = now
+            span.outputs = jsonable(message)
+            usage = getattr(message, "usage", None) or {}
+            span.attributes.update({k: usage[k] for k in ("prompt_tokens", "completion_tokens") if k in usage})
+            self._llm_start[span.parent_id] = now
+
+    def _open_node(self, namespace: tuple, name: str | None) -> Span | None:
+        parent = self.spans.get(namespace[-1].rsplit(":", 1)[-1]) if namespace else None
+        parent_id = (parent or self.root).span_id
+        candidates = [s for s in self.spans.values() if s.kind == "node" and s.name == name and s.end is None
+                      and s.parent_id == parent_id]
+        return candidates[-1] if candidates else None
+
+    def finish(self, outputs: Any = None, error: BaseException | None = None) -> list[Span]:
+        now = time.time()
+        self.root.end, self.root.outputs = now, jsonable(outputs)
+        if error is not None:
+            self.root.error = f"{type(error).__name__}: {error}"
+        for span in self.spans.values():
+            if span.end is None:  # a task that failed, was interrupted or cancelled
+                span.end, span.error = now, self.root.error or "did not finish"
+        return [self.root, *sorted(self.spans.values(), key=lambda s: s.start)]
+
+
+def _writes(result: Any) -> Any:
+    """A task's writes [(channel, value), ...] as {channel: value}."""
+    if isinstance(result, list) and all(isinstance(w, tuple) and len(w) == 2 for w in result):
+        out: dict = {}
+        for channel, value in result:
+            out.setdefault(channel, []).append(value)
+        return {k: v[0] if len(v) == 1 else v for k, v in out.items()}
+    return result
