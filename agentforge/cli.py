@@ -37,6 +37,23 @@ async def _agent_turn(agent, line: str, config: dict) -> None:
     print(flush=True)
 
 
+def _with_tracing(graph):
+    """`graph`, traced to LangSmith when LangSmith's own switch (LANGSMITH_TRACING=true) is on."""
+    from agentforge.tracing.langsmith import LangSmithExporter, tracing_enabled
+
+    if not tracing_enabled():
+        return graph
+    from agentforge.tracing import traced
+
+    return traced(graph, [LangSmithExporter()])
+
+
+def _flush_traces() -> None:
+    from agentforge.tracing import flush
+
+    flush(timeout=10)
+
+
 async def _agent_chat(args: argparse.Namespace) -> int:
     """`agentforge chat` with tools: the demo agent, one thread per conversation."""
     import uuid
@@ -48,10 +65,11 @@ async def _agent_chat(args: argparse.Namespace) -> int:
     print(f"loading {args.model} and indexing the docs ...", file=sys.stderr, flush=True)
     model = EngineChatModel(args.model, temperature=args.temperature, top_p=args.top_p, max_tokens=args.max_tokens,
                             seed=args.seed, dtype=args.dtype, speculative_tokens=args.speculative_tokens)
-    agent = demo_agent(model, knowledge_base=docs_knowledge_base(), checkpointer=InMemorySaver())
+    agent = _with_tracing(demo_agent(model, knowledge_base=docs_knowledge_base(), checkpointer=InMemorySaver()))
     config = {"configurable": {"thread_id": uuid.uuid4().hex}, "recursion_limit": args.max_steps}
     if args.once is not None:
         await _agent_turn(agent, args.once, config)
+        await asyncio.to_thread(_flush_traces)
         return 0
     print("AgentForge agent chat (calculator, docs) — /reset clears the conversation, /exit quits.", file=sys.stderr)
     while True:
@@ -137,8 +155,8 @@ def _demo(args: argparse.Namespace) -> int:
     model = EngineChatModel.over(llm, max_tokens=args.max_tokens)
     print("indexing the docs (knowledge base 'agentforge-docs') ...", file=sys.stderr, flush=True)
     docs = docs_knowledge_base()
-    graphs = {"agent": demo_agent(model, knowledge_base=docs),
-              "agent-approval": demo_agent(model, knowledge_base=docs, approve_tools=True)}
+    graphs = {"agent": _with_tracing(demo_agent(model, knowledge_base=docs)),
+              "agent-approval": _with_tracing(demo_agent(model, knowledge_base=docs, approve_tools=True))}
     server = uvicorn.Server(uvicorn.Config(create_app(llm, config=config, graphs=graphs), host=config.host,
                                            port=config.port, log_level="warning"))
     print(f"AgentForge demo: chat app at http://{config.host}:{config.port}/ (Agent mode: calculator and docs search); "
