@@ -67,6 +67,30 @@ class EvalRun:
         data = json.loads(Path(path).read_text())
         return cls(data["name"], data["rows"], data["summary"])
 
+    def log_to_wandb(self, project: str | None = None, **init_options) -> str:
+        """Log this run to Weights & Biases (a run of job type "eval": the summary's means and
+        intervals, every row in a table); `WANDB_MODE=offline` writes it locally. Returns its directory."""
+        import wandb
+
+        run = wandb.init(project=project or "agentforge-eval", name=self.name, job_type="eval",
+                         config={"examples": len({r["index"] for r in self.rows}),
+                                 "repeats": len({r["repeat"] for r in self.rows})}, **init_options)
+        try:
+            for metric, entry in self.summary.items():
+                for key, value in entry.items():
+                    if value is not None:
+                        run.summary[f"{metric}/{key}"] = value
+            metrics = list(self.summary)
+            table = wandb.Table(columns=["index", "repeat", "input", "reference", "output", "error", *metrics])
+            for r in self.rows:
+                table.add_data(r["index"], r["repeat"], json.dumps(r["input"], default=str),
+                               json.dumps(r["reference"], default=str), r["output"], r["error"],
+                               *[r["scores"].get(m) for m in metrics])
+            run.log({"rows": table})
+            return run.dir
+        finally:
+            run.finish()
+
     def compare(self, other: EvalRun) -> dict[str, dict]:
         """Per metric: this run's mean, the other's, the difference of paired per-example scores
         (by example index and repeat) with its bootstrap 95 % interval."""
