@@ -227,6 +227,9 @@ def _eval(args: argparse.Namespace) -> int:
     if args.out:
         run.to_json(args.out)
         print(f"wrote {args.out}")
+    if args.html:
+        run.to_html(args.html, compared=baseline)
+        print(f"wrote {args.html}")
     if args.wandb:
         print(f"logged to Weights & Biases: {run.log_to_wandb(project=args.wandb)}")
     return 0
@@ -358,6 +361,7 @@ def main(argv: list[str] | None = None) -> int:
     evaluation.add_argument("--concurrency", type=int, default=4)
     evaluation.add_argument("--repeats", type=int, default=1)
     evaluation.add_argument("--out", help="write the run (rows and summary) as JSON")
+    evaluation.add_argument("--html", help="write a self-contained HTML report")
     evaluation.add_argument("--wandb", metavar="PROJECT", help="log the run to Weights & Biases (pip install wandb)")
     evaluation.add_argument("--compare", metavar="RUN.json", help="an earlier run's JSON: print the paired differences")
     args = parser.parse_args(argv)

@@ -4,6 +4,7 @@ for server tests and apps on uvicorn on 127.0.0.1 (stopped after each module).""
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import threading
 import time
@@ -20,6 +21,17 @@ from agentforge.server import ServerConfig
 def _data_dir(tmp_path_factory):
     """Knowledge bases made without a path (the demo's docs) go to a temporary folder, not the user's."""
     os.environ["AGENTFORGE_DATA_DIR"] = str(tmp_path_factory.mktemp("agentforge-data"))
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Debian's chromium, for the browser tests (Playwright drives it)."""
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if path is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is missing; `make test` installs Debian's chromium package")
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    return path
 
 
 @pytest.fixture(scope="session")

@@ -67,6 +67,12 @@ class EvalRun:
         data = json.loads(Path(path).read_text())
         return cls(data["name"], data["rows"], data["summary"])
 
+    def to_html(self, path: str | Path, *, compared: EvalRun | None = None) -> None:
+        """A self-contained HTML report (summary with charts, the comparison, every row)."""
+        from .report import render_html
+
+        Path(path).write_text(render_html(self, compared), encoding="utf-8")
+
     def log_to_wandb(self, project: str | None = None, **init_options) -> str:
         """Log this run to Weights & Biases (a run of job type "eval": the summary's means and
         intervals, every row in a table); `WANDB_MODE=offline` writes it locally. Returns its directory."""

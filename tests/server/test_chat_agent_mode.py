@@ -7,7 +7,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_chat_app import chromium
 
 from agentforge.agents import ScriptedChatModel, create_react_agent
 from agentforge.server import create_app
@@ -41,11 +40,11 @@ def app_url(server_llm, serve_app, tmp_path_factory):
     return serve_app(create_app(server_llm, "smollm2-135m", graphs=graphs))
 
 
-def test_agent_mode_shows_tool_calls_results_and_asks_for_approval(app_url):
+def test_agent_mode_shows_tool_calls_results_and_asks_for_approval(app_url, chromium):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium(), headless=True, args=["--no-sandbox", "--disable-gpu"])
+        browser = p.chromium.launch(executable_path=chromium, headless=True, args=["--no-sandbox", "--disable-gpu"])
         try:
             page = browser.new_page()
             page.goto(app_url)

@@ -3,8 +3,6 @@ answer streams in, a screenshot is kept in tests/artifacts/."""
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 import httpx
@@ -13,15 +11,6 @@ import pytest
 from agentforge.server import create_app
 
 ARTIFACTS = Path(__file__).parents[1] / "artifacts"
-
-
-def chromium() -> str:
-    path = shutil.which("chromium") or shutil.which("chromium-browser")
-    if path is None:
-        if os.environ.get("CI"):
-            pytest.fail("chromium is missing; `make test` installs Debian's chromium package")
-        pytest.skip("chromium is not installed (apt-get install chromium)")
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -37,11 +26,11 @@ def test_page_widget_and_assets_are_served_without_a_cdn(app_url):
         assert response.status_code == 200 and "//cdn" not in response.text, asset
 
 
-def test_chat_page_streams_an_answer(app_url):
+def test_chat_page_streams_an_answer(app_url, chromium):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium(), headless=True, args=[
+        browser = p.chromium.launch(executable_path=chromium, headless=True, args=[
             "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
             "--disable-sync", "--no-first-run"])
         try:
@@ -72,13 +61,13 @@ def test_chat_page_streams_an_answer(app_url):
     assert (ARTIFACTS / "chat.png").stat().st_size > 1000
 
 
-def test_widget_opens_the_chat_in_a_panel(app_url, tmp_path):
+def test_widget_opens_the_chat_in_a_panel(app_url, tmp_path, chromium):
     from playwright.sync_api import sync_playwright
 
     site = tmp_path / "site.html"
     site.write_text(f'<html><body><h1>Some site</h1><script src="{app_url}/widget.js"></script></body></html>')
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium(), headless=True, args=["--no-sandbox", "--disable-gpu"])
+        browser = p.chromium.launch(executable_path=chromium, headless=True, args=["--no-sandbox", "--disable-gpu"])
         try:
             page = browser.new_page()
             page.goto(site.as_uri())
