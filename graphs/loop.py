@@ -9,6 +9,7 @@ Executing the tasks is `tasks.py`'s job; the step algebra is `algo.py`'s; saving
 from __future__ import annotations
 
 import pprint
+import warnings
 from dataclasses import is_dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -94,6 +95,10 @@ class _Run:
         self.persist = Persistence(saver, durability or self.config.get("durability") or "async", thread_id, ns,
                                    parent.run.persist if parent is not None else None)
         self.sink = lambda item: None
+        # observers (config["observers"], a subgraph shares its parent's) see events where they happen
+        self.observers = tuple(self.config.get("observers") or (parent.run.observers if parent is not None else ()))
+        self.observed = {mode for observer in self.observers for mode in observer.modes}
+        self.ns_path = tuple(ns.split("|")) if ns else ()
         self.checkpoint: Checkpoint | None = None
         self.step = 0
         self.stop = 0
@@ -119,10 +124,21 @@ class _Run:
                 self.sink(payload if self.single_mode else (mode, payload))
         if self.forward_to is not None:
             self.forward_to.publish(tuple(self.ns.split("|")), mode, payload)
+        if mode in self.observed:
+            self._notify(mode, payload)
+
+    def _notify(self, mode: str, payload: Any) -> None:
+        for observer in self.observers:
+            if mode in observer.modes:
+                try:
+                    observer.on_event(self.ns_path, mode, payload)
+                except Exception as exc:  # an observer never breaks the run it watches
+                    warnings.warn(f"graph observer {type(observer).__name__} failed: {exc}", RuntimeWarning,
+                                  stacklevel=2)
 
     def wants(self, mode: str) -> bool:
         """Whether anyone listens to `mode` (so its payload is worth building)."""
-        return (mode in self.modes or (mode == "debug" and self.debug)
+        return (mode in self.modes or (mode == "debug" and self.debug) or mode in self.observed
                 or (self.forward_to is not None and self.forward_to.wants(mode)))
 
     def publish(self, ns: tuple, mode: str, payload: Any) -> None:
@@ -273,10 +289,16 @@ class _Run:
             self.save_writes(task.id, value or [(DONE, None)])
             if task.kind != "start" and self.wants("updates"):
                 self.emit("updates", {task.name: update_dict(value, self.spec.channels)})
+            if task.kind != "start" and self.wants("tasks"):
+                self.emit("tasks", {"id": task.id, "name": task.name, "error": None,
+                                    "result": update_dict(value, self.spec.channels), "interrupts": []})
             if task.kind != "start" and self.wants("debug"):
                 self.emit("debug", {"type": "task_result", "step": self.step, "timestamp": now(),
                                     "payload": {"id": task.id, "name": task.name, "result": value}})
         elif kind == "interrupt":
+            if self.wants("tasks"):
+                self.emit("tasks", {"id": task.id, "name": task.name, "error": None, "result": {},
+                                    "interrupts": list(value.interrupts)})
             self.interrupts += value.interrupts
             rank = next((n for n, t in enumerate(self.step_tasks) if t.id == task.id), 0)
             self.interrupt_rank.update((i.id, rank) for i in value.interrupts)
@@ -284,6 +306,8 @@ class _Run:
         elif kind == "parent":
             self.parent_command = value
         else:
+            if task.kind != "start" and self.wants("tasks"):
+                self.emit("tasks", {"id": task.id, "name": task.name, "error": value, "result": {}, "interrupts": []})
             self.failed.append((task, value))
             self.save_writes(task.id, [(ERROR, picklable_error(value))])
 

@@ -1,11 +1,13 @@
-"""Spans, and the recorder that builds one run's span tree from the graph's own stream events:
-"debug" task starts and results (nodes, tool calls), "messages" chunks (LLM calls: time to first
-token, output, token usage). Nothing below the application layer knows about tracing."""
+"""Spans, and the recorder that builds one run's span tree from the graph's own events, seen as a
+graph observer (`config["observers"]`) where they happen: "tasks" starts and results (nodes, tool
+calls) and "messages" chunks (LLM calls: time to first token, output, token usage). Nothing below
+the application layer knows about tracing."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -47,34 +49,43 @@ def jsonable(value: Any) -> Any:
 
 
 class Recorder:
-    """Feed it a run's stream items `(namespace, mode, payload)`; `finish()` returns the spans."""
+    """A graph observer for one run; `finish()` returns the spans, their inputs and outputs still
+    the run's own objects (`to_json` turns them into JSON data off the hot path)."""
+
+    modes = ("tasks", "messages")
 
     def __init__(self, name: str, inputs: Any) -> None:
         self.trace_id = uuid.uuid4().hex
-        self.root = Span(self.trace_id, uuid.uuid4().hex[:16], None, name, "graph", time.time(), inputs=jsonable(inputs))
+        self.root = Span(self.trace_id, uuid.uuid4().hex[:16], None, name, "graph", time.time(), inputs=inputs)
         self.spans: dict[str, Span] = {}  # by task id (nodes, tools) or message id (LLM calls)
         self._llm_start: dict[str, float] = {}  # node span id -> when its next LLM call can have started
+        self._lock = threading.Lock()  # parallel tasks report from their own threads
 
-    def feed(self, namespace: tuple, mode: str, payload: Any) -> None:
+    def on_event(self, namespace: tuple, mode: str, payload: Any) -> None:
         now = time.time()
-        if mode == "debug" and payload.get("type") == "task":
-            self._task_started(namespace, payload["payload"], now)
-        elif mode == "debug" and payload.get("type") == "task_result":
-            span = self.spans.get(payload["payload"]["id"])
-            if span is not None:
-                span.end, span.outputs = now, jsonable(_writes(payload["payload"]["result"]))
-        elif mode == "messages":
-            self._llm_chunk(namespace, *payload, now)
+        with self._lock:
+            if mode == "tasks" and "input" in payload:
+                self._task_started(namespace, payload, now)
+            elif mode == "tasks":
+                span = self.spans.get(payload["id"])
+                if span is not None:
+                    span.end, span.outputs = now, payload["result"]
+                    if payload["error"] is not None:
+                        span.error = f"{type(payload['error']).__name__}: {payload['error']}"
+                    elif payload["interrupts"]:
+                        span.attributes["interrupted"] = True
+            elif mode == "messages":
+                self._llm_chunk(namespace, *payload, now)
 
     def _task_started(self, namespace: tuple, task: dict, now: float) -> None:
         parent = self.spans.get(namespace[-1].rsplit(":", 1)[-1]) if namespace else None
         call = task["input"].get("tool_call") if isinstance(task["input"], dict) else None
         span = Span(self.trace_id, task["id"][:16], (parent or self.root).span_id, task["name"], "node", now,
-                    inputs=jsonable(task["input"]), attributes={"node": task["name"]})
+                    inputs=task["input"], attributes={"node": task["name"]})
         if call is not None and hasattr(call, "function"):  # a tool call sent to its own task (ReAct agents)
             span.kind, span.name = "tool", call.function.name
             span.attributes.update({"tool.name": call.function.name, "tool.call_id": call.id})
-            span.inputs = jsonable({"arguments": call.function.arguments})
+            span.inputs = {"arguments": call.function.arguments}
         self.spans[task["id"]] = span
         self._llm_start[span.span_id] = now
 
@@ -93,7 +104,7 @@ class Recorder:
         message = getattr(chunk, "message", None)
         if message is not None:
             span.end = now
-            span.outputs = jsonable(message)
+            span.outputs = message
             usage = getattr(message, "usage", None) or {}
             span.attributes.update({k: usage[k] for k in ("prompt_tokens", "completion_tokens") if k in usage})
             self._llm_start[span.parent_id] = now
@@ -106,8 +117,9 @@ class Recorder:
         return candidates[-1] if candidates else None
 
     def finish(self, outputs: Any = None, error: BaseException | None = None) -> list[Span]:
+        """The spans; `outputs` is the run's result (what invoke returned; None for a stream)."""
         now = time.time()
-        self.root.end, self.root.outputs = now, jsonable(outputs)
+        self.root.end, self.root.outputs = now, outputs
         if error is not None:
             self.root.error = f"{type(error).__name__}: {error}"
         for span in self.spans.values():
@@ -116,11 +128,10 @@ class Recorder:
         return [self.root, *sorted(self.spans.values(), key=lambda s: s.start)]
 
 
-def _writes(result: Any) -> Any:
-    """A task's writes [(channel, value), ...] as {channel: value}."""
-    if isinstance(result, list) and all(isinstance(w, tuple) and len(w) == 2 for w in result):
-        out: dict = {}
-        for channel, value in result:
-            out.setdefault(channel, []).append(value)
-        return {k: v[0] if len(v) == 1 else v for k, v in out.items()}
-    return result
+def to_json(spans: list[Span]) -> list[Span]:
+    """The spans with inputs and outputs as JSON data (a node's writes as {channel: value})."""
+    for span in spans:
+        span.inputs = jsonable(span.inputs)
+        span.outputs = jsonable(span.outputs)
+    return spans
+

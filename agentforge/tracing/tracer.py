@@ -1,6 +1,6 @@
-"""`traced(graph, exporters)`: the same graph, its runs recorded as span trees and handed to the
-exporters off the hot path (a background thread). A failing exporter costs one warning, never
-the run."""
+"""`traced(graph, exporters)`: the same graph, its runs recorded as span trees by a graph observer
+(no change to what the run streams or returns) and handed to the exporters off the hot path (a
+background thread). A failing exporter costs one warning, never the run."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import warnings
 from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any, Protocol, runtime_checkable
 
-from .spans import Recorder, Span
+from .spans import Recorder, Span, to_json
 
 _POOL = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="agentforge-tracing")
 _pending: set[concurrent.futures.Future] = set()
@@ -32,6 +32,7 @@ def flush(timeout: float | None = 30.0) -> None:
 
 def _export(exporters: Sequence[Exporter], spans: list[Span]) -> None:
     def run() -> None:
+        to_json(spans)
         for exporter in exporters:
             try:
                 exporter.export(spans)
@@ -61,84 +62,50 @@ class TracedGraph:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.graph, name)
 
-    def stream(self, input: Any, config: dict | None = None, *, stream_mode: str | Sequence[str] = "updates",
-               subgraphs: bool = False, **kwargs) -> Iterator[Any]:
-        recorder, modes = self._start(input), _modes(stream_mode)
-        outputs = None
-        try:
-            for item in self.graph.stream(input, config, stream_mode=_with_ours(modes), subgraphs=True, **kwargs):
-                outputs = self._observe(recorder, item, outputs)
-                shown = _shape(item, stream_mode, modes, subgraphs)
-                if shown is not _SKIP:
-                    yield shown
-        except BaseException as exc:
-            _export(self.exporters, recorder.finish(outputs, exc))
-            raise
-        _export(self.exporters, recorder.finish(outputs))
-
-    async def astream(self, input: Any, config: dict | None = None, *, stream_mode: str | Sequence[str] = "updates",
-                      subgraphs: bool = False, **kwargs) -> AsyncIterator[Any]:
-        recorder, modes = self._start(input), _modes(stream_mode)
-        outputs = None
-        try:
-            async for item in self.graph.astream(input, config, stream_mode=_with_ours(modes),
-                                                 subgraphs=True, **kwargs):
-                outputs = self._observe(recorder, item, outputs)
-                shown = _shape(item, stream_mode, modes, subgraphs)
-                if shown is not _SKIP:
-                    yield shown
-        except BaseException as exc:
-            _export(self.exporters, recorder.finish(outputs, exc))
-            raise
-        _export(self.exporters, recorder.finish(outputs))
-
     def invoke(self, input: Any, config: dict | None = None, **kwargs) -> Any:
-        latest = None
-        for chunk in self.stream(input, config, stream_mode="values", **kwargs):
-            latest = chunk
-        return _final(latest)
+        recorder, config = self._observe(input, config)
+        try:
+            out = self.graph.invoke(input, config, **kwargs)
+        except BaseException as exc:
+            _export(self.exporters, recorder.finish(error=exc))
+            raise
+        _export(self.exporters, recorder.finish(out))
+        return out
 
     async def ainvoke(self, input: Any, config: dict | None = None, **kwargs) -> Any:
-        latest = None
-        async for chunk in self.astream(input, config, stream_mode="values", **kwargs):
-            latest = chunk
-        return _final(latest)
+        recorder, config = self._observe(input, config)
+        try:
+            out = await self.graph.ainvoke(input, config, **kwargs)
+        except BaseException as exc:
+            _export(self.exporters, recorder.finish(error=exc))
+            raise
+        _export(self.exporters, recorder.finish(out))
+        return out
 
-    def _start(self, input: Any) -> Recorder:
-        return Recorder(getattr(self.graph, "name", None) or "graph", input)
+    def stream(self, input: Any, config: dict | None = None, **kwargs) -> Iterator[Any]:
+        recorder, config = self._observe(input, config)
+        try:
+            yield from self.graph.stream(input, config, **kwargs)
+        except BaseException as exc:
+            _export(self.exporters, recorder.finish(error=exc))
+            raise
+        _export(self.exporters, recorder.finish())
 
-    @staticmethod
-    def _observe(recorder: Recorder, item: tuple, outputs: Any) -> Any:
-        namespace, mode, payload = item
-        recorder.feed(namespace, mode, payload)
-        return payload if mode == "values" and not namespace else outputs
+    async def astream(self, input: Any, config: dict | None = None, **kwargs) -> AsyncIterator[Any]:
+        recorder, config = self._observe(input, config)
+        try:
+            async for item in self.graph.astream(input, config, **kwargs):
+                yield item
+        except BaseException as exc:
+            _export(self.exporters, recorder.finish(error=exc))
+            raise
+        _export(self.exporters, recorder.finish())
 
-
-_SKIP = object()
-
-
-def _final(latest: Any) -> Any:
-    """As `invoke` returns it: the last state, `__interrupt__` as a list when the run paused."""
-    if isinstance(latest, dict) and "__interrupt__" in latest:
-        return {**latest, "__interrupt__": list(latest["__interrupt__"])}
-    return latest
-
-
-def _with_ours(modes: list[str]) -> list[str]:
-    return list(dict.fromkeys([*modes, "debug", "messages", "values"]))
-
-
-def _modes(stream_mode: str | Sequence[str]) -> list[str]:
-    return [stream_mode] if isinstance(stream_mode, str) else list(stream_mode)
-
-
-def _shape(item: tuple, stream_mode, modes: list[str], subgraphs: bool):
-    """The item as the caller's own `stream_mode` and `subgraphs` would have given it."""
-    namespace, mode, payload = item
-    if mode not in modes or (namespace and not subgraphs):
-        return _SKIP
-    shown = payload if isinstance(stream_mode, str) else (mode, payload)
-    return (namespace, shown) if subgraphs else shown
+    def _observe(self, input: Any, config: dict | None) -> tuple[Recorder, dict]:
+        recorder = Recorder(getattr(self.graph, "name", None) or "graph", input)
+        config = dict(config or {})
+        config["observers"] = [*config.get("observers", ()), recorder]
+        return recorder, config
 
 
 def traced(graph, exporters: Sequence[Exporter]) -> TracedGraph:

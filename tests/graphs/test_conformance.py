@@ -461,6 +461,25 @@ def test_stream_modes(lg):
         ("updates", {"a": {"log": ["a"]}}), ("updates", {"b": {"log": ["b"]}})]
 
 
+def test_tasks_stream_gives_starts_and_results(lg):
+    def fail(state):
+        raise ValueError("bad")
+
+    g = chain(lg, "a")
+    g.add_node("fail", fail)
+    g.add_edge("a", "fail")
+    events = []
+    with pytest.raises(ValueError, match="bad"):
+        for event in g.compile().stream({"log": []}, stream_mode="tasks"):
+            events.append(event)
+    assert [sorted(e) for e in events] == [["id", "input", "name", "triggers"], ["error", "id", "interrupts", "name",
+                                           "result"]] * 2
+    start, done, _, failed = events
+    assert (start["name"], start["input"], done["id"], done["result"], done["error"]) == (
+        "a", {"log": []}, start["id"], {"log": ["a"]}, None)
+    assert failed["name"] == "fail" and isinstance(failed["error"], ValueError) and failed["result"] == {}
+
+
 def test_custom_stream_from_inside_a_node(lg):
     def talk(state):
         writer = lg.get_stream_writer()

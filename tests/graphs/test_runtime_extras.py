@@ -79,3 +79,44 @@ def test_drawing_mermaid_and_svg():
     assert "b --> __end__;" in mermaid
     svg = drawing.draw_svg()
     assert svg.startswith("<svg") and svg.count("<rect") == 4 and svg.count("stroke-dasharray") == 2
+
+
+def test_observers_see_events_where_they_happen_without_changing_the_stream():
+    import threading
+
+    class Log(TypedDict):
+        log: Annotated[list, operator.add]
+
+    class Observer:
+        modes = ("tasks", "messages")
+
+        def __init__(self):
+            self.events = []
+
+        def on_event(self, namespace, mode, payload):
+            self.events.append((namespace, mode, payload.get("name") if mode == "tasks" else payload[0],
+                                threading.current_thread().name))
+
+    def talk(state):
+        get_message_writer()("token")
+        return {"log": ["talk"]}
+
+    inner = StateGraph(Log).add_node("talk", talk).add_edge(START, "talk").compile()
+    outer = StateGraph(Log).add_node("sub", inner).add_edge(START, "sub").compile()
+    observer = Observer()
+    plain = list(outer.stream({"log": []}, stream_mode="updates"))
+    observed = list(outer.stream({"log": []}, {"observers": [observer]}, stream_mode="updates"))
+    assert observed == plain  # nothing extra streams, and the run stays inline (no "live" worker threads)
+    names = [(ns[0].split(":")[0] if ns else "", mode, what) for ns, mode, what, _ in observer.events]
+    assert names == [("", "tasks", "sub"), ("sub", "tasks", "talk"), ("sub", "messages", "token"),
+                     ("sub", "tasks", "talk"), ("", "tasks", "sub")]
+    assert {thread for *_, thread in observer.events} == {threading.current_thread().name}
+
+    class Broken:
+        modes = ("tasks",)
+
+        def on_event(self, namespace, mode, payload):
+            raise RuntimeError("observer bug")
+
+    with pytest.warns(RuntimeWarning, match="observer Broken failed"):
+        assert outer.invoke({"log": []}, {"observers": [Broken()]}) == {"log": ["talk"]}
