@@ -141,22 +141,24 @@ async def _chat(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     """`agentforge demo`: the server with the chat app and the demo agent (assistants "agent" and
-    "agent-approval", which asks before each tool call)."""
+    "agent-approval", which asks before each tool call), its runs traced to /traces."""
     import uvicorn
 
     from agentforge.agents import EngineChatModel
     from agentforge.demo import demo_agent, docs_knowledge_base
     from agentforge.engine import AsyncLLM
+    from agentforge.rag.knowledge_base import default_path
     from agentforge.server import ServerConfig, create_app
 
-    config = ServerConfig.load(None, model=args.model, host=args.host, port=args.port)
+    traces = default_path("agentforge-docs").parents[1] / "traces.sqlite"  # next to the knowledge bases
+    config = ServerConfig.load(None, model=args.model, host=args.host, port=args.port, trace_store=str(traces))
     print(f"loading {config.model} ...", file=sys.stderr, flush=True)
     llm = AsyncLLM(config.model, dtype=config.dtype, speculative_tokens=config.speculative_tokens)
     model = EngineChatModel.over(llm, max_tokens=args.max_tokens)
     print("indexing the docs (knowledge base 'agentforge-docs') ...", file=sys.stderr, flush=True)
     docs = docs_knowledge_base()
-    graphs = {"agent": _with_tracing(demo_agent(model, knowledge_base=docs)),
-              "agent-approval": _with_tracing(demo_agent(model, knowledge_base=docs, approve_tools=True))}
+    graphs = {"agent": demo_agent(model, knowledge_base=docs),
+              "agent-approval": demo_agent(model, knowledge_base=docs, approve_tools=True)}
     server = uvicorn.Server(uvicorn.Config(create_app(llm, config=config, graphs=graphs), host=config.host,
                                            port=config.port, log_level="warning"))
     print(f"AgentForge demo: chat app at http://{config.host}:{config.port}/ (Agent mode: calculator and docs search); "

@@ -190,6 +190,7 @@ async def thread_history(thread_id: str, body: HistoryQuery, request: Request, w
 @router.post("/threads/{thread_id}/runs/wait")
 async def run_wait(thread_id: str, body: RunCreate, request: Request, who: str = Depends(guard)):
     assistant, graph_input, config, options = _prepare(request, thread_id, body, stream=False)
+    config["run_id"] = str(uuid.uuid4())  # names the run's trace when tracing is on
     values = None
     async with _running(request, thread_id, assistant):
         async for values in assistant.graph.astream(graph_input, config, stream_mode="values", **options):
@@ -201,7 +202,7 @@ async def run_wait(thread_id: str, body: RunCreate, request: Request, who: str =
 async def run_stream(thread_id: str, body: RunCreate, request: Request, who: str = Depends(guard)):
     assistant, graph_input, config, options = _prepare(request, thread_id, body, stream=True)
     modes = options.pop("modes")
-    run_id = str(uuid.uuid4())
+    run_id = config["run_id"] = str(uuid.uuid4())
 
     async def events():
         yield _sse("metadata", {"run_id": run_id, "thread_id": thread_id})

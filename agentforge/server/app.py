@@ -15,8 +15,10 @@ from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from agentforge import __version__
+from agentforge.tracing import SqliteTraceStore, traced
+from agentforge.tracing.langsmith import LangSmithExporter, tracing_enabled
 
-from . import agent_routes, embedding_routes, openai_routes
+from . import agent_routes, embedding_routes, openai_routes, trace_routes
 from .agent_routes import Assistant, Threads
 from .config import ServerConfig
 from .errors import error_response, install_error_handlers
@@ -26,6 +28,14 @@ from .proxy import BACKEND_HEADER
 from .routing import Router
 
 STATIC = Path(__file__).parent / "static"
+
+
+def _trace_exporters(config: ServerConfig, metrics: Metrics) -> tuple[SqliteTraceStore | None, list]:
+    """Every served graph's runs feed the graph metrics; also the trace store when configured, and
+    LangSmith when its own switch (LANGSMITH_TRACING=true) is on."""
+    store = SqliteTraceStore(config.trace_store) if config.trace_store else None
+    exporters = [metrics, *([store] if store else []), *([LangSmithExporter()] if tracing_enabled() else [])]
+    return store, exporters
 
 
 def create_app(llm, model_name: str | None = None, config: ServerConfig | None = None,
@@ -45,7 +55,8 @@ def create_app(llm, model_name: str | None = None, config: ServerConfig | None =
 
     app = FastAPI(title="AgentForge", version=__version__, lifespan=lifespan)
     app.state.server = state
-    app.state.assistants = {name: Assistant(name, graph) for name, graph in (graphs or {}).items()}
+    app.state.trace_store, exporters = _trace_exporters(config, state.metrics)
+    app.state.assistants = {name: Assistant(name, traced(graph, exporters)) for name, graph in (graphs or {}).items()}
     app.state.threads = Threads(app.state.assistants)
     install_error_handlers(app)
 
@@ -63,6 +74,7 @@ def create_app(llm, model_name: str | None = None, config: ServerConfig | None =
 
     app.include_router(openai_routes.router)
     app.include_router(embedding_routes.router)
+    app.include_router(trace_routes.router)
     app.include_router(agent_routes.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 

@@ -39,6 +39,8 @@ class ServerConfig:
     # /v1/embeddings: a sentence-transformers model folder (default: the shipped all-MiniLM-L6-v2) and its name
     embedding_model: str | None = None
     embedding_name: str = "all-MiniLM-L6-v2"
+    # a SQLite file that keeps a trace of every served graph's runs, shown at /traces (None: off)
+    trace_store: str | None = None
 
     @classmethod
     def load(cls, path: str | Path | None = None, **overrides) -> ServerConfig:

@@ -1,4 +1,5 @@
-"""Prometheus metrics for `GET /metrics`: requests, tokens, latency and the engine's load."""
+"""Prometheus metrics for `GET /metrics`: requests, tokens, latency, the engine's load, and the
+served graphs' runs, nodes, errors and interrupts (fed as a trace exporter)."""
 
 from __future__ import annotations
 
@@ -31,6 +32,29 @@ class Metrics:
             lambda: stats().kv_blocks_used)
         Gauge("agentforge_kv_cache_usage_ratio", "Fraction of KV cache blocks in use", registry=r).set_function(
             lambda: stats().kv_blocks_used / max(stats().kv_blocks_total, 1))
+
+        self.graph_runs = Counter("agentforge_graph_runs", "Graph runs by outcome", ["graph", "status"], registry=r)
+        self.graph_run_seconds = Histogram("agentforge_graph_run_seconds", "Graph run duration", ["graph"],
+                                           buckets=LATENCY_BUCKETS, registry=r)
+        self.node_seconds = Histogram("agentforge_graph_node_seconds", "Node (task) duration", ["graph", "node"],
+                                      buckets=LATENCY_BUCKETS, registry=r)
+        self.node_errors = Counter("agentforge_graph_node_errors", "Nodes that failed", ["graph", "node"], registry=r)
+        self.interrupts = Counter("agentforge_graph_interrupts", "Runs paused by interrupt()", ["graph"], registry=r)
+
+    def export(self, spans) -> None:
+        """A trace exporter: a finished run's span tree into the graph metrics."""
+        root, graph = spans[0], spans[0].name
+        interrupted = any(s.attributes.get("interrupted") for s in spans)
+        self.graph_runs.labels(graph, "error" if root.error else "interrupted" if interrupted else "success").inc()
+        self.graph_run_seconds.labels(graph).observe(root.end - root.start)
+        if interrupted:
+            self.interrupts.labels(graph).inc()
+        for span in spans[1:]:
+            if span.kind in ("node", "tool"):
+                node = span.attributes.get("node", span.name)
+                self.node_seconds.labels(graph, node).observe(span.end - span.start)
+                if span.error and not span.attributes.get("interrupted"):
+                    self.node_errors.labels(graph, node).inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

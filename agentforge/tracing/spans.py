@@ -54,8 +54,8 @@ class Recorder:
 
     modes = ("tasks", "messages")
 
-    def __init__(self, name: str, inputs: Any) -> None:
-        self.trace_id = uuid.uuid4().hex
+    def __init__(self, name: str, inputs: Any, trace_id: str | None = None) -> None:
+        self.trace_id = trace_id or uuid.uuid4().hex
         self.root = Span(self.trace_id, uuid.uuid4().hex[:16], None, name, "graph", time.time(), inputs=inputs)
         self.spans: dict[str, Span] = {}  # by task id (nodes, tools) or message id (LLM calls)
         self._llm_start: dict[str, float] = {}  # node span id -> when its next LLM call can have started

@@ -62,6 +62,12 @@ class TracedGraph:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.graph, name)
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in ("graph", "exporters"):
+            object.__setattr__(self, name, value)
+        else:  # e.g. a server giving the graph a checkpointer
+            setattr(self.graph, name, value)
+
     def invoke(self, input: Any, config: dict | None = None, **kwargs) -> Any:
         recorder, config = self._observe(input, config)
         try:
@@ -102,8 +108,9 @@ class TracedGraph:
         _export(self.exporters, recorder.finish())
 
     def _observe(self, input: Any, config: dict | None) -> tuple[Recorder, dict]:
-        recorder = Recorder(getattr(self.graph, "name", None) or "graph", input)
         config = dict(config or {})
+        # a caller's run id (LangGraph's config["run_id"]; the Agent Protocol's runs) names the trace
+        recorder = Recorder(getattr(self.graph, "name", None) or "graph", input, str(config.get("run_id") or "") or None)
         config["observers"] = [*config.get("observers", ()), recorder]
         return recorder, config
 

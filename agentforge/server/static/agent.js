@@ -36,7 +36,7 @@
   // One run: input (a user turn) or command (a resume); renders as it streams.
   async function run(conversation, body) {
     const threadId = await ensureThread(conversation);
-    let answer = null, div = null, retrieved = [];
+    let answer = null, div = null, retrieved = [], runId = null;
     const pending = [];
     ui.busy(true);
     ui.status("agent working…");
@@ -50,7 +50,8 @@
         throw new Error((error.error && error.error.message) || response.statusText);
       }
       for await (const [event, data] of events(response)) {
-        if (event === "messages" && data[1].langgraph_node === "agent" && data[0].content) {
+        if (event === "metadata") runId = data.run_id;
+        else if (event === "messages" && data[1].langgraph_node === "agent" && data[0].content) {
           if (!answer) { answer = { role: "assistant", content: "" }; div = ui.bubble(answer); div.classList.add("streaming"); }
           answer.content += data[0].content;
           ui.fill(div, answer);
@@ -83,7 +84,9 @@
       ui.status(e.name === "AbortError" ? "stopped" : "");
     } finally {
       if (div) div.classList.remove("streaming");
-      if (answer && retrieved.length) { answer.sources = cited(answer.content, retrieved); ui.fill(div, answer); }
+      if (answer && retrieved.length) answer.sources = cited(answer.content, retrieved);
+      if (answer && runId && tracing) answer.trace = "/traces/" + runId;
+      if (answer && (answer.sources || answer.trace)) ui.fill(div, answer);
       if (answer) conversation.messages.push(answer);
       ui.save();
       ui.busy(false);
@@ -128,6 +131,10 @@
     }
     $("messages").scrollTop = $("messages").scrollHeight;
   }
+
+  // The server keeps traces (trace_store) when /api/traces answers: answers then link to theirs.
+  let tracing = false;
+  fetch("/api/traces?limit=1", { headers: ui.headers() }).then((r) => { tracing = r.ok; }).catch(() => {});
 
   window.AgentForgeAgent = {
     active: () => $("mode").value !== "",

@@ -88,6 +88,14 @@
       c.textContent = "→ " + call.function.name + "(" + call.function.arguments + ")";
       div.appendChild(c);
     }
+    if (message.trace) {
+      const link = document.createElement("a");
+      link.className = "trace-link";
+      link.href = message.trace;
+      link.target = "_blank";
+      link.textContent = "trace";
+      div.appendChild(link);
+    }
     if (message.sources && message.sources.length) {
       const list = document.createElement("ol");
       list.className = "sources";
