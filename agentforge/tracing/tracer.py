@@ -23,11 +23,11 @@ class Exporter(Protocol):
     def export(self, spans: list[Span]) -> None: ...
 
 
-def flush(timeout: float | None = 30.0) -> None:
-    """Wait until every finished run has been exported."""
+def flush(timeout: float | None = 30.0) -> bool:
+    """Wait until every finished run has been exported; False if some export is still going."""
     with _lock:
         pending = list(_pending)
-    concurrent.futures.wait(pending, timeout=timeout)
+    return not concurrent.futures.wait(pending, timeout=timeout).not_done
 
 
 def _export(exporters: Sequence[Exporter], spans: list[Span]) -> None:

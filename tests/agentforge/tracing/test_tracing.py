@@ -5,8 +5,10 @@ streaming is unchanged; a failing exporter costs a warning, never the run."""
 from __future__ import annotations
 
 import pytest
+from typing_extensions import TypedDict
 
 from agentforge.agents import ScriptedChatModel, create_react_agent
+from agentforge.graphs import START, StateGraph
 from agentforge.tools.servers.calculator import calculate
 from agentforge.tracing import OpenTelemetryExporter, SqliteTraceStore, flush, traced
 
@@ -93,14 +95,11 @@ def test_sqlite_store_and_a_failing_exporter(tmp_path):
         traced(agent(), [])
 
 
+class State(TypedDict):
+    x: int
+
+
 def test_a_failing_node_is_recorded_as_an_error():
-    from typing_extensions import TypedDict
-
-    from agentforge.graphs import START, StateGraph
-
-    class State(TypedDict):
-        x: int
-
     def boom(state):
         raise RuntimeError("node failed")
 
@@ -111,3 +110,27 @@ def test_a_failing_node_is_recorded_as_an_error():
     flush()
     [spans] = sink.runs
     assert spans[0].error == "RuntimeError: node failed" and spans[1].name == "boom" and spans[1].error
+
+
+def test_a_dead_otlp_collector_does_not_hold_up_the_run():
+    """The collector accepts connections and never answers: the OTLP export waits out its timeout
+    on the export thread while the run has already returned."""
+    import socket
+
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+    blackhole = socket.socket()
+    blackhole.bind(("127.0.0.1", 0))
+    blackhole.listen(8)
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(
+        endpoint=f"http://127.0.0.1:{blackhole.getsockname()[1]}/v1/traces", timeout=1)))
+    graph = StateGraph(State).add_node("double", lambda state: {"x": 2 * state["x"]}).add_edge(START, "double").compile()
+    try:
+        assert traced(graph, [OpenTelemetryExporter(provider)]).invoke({"x": 21}) == {"x": 42}
+        assert flush(timeout=0) is False  # the export is still waiting on the collector
+        assert flush(timeout=60) is True
+    finally:
+        blackhole.close()
