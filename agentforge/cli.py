@@ -280,15 +280,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "mcp":
         return _mcp_serve(args)
-    if args.command in ("ingest", "ask", "eval"):
+    if args.command in ("demo", "ingest", "ask", "eval"):
         try:
-            return run_data_command(args)
-        except (EngineError, ValueError) as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-    if args.command == "demo":
-        try:
-            return _demo(args)
+            return _demo(args) if args.command == "demo" else run_data_command(args)
         except (EngineError, ValueError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2

@@ -23,15 +23,24 @@ def _data_dir(tmp_path_factory):
     os.environ["AGENTFORGE_DATA_DIR"] = str(tmp_path_factory.mktemp("agentforge-data"))
 
 
-@pytest.fixture(scope="session")
-def chromium() -> str:
-    """Debian's chromium, for the browser tests (Playwright drives it)."""
+@pytest.fixture
+def browser():
+    """Debian's chromium, headless, driven by Playwright; closed after the test."""
+    from playwright.sync_api import sync_playwright
+
     path = shutil.which("chromium") or shutil.which("chromium-browser")
     if path is None:
         if os.environ.get("CI"):
             pytest.fail("chromium is missing; `make test` installs Debian's chromium package")
         pytest.skip("chromium is not installed (apt-get install chromium)")
-    return path
+    with sync_playwright() as p:
+        launched = p.chromium.launch(executable_path=path, headless=True, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run"])
+        try:
+            yield launched
+        finally:
+            launched.close()
 
 
 @pytest.fixture(scope="session")

@@ -33,9 +33,8 @@ def format_hits(hits: list[Hit], *, max_chars: int = 700) -> str:
         return "No matching passages."
     blocks = []
     for n, hit in enumerate(hits, 1):
-        where = hit.metadata.get("section") or (f"page {hit.metadata['page']}" if "page" in hit.metadata else "")
         text = hit.text if len(hit.text) <= max_chars else hit.text[:max_chars].rsplit(" ", 1)[0] + " ..."
-        blocks.append(f"[{n}] {hit.source}{f' ({where})' if where else ''}\n{text}")
+        blocks.append(f"[{n}] {hit.source}{f' ({hit.location})' if hit.location else ''}\n{text}")
     return "\n\n".join(blocks)
 
 

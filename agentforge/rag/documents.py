@@ -54,6 +54,10 @@ class Hit:
     score: float
     metadata: dict = field(default_factory=dict)
 
+    @property
+    def location(self) -> str:
+        """Where in its source the chunk is: the section heading path, else the page, else ""."""
+        return self.metadata.get("section") or (f"page {self.metadata['page']}" if "page" in self.metadata else "")
+
     def __str__(self) -> str:
-        where = self.metadata.get("section") or (f"page {self.metadata['page']}" if "page" in self.metadata else "")
-        return f"{self.source}{f' ({where})' if where else ''}: {self.text}"
+        return f"{self.source}{f' ({self.location})' if self.location else ''}: {self.text}"

@@ -5,9 +5,11 @@ background thread). A failing exporter costs one warning, never the run."""
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import threading
 import warnings
 from collections.abc import AsyncIterator, Iterator, Sequence
+from types import SimpleNamespace
 from typing import Any, Protocol, runtime_checkable
 
 from .spans import Recorder, Span, to_json
@@ -69,50 +71,40 @@ class TracedGraph:
             setattr(self.graph, name, value)
 
     def invoke(self, input: Any, config: dict | None = None, **kwargs) -> Any:
-        recorder, config = self._observe(input, config)
-        try:
-            out = self.graph.invoke(input, config, **kwargs)
-        except BaseException as exc:
-            _export(self.exporters, recorder.finish(error=exc))
-            raise
-        _export(self.exporters, recorder.finish(out))
-        return out
+        with self._run(input, config) as run:
+            run.out = self.graph.invoke(input, run.config, **kwargs)
+        return run.out
 
     async def ainvoke(self, input: Any, config: dict | None = None, **kwargs) -> Any:
-        recorder, config = self._observe(input, config)
-        try:
-            out = await self.graph.ainvoke(input, config, **kwargs)
-        except BaseException as exc:
-            _export(self.exporters, recorder.finish(error=exc))
-            raise
-        _export(self.exporters, recorder.finish(out))
-        return out
+        with self._run(input, config) as run:
+            run.out = await self.graph.ainvoke(input, run.config, **kwargs)
+        return run.out
 
     def stream(self, input: Any, config: dict | None = None, **kwargs) -> Iterator[Any]:
-        recorder, config = self._observe(input, config)
-        try:
-            yield from self.graph.stream(input, config, **kwargs)
-        except BaseException as exc:
-            _export(self.exporters, recorder.finish(error=exc))
-            raise
-        _export(self.exporters, recorder.finish())
+        with self._run(input, config) as run:
+            yield from self.graph.stream(input, run.config, **kwargs)
 
     async def astream(self, input: Any, config: dict | None = None, **kwargs) -> AsyncIterator[Any]:
-        recorder, config = self._observe(input, config)
-        try:
-            async for item in self.graph.astream(input, config, **kwargs):
+        with self._run(input, config) as run:
+            async for item in self.graph.astream(input, run.config, **kwargs):
                 yield item
-        except BaseException as exc:
-            _export(self.exporters, recorder.finish(error=exc))
-            raise
-        _export(self.exporters, recorder.finish())
 
-    def _observe(self, input: Any, config: dict | None) -> tuple[Recorder, dict]:
+    @contextlib.contextmanager
+    def _run(self, input: Any, config: dict | None) -> Iterator[SimpleNamespace]:
+        """One traced run: `run.config` carries the recorder as an observer; the spans go to the
+        exporters when the run ends, with its error if it failed (or was closed early) and with
+        `run.out` as its result (what invoke returned; None for a stream)."""
         config = dict(config or {})
         # a caller's run id (LangGraph's config["run_id"]; the Agent Protocol's runs) names the trace
         recorder = Recorder(getattr(self.graph, "name", None) or "graph", input, str(config.get("run_id") or "") or None)
         config["observers"] = [*config.get("observers", ()), recorder]
-        return recorder, config
+        run = SimpleNamespace(config=config, out=None)
+        try:
+            yield run
+        except BaseException as exc:
+            _export(self.exporters, recorder.finish(error=exc))
+            raise
+        _export(self.exporters, recorder.finish(run.out))
 
 
 def traced(graph, exporters: Sequence[Exporter]) -> TracedGraph:

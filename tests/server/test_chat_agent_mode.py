@@ -40,48 +40,41 @@ def app_url(server_llm, serve_app, tmp_path_factory):
     return serve_app(create_app(server_llm, "smollm2-135m", graphs=graphs))
 
 
-def test_agent_mode_shows_tool_calls_results_and_asks_for_approval(app_url, chromium):
-    from playwright.sync_api import sync_playwright
+def test_agent_mode_shows_tool_calls_results_and_asks_for_approval(app_url, browser):
+    page = browser.new_page()
+    page.goto(app_url)
+    page.wait_for_function("document.querySelectorAll('#mode option').length === 4")
+    page.click("#settings summary")
+    page.select_option("#mode", "calc")
+    page.fill("#input", "What is 1234 * 5678?")
+    page.press("#input", "Enter")
+    page.locator(".message.tool").wait_for()
+    assert "calculate(" in page.locator(".tool-call").first.inner_text()
+    assert page.locator(".message.tool").first.inner_text() == "tool result: 7006652"
+    page.wait_for_function("[...document.querySelectorAll('.message.assistant')].some("
+                           "m => m.innerText.includes('7006652.'))")
 
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, headless=True, args=["--no-sandbox", "--disable-gpu"])
-        try:
-            page = browser.new_page()
-            page.goto(app_url)
-            page.wait_for_function("document.querySelectorAll('#mode option').length === 4")
-            page.click("#settings summary")
-            page.select_option("#mode", "calc")
-            page.fill("#input", "What is 1234 * 5678?")
-            page.press("#input", "Enter")
-            page.locator(".message.tool").wait_for()
-            assert "calculate(" in page.locator(".tool-call").first.inner_text()
-            assert page.locator(".message.tool").first.inner_text() == "tool result: 7006652"
-            page.wait_for_function("[...document.querySelectorAll('.message.assistant')].some("
-                                   "m => m.innerText.includes('7006652.'))")
-
-            page.click("#new-chat")
-            page.select_option("#mode", "careful")
-            page.fill("#input", "Compute two things.")
-            page.press("#input", "Enter")
-            page.locator(".message.approval").nth(1).wait_for()
-            approvals = page.locator(".message.approval")
-            assert "2 ** 10" in approvals.nth(0).inner_text() and "1 / 0" in approvals.nth(1).inner_text()
-            approvals.nth(0).locator("button.approve").click()
-            approvals.nth(1).locator("button.reject").click()
-            page.wait_for_function("[...document.querySelectorAll('.message.assistant')].some("
-                                   "m => m.innerText.includes('Done: 1024'))")
-            results = page.locator(".message.tool").all_inner_texts()
-            assert "tool result: 1024" in results and any("rejected" in r for r in results)
-            ARTIFACTS.mkdir(exist_ok=True)
-            page.click("#new-chat")
-            page.select_option("#mode", "docs")
-            page.fill("#input", "Where is the harbour office?")
-            page.press("#input", "Enter")
-            page.locator(".message.assistant .sources li").wait_for()
-            [source] = page.locator(".sources li").all_inner_texts()
-            assert source.endswith("/offices.md (Offices > Harbour)")
-            assert page.locator(".sources li").first.get_attribute("value") == "1"
-            page.screenshot(path=str(ARTIFACTS / "chat_agent_mode.png"), full_page=True)
-        finally:
-            browser.close()
+    page.click("#new-chat")
+    page.select_option("#mode", "careful")
+    page.fill("#input", "Compute two things.")
+    page.press("#input", "Enter")
+    page.locator(".message.approval").nth(1).wait_for()
+    approvals = page.locator(".message.approval")
+    assert "2 ** 10" in approvals.nth(0).inner_text() and "1 / 0" in approvals.nth(1).inner_text()
+    approvals.nth(0).locator("button.approve").click()
+    approvals.nth(1).locator("button.reject").click()
+    page.wait_for_function("[...document.querySelectorAll('.message.assistant')].some("
+                           "m => m.innerText.includes('Done: 1024'))")
+    results = page.locator(".message.tool").all_inner_texts()
+    assert "tool result: 1024" in results and any("rejected" in r for r in results)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.click("#new-chat")
+    page.select_option("#mode", "docs")
+    page.fill("#input", "Where is the harbour office?")
+    page.press("#input", "Enter")
+    page.locator(".message.assistant .sources li").wait_for()
+    [source] = page.locator(".sources li").all_inner_texts()
+    assert source.endswith("/offices.md (Offices > Harbour)")
+    assert page.locator(".sources li").first.get_attribute("value") == "1"
+    page.screenshot(path=str(ARTIFACTS / "chat_agent_mode.png"), full_page=True)
     assert (ARTIFACTS / "chat_agent_mode.png").stat().st_size > 1000

@@ -26,54 +26,38 @@ def test_page_widget_and_assets_are_served_without_a_cdn(app_url):
         assert response.status_code == 200 and "//cdn" not in response.text, asset
 
 
-def test_chat_page_streams_an_answer(app_url, chromium):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, headless=True, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run"])
-        try:
-            page = browser.new_page()
-            page.goto(app_url)
-            page.wait_for_function("document.querySelectorAll('#model option').length > 0")
-            page.click("#settings summary")
-            page.fill("#max-tokens", "48")
-            page.fill("#input", "Tell me a short story about a robot.")
-            page.press("#input", "Enter")
-            page.wait_for_selector(".message.user")
-            answer = page.locator(".message.assistant").last
-            lengths = []
-            for _ in range(200):  # watch the answer grow while it streams
-                lengths.append(len(answer.inner_text()))
-                if not page.locator(".message.assistant.streaming").count():
-                    break
-                page.wait_for_timeout(50)
-            final = answer.inner_text()
-            assert final.strip(), "no answer appeared"
-            assert len({n for n in lengths if 0 < n < len(final)}) >= 1, f"the answer did not stream: {lengths}"
-            assert page.locator("#conversations li").count() == 1
-            assert "Tell me a short story" in page.locator("#conversations li").first.inner_text()
-            ARTIFACTS.mkdir(exist_ok=True)
-            page.screenshot(path=str(ARTIFACTS / "chat.png"), full_page=True)
-        finally:
-            browser.close()
+def test_chat_page_streams_an_answer(app_url, browser):
+    page = browser.new_page()
+    page.goto(app_url)
+    page.wait_for_function("document.querySelectorAll('#model option').length > 0")
+    page.click("#settings summary")
+    page.fill("#max-tokens", "48")
+    page.fill("#input", "Tell me a short story about a robot.")
+    page.press("#input", "Enter")
+    page.wait_for_selector(".message.user")
+    answer = page.locator(".message.assistant").last
+    lengths = []
+    for _ in range(200):  # watch the answer grow while it streams
+        lengths.append(len(answer.inner_text()))
+        if not page.locator(".message.assistant.streaming").count():
+            break
+        page.wait_for_timeout(50)
+    final = answer.inner_text()
+    assert final.strip(), "no answer appeared"
+    assert len({n for n in lengths if 0 < n < len(final)}) >= 1, f"the answer did not stream: {lengths}"
+    assert page.locator("#conversations li").count() == 1
+    assert "Tell me a short story" in page.locator("#conversations li").first.inner_text()
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "chat.png"), full_page=True)
     assert (ARTIFACTS / "chat.png").stat().st_size > 1000
 
 
-def test_widget_opens_the_chat_in_a_panel(app_url, tmp_path, chromium):
-    from playwright.sync_api import sync_playwright
-
+def test_widget_opens_the_chat_in_a_panel(app_url, tmp_path, browser):
     site = tmp_path / "site.html"
     site.write_text(f'<html><body><h1>Some site</h1><script src="{app_url}/widget.js"></script></body></html>')
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, headless=True, args=["--no-sandbox", "--disable-gpu"])
-        try:
-            page = browser.new_page()
-            page.goto(site.as_uri())
-            page.click("button[aria-label='Open chat']")
-            frame = page.frame_locator("iframe[title='Chat']")
-            frame.locator("#input").wait_for()
-            assert page.locator("iframe[title='Chat']").is_visible()
-        finally:
-            browser.close()
+    page = browser.new_page()
+    page.goto(site.as_uri())
+    page.click("button[aria-label='Open chat']")
+    frame = page.frame_locator("iframe[title='Chat']")
+    frame.locator("#input").wait_for()
+    assert page.locator("iframe[title='Chat']").is_visible()

@@ -58,26 +58,19 @@ def test_tracing_off_answers_404(server_llm, serve_app):
     assert reply.status_code == 404 and reply.json()["error"]["code"] == "tracing_off"
 
 
-def test_chat_answer_links_to_its_trace(traced_url, chromium):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, headless=True, args=["--no-sandbox", "--disable-gpu"])
-        try:
-            page = browser.new_page()
-            page.goto(traced_url)
-            page.wait_for_function("document.querySelectorAll('#mode option').length === 2")
-            page.click("#settings summary")
-            page.select_option("#mode", "calc")
-            page.fill("#input", "What is 1234 * 5678?")
-            page.press("#input", "Enter")
-            link = page.locator(".message.assistant a.trace-link")
-            link.wait_for()
-            flush()
-            page.goto(traced_url + link.get_attribute("href"))
-            assert page.locator("li.tool b").inner_text() == "calculate"
-            assert page.locator("li.llm").count() == 2 and page.locator("li.graph > .row b").inner_text() == "calc"
-            ARTIFACTS.mkdir(exist_ok=True)
-            page.screenshot(path=str(ARTIFACTS / "trace_viewer.png"), full_page=True)
-        finally:
-            browser.close()
+def test_chat_answer_links_to_its_trace(traced_url, browser):
+    page = browser.new_page()
+    page.goto(traced_url)
+    page.wait_for_function("document.querySelectorAll('#mode option').length === 2")
+    page.click("#settings summary")
+    page.select_option("#mode", "calc")
+    page.fill("#input", "What is 1234 * 5678?")
+    page.press("#input", "Enter")
+    link = page.locator(".message.assistant a.trace-link")
+    link.wait_for()
+    flush()
+    page.goto(traced_url + link.get_attribute("href"))
+    assert page.locator("li.tool b").inner_text() == "calculate"
+    assert page.locator("li.llm").count() == 2 and page.locator("li.graph > .row b").inner_text() == "calc"
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "trace_viewer.png"), full_page=True)
