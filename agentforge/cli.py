@@ -9,6 +9,8 @@ import sys
 from agentforge._cli_data import add_commands as add_data_commands
 from agentforge._cli_data import kb_options, open_kb
 from agentforge._cli_data import run as run_data_command
+from agentforge._cli_finetune import add_commands as add_finetune_commands
+from agentforge._cli_finetune import run as run_finetune_command
 from agentforge.engine import DEFAULT_MODEL, EngineError, SamplingParams
 from agentforge.engine.tool_parser import TOOL_FORMATS
 
@@ -249,6 +251,12 @@ def main(argv: list[str] | None = None) -> int:
                                                                    "requests run (default 5; 0: off)")
     serve_api.add_argument("--tool-format", choices=sorted(TOOL_FORMATS),
                            help="tool-call format to prompt and parse (default: the model's own)")
+    serve_api.add_argument("--lora", action="append", dest="loras", metavar="NAME=FOLDER",
+                           help="serve a LoRA adapter beside the base, as model '<model>:NAME' (repeatable)")
+    serve_api.add_argument("--tool-adapter", help="adapter for chat requests with tools: auto (the shipped "
+                                                  "tool-calling one), a --lora NAME, or none")
+    serve_api.add_argument("--runtime-lora-updates", action="store_true", default=None,
+                           help="let clients load and unload adapters (/v1/load_lora_adapter)")
     serve_api.add_argument("--graph", action="append", dest="graphs", metavar="NAME=MODULE:ATTR",
                            help="serve a compiled graph as assistant NAME through the Agent Protocol (repeatable)")
     serve_api.add_argument("--api-key", action="append", dest="api_keys", help="require this key (repeatable)")
@@ -274,14 +282,17 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--token", help="require 'Authorization: Bearer TOKEN' on HTTP")
     kb_options(serve, required=False)
     add_data_commands(commands)
+    add_finetune_commands(commands)
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return 0
     if args.command == "mcp":
         return _mcp_serve(args)
-    if args.command in ("demo", "ingest", "ask", "eval"):
+    if args.command in ("demo", "ingest", "ask", "eval", "finetune"):
         try:
+            if args.command == "finetune":
+                return run_finetune_command(args)
             return _demo(args) if args.command == "demo" else run_data_command(args)
         except (EngineError, ValueError) as exc:
             print(f"error: {exc}", file=sys.stderr)
@@ -293,12 +304,13 @@ def main(argv: list[str] | None = None) -> int:
             settings = {k: getattr(args, k) for k in ("model", "served_model_name", "host", "port", "dtype",
                                                       "speculative_tokens", "tool_format", "api_keys",
                                                       "rate_limit_rpm", "rate_limit_tpm", "max_prompt_tokens",
-                                                      "redact_pii")}
-            if args.graphs:
-                pairs = [g.split("=", 1) for g in args.graphs]
-                if any(len(p) != 2 or not p[0] for p in pairs):
-                    raise ValueError("--graph takes NAME=MODULE:ATTR")
-                settings["graphs"] = dict(pairs)
+                                                      "redact_pii", "tool_adapter", "runtime_lora_updates")}
+            for flag, key in (("graphs", "graphs"), ("loras", "lora_adapters")):
+                if getattr(args, flag):
+                    pairs = [g.split("=", 1) for g in getattr(args, flag)]
+                    if any(len(p) != 2 or not p[0] for p in pairs):
+                        raise ValueError(f"--{flag.rstrip('s')} takes NAME=VALUE")
+                    settings[key] = dict(pairs)
             serve(ServerConfig.load(args.config, **settings))
         except (EngineError, ValueError) as exc:
             print(f"error: {exc}", file=sys.stderr)

@@ -9,11 +9,12 @@ prebuilt agent, in one run.
 Prints, per system, the success rate per kind of task, the schema-valid share of the tool calls it
 emitted, and the wall time (the tasks of a system run concurrently).
 
-    python bench/agent_tasks.py
+    python bench/agent_tasks.py [--tool-adapters none auto]
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import os
@@ -83,20 +84,28 @@ def report(name: str, results: list[tuple[str, list]], seconds: float) -> int:
 
 
 def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tool-adapters", nargs="+", default=["auto"], metavar="ADAPTER",
+                        help="the engine's tool adapter, one pass each: auto (the shipped tool-calling LoRA), none")
+    args = parser.parse_args()
     print(f"{len(TASKS)} tool-use tasks, {MODEL}, greedy, max_tokens {MAX_TOKENS}, recursion limit {STEPS}; "
           f"load {os.getloadavg()[0]:.1f}", flush=True)
-    start = time.time()
-    ours = asyncio.run(run_ours(EngineChatModel(MODEL, max_tokens=MAX_TOKENS)))
-    report("agentforge (embedded engine)", ours, time.time() - start)
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    with running([sys.executable, "-m", "agentforge.cli", "serve", "--port", str(port)], url):
+    for adapter in args.tool_adapters:
+        tag = "" if adapter == "auto" else f", tool adapter {adapter}"
         start = time.time()
-        served = asyncio.run(run_ours(OpenAIChatModel(MODEL, base_url=f"{url}/v1", max_tokens=MAX_TOKENS)))
-        report("agentforge (OpenAIChatModel, serve)", served, time.time() - start)
-        start = time.time()
-        theirs = asyncio.run(run_langgraph(f"{url}/v1"))
-        report("LangGraph prebuilt + ChatOpenAI", theirs, time.time() - start)
+        model = EngineChatModel(MODEL, max_tokens=MAX_TOKENS, tool_adapter=None if adapter == "none" else adapter)
+        ours = asyncio.run(run_ours(model))
+        report(f"agentforge (embedded engine{tag})", ours, time.time() - start)
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        with running([sys.executable, "-m", "agentforge.cli", "serve", "--port", str(port), "--tool-adapter", adapter],
+                     url):
+            start = time.time()
+            served = asyncio.run(run_ours(OpenAIChatModel(MODEL, base_url=f"{url}/v1", max_tokens=MAX_TOKENS)))
+            report(f"agentforge (OpenAIChatModel, serve{tag})", served, time.time() - start)
+            start = time.time()
+            theirs = asyncio.run(run_langgraph(f"{url}/v1"))
+            report(f"LangGraph prebuilt + ChatOpenAI{tag}", theirs, time.time() - start)
     return 0
 
 

@@ -6,6 +6,7 @@ and `tool_choice` mode (required, auto) it prints accuracy per category, how man
 validate against their tool's schema, and how many messages repeat a call.
 
     python bench/bfcl.py [--per-category 30] [--modes required auto] [--tool-format hermes]
+    python bench/bfcl.py --tool-adapters none auto   # base model vs the shipped tool-calling LoRA, same run
     python bench/bfcl.py --vllm --vllm-python /path/to/vllm-venv/bin/python
 """
 
@@ -126,6 +127,8 @@ def main() -> None:
     parser.add_argument("--offset", type=int, default=0, help="skip this many questions of each category")
     parser.add_argument("--modes", nargs="+", default=["required", "auto"], choices=["required", "auto"])
     parser.add_argument("--tool-format", help="our server's tool format (default: detected from the model)")
+    parser.add_argument("--tool-adapters", nargs="+", default=["auto"], metavar="ADAPTER",
+                        help="our server's --tool-adapter, one pass each: auto (the shipped tool-calling LoRA), none")
     parser.add_argument("--max-tokens", type=int, default=256)
     parser.add_argument("--workers", type=int, default=16, help="concurrent requests")
     parser.add_argument("--cache", default=str(Path.home() / ".cache" / "agentforge" / "bfcl"))
@@ -141,15 +144,20 @@ def main() -> None:
           f"greedy; load {os.getloadavg()[0]:.1f}")
 
     scores: dict[tuple[str, str], int] = {}
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    command = [sys.executable, "-m", "agentforge.cli", "serve", "--port", str(port)]
-    if args.tool_format:
-        command += ["--tool-format", args.tool_format]
-    with running(command, url):
+    for adapter in args.tool_adapters:
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        command = [sys.executable, "-m", "agentforge.cli", "serve", "--port", str(port), "--tool-adapter", adapter]
+        if args.tool_format:
+            command += ["--tool-format", args.tool_format]
+        name = "agentforge" if adapter == "auto" else f"agentforge (tool adapter {adapter})"
+        with running(command, url):
+            for mode in args.modes:
+                scores[name, mode] = report(name, mode, evaluate(url, data, mode, args.workers, args.max_tokens),
+                                            args.details)
+    if len(args.tool_adapters) > 1:
         for mode in args.modes:
-            scores["agentforge", mode] = report("agentforge", mode, evaluate(url, data, mode, args.workers,
-                                                                             args.max_tokens), args.details)
+            print(f"{mode}: " + ", ".join(f"{name} {score}" for (name, m), score in scores.items() if m == mode))
     if args.vllm:
         if subprocess.run([args.vllm_python, "-c", "import vllm"], capture_output=True).returncode != 0:
             print(f"vllm is not installed for {args.vllm_python}: skipped")

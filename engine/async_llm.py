@@ -9,6 +9,7 @@ frees its KV blocks. A failing step fails the requests in flight, not the engine
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import queue
 import threading
@@ -77,6 +78,21 @@ class AsyncLLM:
         async for out in self._stream(request):
             yield out
 
+    async def load_lora(self, name: str, path: str | Path) -> None:
+        """Load a LoRA adapter while serving (read and checked here, added between engine steps)."""
+        adapter = await asyncio.to_thread(self.engine.read_lora, name, path)
+        await self._call(self.engine.load_lora, name, adapter)
+
+    async def unload_lora(self, name: str) -> None:
+        """Unload an adapter between engine steps; refused while a request runs with it."""
+        await self._call(self.engine.unload_lora, name)
+
+    async def _call(self, fn, *args) -> object:
+        """Run `fn(*args)` on the engine thread, between steps."""
+        future: concurrent.futures.Future = concurrent.futures.Future()
+        self._inbox.put(("call", (future, fn, args)))
+        return await asyncio.wrap_future(future)
+
     def abort(self, request_id: str) -> None:
         """Stop a request; its stream ends with finish_reason "abort"."""
         self._inbox.put(("abort", request_id))
@@ -125,6 +141,12 @@ class AsyncLLM:
                 self.engine.add(payload)
             except Exception as exc:
                 self._deliver(payload.request_id, exc)
+        elif kind == "call":
+            future, fn, args = payload
+            try:
+                future.set_result(fn(*args))
+            except Exception as exc:
+                future.set_exception(exc)
         elif kind == "abort":
             out = self.engine.abort_request(payload)
             if out is not None:

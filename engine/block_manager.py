@@ -46,7 +46,7 @@ class BlockManager:
         tokens a probe scores: their logits must be computed)."""
         if not self.enable_prefix_caching:
             return [], []
-        ids, hashes, parent = [], [], None
+        ids, hashes, parent = [], [], seq.cache_salt
         computed = max(1, seq.score_tokens)
         for start in range(0, seq.num_tokens - computed - self.block_size + 1, self.block_size):
             tokens = tuple(seq.token_ids[start : start + self.block_size])
@@ -108,7 +108,7 @@ class BlockManager:
         num_full = seq.num_computed_tokens // self.block_size
         for i in range(len(seq.block_hashes), num_full):
             tokens = tuple(seq.token_ids[i * self.block_size : (i + 1) * self.block_size])
-            h = chain_hash(seq.block_hashes[-1] if seq.block_hashes else None, tokens)
+            h = chain_hash(seq.block_hashes[-1] if seq.block_hashes else seq.cache_salt, tokens)
             seq.block_hashes.append(h)
             block = self.blocks[seq.block_table[i]]
             if h not in self.cached:

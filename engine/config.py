@@ -29,6 +29,11 @@ class EngineConfig:
       the step is compute-bound and rejected drafts cost throughput.
     - `tool_format`: the tool-call format to prompt and parse ("hermes", "smollm2", "llama3_json",
       "mistral"); None detects it from the chat template.
+    - `lora_adapters`: LoRA adapters to load at start, name -> PEFT folder (more can be loaded
+      and unloaded while running: `LLMEngine.load_lora`).
+    - `tool_adapter`: the adapter chat requests with tools run with unless they name one:
+      "auto" (the tool-calling adapter shipped for this base model, if there is one), the name
+      of an adapter in `lora_adapters`, or None (off).
     """
 
     max_num_seqs: int = 64
@@ -42,6 +47,8 @@ class EngineConfig:
     speculative_tokens: int = 0
     speculative_max_seqs: int = 8
     tool_format: str | None = None
+    lora_adapters: dict[str, str] | None = None
+    tool_adapter: str | None = "auto"
 
     def __post_init__(self) -> None:
         for name in ("max_num_seqs", "max_num_batched_tokens", "kv_cache_bytes", "block_size"):
@@ -56,6 +63,10 @@ class EngineConfig:
             raise InvalidRequestError(f"max_model_len must be an integer >= 2, got {self.max_model_len!r}")
         if self.tool_format is not None and self.tool_format not in TOOL_FORMATS:
             raise InvalidRequestError(f"tool_format must be one of {sorted(TOOL_FORMATS)} or None, got {self.tool_format!r}")
+        if self.lora_adapters is not None and not isinstance(self.lora_adapters, dict):
+            raise InvalidRequestError("lora_adapters must be a dict of adapter name -> folder")
+        if self.tool_adapter is not None and (not isinstance(self.tool_adapter, str) or not self.tool_adapter):
+            raise InvalidRequestError(f"tool_adapter must be 'auto', an adapter name or None, got {self.tool_adapter!r}")
         if self.dtype not in DTYPES:
             raise InvalidRequestError(f"dtype must be one of {sorted(DTYPES)}, got {self.dtype!r}")
 

@@ -15,6 +15,7 @@ from .constraints import Constraints, constraints_for
 from .detokenizer import Detokenizer
 from .errors import ContextLengthError, EngineError, InvalidRequestError
 from .loader import load_model
+from .lora import BASE, LoRAAdapter, read_adapter, shipped_tool_adapter
 from .model_runner import ModelRunner, kv_bytes_per_token
 from .outputs import Prompt, Request, request_output
 from .protocol import ChatMessage, ChatOptions, RequestOutput, SamplingParams
@@ -87,6 +88,60 @@ class LLMEngine:
         self.stats = EngineStats()
         self._seq_ids = itertools.count()
         self._request_ids = itertools.count()
+        for name, path in (self.config.lora_adapters or {}).items():
+            self.load_lora(name, path)
+        self.tool_adapter = self._tool_adapter()
+
+    # --- LoRA adapters ----------------------------------------------------------------------
+
+    @property
+    def loras(self) -> dict[str, LoRAAdapter]:
+        """The adapters loaded, by name."""
+        return dict(self.runner.lora.adapters)
+
+    def read_lora(self, name: str, path: str | Path) -> LoRAAdapter:
+        """Read and check an adapter for this model without loading it (safe from any thread)."""
+        return read_adapter(name, path, self.model, self.model_config, self.config.torch_dtype)
+
+    def load_lora(self, name: str, path: str | Path | LoRAAdapter) -> LoRAAdapter:
+        """Load a PEFT LoRA adapter that requests can then choose by name (`SamplingParams.lora`)."""
+        adapter = path if isinstance(path, LoRAAdapter) else self.read_lora(name, path)
+        self.runner.lora.add(adapter)
+        return adapter
+
+    def unload_lora(self, name: str) -> None:
+        """Unload an adapter; refused while a request runs with it."""
+        busy = [r.request_id for r in self.requests.values() if r.lora is not None and r.lora.name == name]
+        if busy:
+            raise InvalidRequestError(f"adapter {name!r} is in use by {len(busy)} running request(s)")
+        self.runner.lora.remove(name)
+        if self.tool_adapter == name:
+            self.tool_adapter = None
+
+    def _tool_adapter(self) -> str | None:
+        setting = self.config.tool_adapter
+        if setting != "auto":
+            if setting is not None and setting not in self.runner.lora.adapters:
+                raise InvalidRequestError(f"tool_adapter {setting!r} is not among lora_adapters "
+                                          f"{sorted(self.runner.lora.adapters)}")
+            return setting
+        path = shipped_tool_adapter(self.model_config, self.model)
+        if path is None or "tools" in self.runner.lora.adapters:
+            return None
+        self.load_lora("tools", path)
+        return "tools"
+
+    def _lora_of(self, params: SamplingParams, has_tools: bool = False) -> LoRAAdapter | None:
+        name = params.lora
+        if name is None:
+            name = self.tool_adapter if has_tools else None
+        if name is None or name == BASE:
+            return None
+        adapter = self.runner.lora.adapters.get(name)
+        if adapter is None:
+            raise InvalidRequestError(f"no LoRA adapter named {name!r} is loaded; loaded: "
+                                      f"{sorted(self.runner.lora.adapters)}")
+        return adapter
 
     @property
     def constraints(self) -> Constraints:
@@ -131,6 +186,8 @@ class LLMEngine:
         plan = prepare_chat(messages, chat, params.structured, template, self.config.tool_format)
         prompt = self.render_chat(plan.messages, chat.add_generation_prompt, **plan.template_kwargs)
         request = self.make_request(prompt, dataclasses.replace(params, structured=plan.structured), request_id)
+        if params.lora is None and plan.tool_calling is not None and plan.tool_calling.choice != "none":
+            request.lora = self._lora_of(params, has_tools=True)
         if chat.response_format is not None and from_response_format(chat.response_format) is not None:
             request.response_format = chat.response_format
         calling = plan.tool_calling
@@ -184,7 +241,7 @@ class LLMEngine:
         if params.logprobs is not None and params.logprobs > self.vocab_size:
             raise InvalidRequestError(f"logprobs must be <= vocab size {self.vocab_size}")
         rid = request_id if request_id is not None else f"req-{next(self._request_ids)}"
-        request = Request(rid, text, token_ids, params)
+        request = Request(rid, text, token_ids, params, lora=self._lora_of(params))
         if params.structured is not None:
             request.grammar = compile_grammar(params.structured)
             request.matcher = self.constraints.matcher(request.grammar, self._budget(request))
@@ -201,6 +258,8 @@ class LLMEngine:
         """Queue a request made by `make_request`."""
         if request.request_id in self.requests or request.request_id == PROBE:
             raise InvalidRequestError(f"request id {request.request_id!r} is already in use")
+        if request.lora is not None and self.runner.lora.adapters.get(request.lora.name) is not request.lora:
+            raise InvalidRequestError(f"adapter {request.lora.name!r} was unloaded")
         p = request.params
         for index in range(p.n):
             generator = None
@@ -214,7 +273,7 @@ class LLMEngine:
                 next(self._seq_ids), request.request_id, index, list(request.prompt_token_ids),
                 len(request.prompt_token_ids), p, self._budget(request), generator=generator,
                 detokenizer=Detokenizer(self.tokenizer, p, request.prompt_token_ids),
-                logprobs=[] if p.logprobs is not None else None,
+                logprobs=[] if p.logprobs is not None else None, lora=request.lora,
             )
             if request.matcher is not None:
                 Constraints.attach(seq, request.matcher if index == 0 else request.matcher.deep_copy())

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from .attention import AttentionContext, DecodeGroup, PagedAttention, Prefill, set_context
+from .lora import LoRABatch, LoRAHooks
 from .scheduler import ScheduledBatch
 from .sequence import logit_rows
 
@@ -31,6 +32,7 @@ class ModelRunner:
     def __init__(self, model: nn.Module, num_blocks: int, block_size: int, dtype: torch.dtype) -> None:
         self.model = model
         self.block_size = block_size
+        self.lora = LoRAHooks(model)
         for layer in attention_layers(model):
             shape = (num_blocks, block_size, layer.num_kv_heads, layer.head_dim)
             layer.k_cache = torch.zeros(shape, dtype=dtype)
@@ -41,12 +43,14 @@ class ModelRunner:
         """Logits of the rows the step needs (`sequence.logit_rows`), in batch order: one for a
         sequence whose last token was reached, 1 + len(draft) for one verifying draft tokens, a
         probe's scored positions."""
-        input_ids, positions, context, sample_rows = self.prepare(batch)
+        input_ids, positions, context, sample_rows, starts = self.prepare(batch)
         set_context(context)
+        self.lora.batch = self._lora_rows(batch, starts) if self.lora.adapters else None
         try:
             hidden = self.model(input_ids, positions)
         finally:
             set_context(None)
+            self.lora.batch = None
         return self.model.compute_logits(hidden[sample_rows]).float()
 
     def prepare(self, batch: ScheduledBatch):
@@ -84,7 +88,16 @@ class ModelRunner:
         for i, (seq, n) in enumerate(zip(batch.seqs, batch.num_tokens)):
             first = seq.num_computed_tokens
             sample_rows.extend(starts[i] + p - first for p in logit_rows(seq, first, n))
-        return torch.tensor(ids), torch.tensor(pos), context, torch.tensor(sample_rows, dtype=torch.long)
+        return torch.tensor(ids), torch.tensor(pos), context, torch.tensor(sample_rows, dtype=torch.long), starts
+
+    @staticmethod
+    def _lora_rows(batch: ScheduledBatch, starts: list[int]) -> LoRABatch | None:
+        """The flat token rows of each adapter in the step (a sequence's tokens are contiguous)."""
+        rows: dict[int, tuple] = {}
+        for seq, n, start in zip(batch.seqs, batch.num_tokens, starts):
+            if seq.lora is not None:
+                rows.setdefault(seq.lora.uid, (seq.lora, []))[1].extend(range(start, start + n))
+        return LoRABatch([(a, torch.tensor(r)) for a, r in rows.values()]) if rows else None
 
     @staticmethod
     def _group_decodes(tables: list[list[int]], lens: list[int]) -> list[DecodeGroup]:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from pydantic import BaseModel
 
+from .lora import LoRAAdapter
 from .protocol import CompletionOutput, RequestOutput, SamplingParams, Usage
 from .sequence import Sequence
 from .tool_format import ToolCalling
@@ -36,6 +37,7 @@ class Request:
     call_grammar: str | None = None
     baseline: tuple[int, ...] | None = None
     opener: list[int] | None = None
+    lora: LoRAAdapter | None = None
     seqs: list[Sequence] = field(default_factory=list)
     emitted_tokens: list[int] = field(default_factory=list)  # per completion, for token deltas
     parsers: list[ToolCallParser] = field(default_factory=list)  # per completion, with tools

@@ -113,6 +113,8 @@ class SamplingParams:
     `max_tokens=None` generates until a stop condition or the end of the context window.
     `logprobs=k` returns, for every generated token, its log-probability and the k most likely
     alternatives (computed from the raw model logits, before penalties and temperature).
+    `lora` names a LoRA adapter loaded into the engine (`LLMEngine.load_lora`) to run the request
+    with; "base" asks for none, even where the engine would apply its tool-calling adapter.
     """
 
     n: int = 1
@@ -132,6 +134,7 @@ class SamplingParams:
     logprobs: int | None = None
     skip_special_tokens: bool = True
     structured: StructuredOutput | None = None
+    lora: str | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.stop, str):
@@ -176,6 +179,8 @@ class SamplingParams:
             raise bad("stop strings must be non-empty strings")
         if any(not isinstance(t, int) or t < 0 for t in self.stop_token_ids):
             raise bad("stop_token_ids must be non-negative integers")
+        if self.lora is not None and (not isinstance(self.lora, str) or not self.lora):
+            raise bad(f"lora must be an adapter name or None, got {self.lora!r}")
         if self.structured is not None and not isinstance(self.structured, StructuredOutput):
             raise bad("structured must be a StructuredOutput")
 

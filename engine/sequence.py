@@ -13,6 +13,7 @@ if TYPE_CHECKING:
 
     from .closing import Closing
     from .detokenizer import Detokenizer
+    from .lora import LoRAAdapter
 
 
 class SequenceStatus(Enum):
@@ -49,6 +50,7 @@ class Sequence:
     closing: Closing | None = None  # with a matcher: how its output ends within the budget
     draft_token_ids: list[int] = field(default_factory=list)  # speculative tokens this step verifies
     score_tokens: int = 0  # a probe: it wants the logits of its last `score_tokens` positions, then ends
+    lora: LoRAAdapter | None = None  # the adapter its request runs with
     finish_reason: str | None = None
     stop_reason: str | int | None = None
 
@@ -63,6 +65,11 @@ class Sequence:
     @property
     def output_token_ids(self) -> list[int]:
         return self.token_ids[self.num_prompt_tokens :]
+
+    @property
+    def cache_salt(self) -> int | None:
+        """Where its prefix-cache hash chain starts: KV computed under an adapter is the adapter's own."""
+        return self.lora.uid if self.lora is not None else None
 
     @property
     def is_finished(self) -> bool:

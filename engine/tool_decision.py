@@ -15,11 +15,16 @@ per tool set, so it is computed once and cached; the prompt's own probe leaves i
 the prefix cache for the reply that follows it. A reply that calls then follows the `required`
 grammar; one that answers keeps the `auto` grammar, in which a call the model opens itself is
 still constrained.
+
+A request that runs with a LoRA adapter trained to call tools (its record says `"tool_calling":
+true`, like the shipped SmolLM2 one) needs no calibration: it calls when the model itself prefers
+the opener, p(opener | prompt) > 1/2.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
@@ -33,6 +38,7 @@ from .sequence import Sequence
 
 PROBE = "\0probe"  # the request id of probe sequences
 BASELINES_KEPT = 256  # tool sets whose baseline stays cached
+OWN_PREFERENCE = math.log(0.5)  # the threshold of a tool-trained adapter's decision
 
 
 @dataclass(slots=True, eq=False)
@@ -61,12 +67,13 @@ class ToolDecisions:
 
     def start(self, request: Request) -> None:
         """Schedule the probes `request`'s decision needs; it waits for them."""
-        key = (request.baseline, tuple(request.opener))
-        scores = self.scores[request.request_id] = _Scores(baseline=self.baselines.get(key))
+        key = (request.baseline, tuple(request.opener), request.lora.uid if request.lora else None)
+        trained = request.lora is not None and request.lora.meta.get("tool_calling")
+        scores = self.scores[request.request_id] = _Scores(baseline=OWN_PREFERENCE if trained else self.baselines.get(key))
         if scores.baseline is None:
             pending = next((p for p in self.probes.values() if p.baseline == key), None)
-            (pending or self._probe(list(request.baseline), request.opener, key)).waiting.append(request)
-        self._probe(request.prompt_token_ids, request.opener, None).waiting.append(request)
+            (pending or self._probe(list(request.baseline), request.opener, key, request.lora)).waiting.append(request)
+        self._probe(request.prompt_token_ids, request.opener, None, request.lora).waiting.append(request)
 
     def is_probe(self, seq: Sequence) -> bool:
         return seq.seq_id in self.probes
@@ -109,10 +116,10 @@ class ToolDecisions:
                     del self.probes[seq_id]
                     self.scheduler.finish(probe.seq)
 
-    def _probe(self, prompt: list[int], continuation: list[int], baseline: tuple | None) -> _Probe:
+    def _probe(self, prompt: list[int], continuation: list[int], baseline: tuple | None, lora) -> _Probe:
         tokens = list(prompt) + continuation[:-1]
         seq = Sequence(next(self.seq_ids), PROBE, 0, tokens, len(tokens), SamplingParams(temperature=0, max_tokens=1),
-                       1, score_tokens=len(continuation))
+                       1, score_tokens=len(continuation), lora=lora)
         probe = self.probes[seq.seq_id] = _Probe(seq, continuation, baseline)
         self.scheduler.add(seq)
         return probe

@@ -76,6 +76,27 @@ def tiny_llama_dir(tmp_path_factory, smollm2_tokenizer):
     return path
 
 
+def _make_lora_adapter(base_dir, out, seed, r=4, targets=("q_proj", "v_proj", "down_proj")):
+    """A random-weight LoRA adapter (B not zero, so it changes the output); returns the merged model."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
+    peft = get_peft_model(model, LoraConfig(r=r, lora_alpha=2 * r, target_modules=list(targets), init_lora_weights=False))
+    for name, param in peft.named_parameters():
+        if "lora_B" in name:
+            param.data.normal_(0, 0.5)
+    peft.save_pretrained(out)
+    return peft.merge_and_unload()
+
+
+@pytest.fixture(scope="session")
+def make_lora_adapter():
+    """`make_lora_adapter(base_dir, out, seed)` saves a random PEFT LoRA adapter for the HF folder `base_dir`."""
+    return _make_lora_adapter
+
+
 @pytest.fixture(scope="session")
 def smollm2(smollm2_path):
     """One shared SmolLM2 engine for tests that do not depend on engine configuration."""

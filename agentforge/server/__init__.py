@@ -31,7 +31,8 @@ def serve(config: ServerConfig) -> None:
 
     graphs = {name: load_graph(target) for name, target in config.graphs.items()}  # bad ones fail before the load
     llm = AsyncLLM(config.model, dtype=config.dtype, speculative_tokens=config.speculative_tokens,
-                   tool_format=config.tool_format)
+                   tool_format=config.tool_format, lora_adapters=config.lora_adapters,
+                   tool_adapter=None if config.tool_adapter == "none" else config.tool_adapter)
     try:
         uvicorn.run(create_app(llm, config=config, graphs=graphs), host=config.host, port=config.port, log_level="info")
     finally:

@@ -18,7 +18,7 @@ from agentforge import __version__
 from agentforge.tracing import SqliteTraceStore, traced
 from agentforge.tracing.langsmith import LangSmithExporter, tracing_enabled
 
-from . import agent_routes, embedding_routes, openai_routes, trace_routes
+from . import agent_routes, embedding_routes, lora_routes, openai_routes, trace_routes
 from .agent_routes import Assistant, Threads
 from .config import ServerConfig
 from .errors import error_response, install_error_handlers
@@ -74,6 +74,7 @@ def create_app(llm, model_name: str | None = None, config: ServerConfig | None =
 
     app.include_router(openai_routes.router)
     app.include_router(embedding_routes.router)
+    app.include_router(lora_routes.router)
     app.include_router(trace_routes.router)
     app.include_router(agent_routes.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

@@ -20,6 +20,12 @@ class ServerConfig:
     dtype: str = "float32"
     speculative_tokens: int = 5  # n-gram speculative decoding while few requests run (0: off)
     tool_format: str | None = None  # the tool-call format to prompt and parse (default: the model's)
+    # LoRA adapters served beside the base ({name: PEFT folder}; clients ask for "<model>:<name>"), the
+    # adapter chat requests with tools get by default ("auto": the shipped tool-calling one; "none": off),
+    # and whether clients may load and unload adapters (POST /v1/load_lora_adapter, /v1/unload_lora_adapter)
+    lora_adapters: dict[str, str] = field(default_factory=dict)
+    tool_adapter: str = "auto"
+    runtime_lora_updates: bool = False
     api_keys: list[str] = field(default_factory=list)  # empty: no authentication
     rate_limit_rpm: int | None = None  # requests per minute per key (or per client address)
     rate_limit_tpm: int | None = None  # tokens per minute per key

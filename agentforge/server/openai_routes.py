@@ -1,5 +1,7 @@
 """The OpenAI-compatible endpoints: `/v1/chat/completions`, `/v1/completions`, `/v1/models`.
 
+A LoRA adapter loaded into the engine is a model of its own, `<model>:<adapter>`.
+
 Each request passes the guards (API key, rate limit, input guardrails), is routed to the embedded
 engine or an upstream (falling back past failures), and comes back as OpenAI's JSON or SSE chunks.
 A client that disconnects mid-stream aborts its request in the engine.
@@ -7,6 +9,7 @@ A client that disconnects mid-stream aborts its request in the engine.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -68,8 +71,10 @@ router = APIRouter(prefix="/v1")
 
 @router.get("/models")
 async def models(who: str = Depends(guard), state: ServerState = Depends(server_state)):
-    return {"object": "list", "data": [{"id": m, "object": "model", "created": state.created, "owned_by": "agentforge"}
-                                       for m in state.router.models]}
+    data = [{"id": m, "object": "model", "created": state.created, "owned_by": "agentforge"} for m in state.router.models]
+    data += [{"id": f"{state.model_name}:{name}", "object": "model", "created": state.created, "owned_by": "agentforge",
+              "parent": state.model_name, "root": str(adapter.path)} for name, adapter in state.llm.engine.loras.items()]
+    return {"object": "list", "data": data}
 
 
 @router.post("/chat/completions")
@@ -99,6 +104,13 @@ def _check_input(state: ServerState, texts: list[str]) -> None:
 async def _dispatch(state: ServerState, body, who: str, path: str, embedded) -> Response:
     """Try the backends the router names for this request, in order; fall back past failures."""
     resolved = state.router.resolve(body.model)
+    base, _, adapter = body.model.rpartition(":")
+    if resolved is None and base and state.router.resolve(base) == state.router.embedded_model:
+        if adapter not in state.llm.engine.loras:
+            raise APIError(404, f"The model `{body.model}` does not exist: no adapter `{adapter}` is loaded "
+                                f"(loaded: {', '.join(sorted(state.llm.engine.loras)) or 'none'})",
+                           param="model", code="model_not_found")
+        return await embedded(state, body, who, adapter)
     if resolved is None:
         raise APIError(404, f"The model `{body.model}` does not exist. Available: {', '.join(state.router.models)}",
                        param="model", code="model_not_found")
@@ -117,10 +129,10 @@ async def _dispatch(state: ServerState, body, who: str, path: str, embedded) -> 
                    code="backends_unavailable")
 
 
-async def _embedded_chat(state: ServerState, body: ChatCompletionRequest, who: str) -> Response:
+async def _embedded_chat(state: ServerState, body: ChatCompletionRequest, who: str, lora: str | None = None) -> Response:
     if body.logprobs and body.top_logprobs is None:
         body.top_logprobs = 0
-    params = body.sampling_params(body.top_logprobs if body.logprobs else None)
+    params = dataclasses.replace(body.sampling_params(body.top_logprobs if body.logprobs else None), lora=lora)
     rid = f"chatcmpl-{uuid.uuid4().hex}"
     first, stream = await _start(state, state.llm.chat(
         body.messages, params, rid, tools=body.tools, tool_choice=body.tool_choice,
@@ -136,8 +148,9 @@ async def _embedded_chat(state: ServerState, body: ChatCompletionRequest, who: s
     return JSONResponse(chat_response(final, rid, body.model, tokenizer, body, state.rails), headers=headers)
 
 
-async def _embedded_completion(state: ServerState, body: CompletionRequest, who: str) -> Response:
-    params = body.sampling_params(body.logprobs)
+async def _embedded_completion(state: ServerState, body: CompletionRequest, who: str,
+                               lora: str | None = None) -> Response:
+    params = dataclasses.replace(body.sampling_params(body.logprobs), lora=lora)
     rid = f"cmpl-{uuid.uuid4().hex}"
     first, stream = await _start(state, state.llm.generate(body.prompt, params, rid), who)
     headers = {BACKEND_HEADER: EMBEDDED}

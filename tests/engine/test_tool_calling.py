@@ -180,7 +180,7 @@ def test_streamed_tool_call_deltas_reassemble_to_the_final_calls(async_llm, smol
 
 
 def test_auto_decides_per_question_and_computes_each_baseline_once(smollm2_path):
-    llm = LLM(smollm2_path, max_model_len=2048)
+    llm = LLM(smollm2_path, max_model_len=2048, tool_adapter=None)  # the base model: calibrated decisions
     params = SamplingParams(temperature=0, max_tokens=60)
     # SmolLM2 answers a chatty "What's the weather like?" in prose (see docs/benchmarks.md, BFCL auto);
     # a request phrased as a task gets the call
@@ -198,8 +198,24 @@ def test_auto_decides_per_question_and_computes_each_baseline_once(smollm2_path)
     assert (stats.waiting, stats.running, stats.kv_blocks_used) == (0, 0, 0)  # every probe ended and freed
 
 
-def test_a_request_aborted_while_its_decision_is_pending_frees_everything(smollm2_path):
+def test_the_shipped_tool_adapter_decides_by_itself(smollm2_path):
     llm = LLM(smollm2_path, max_model_len=2048)
+    assert llm.engine.tool_adapter == "tools" and llm.engine.loras["tools"].meta["tool_calling"]
+    params = SamplingParams(temperature=0, max_tokens=60)
+    called, answered = (llm.chat([{"role": "user", "content": q}], params, tools=TOOLS, parallel_tool_calls=False)[0]
+                        .outputs[0] for q in ("What's the weather like in Paris?", "Tell me a joke about penguins."))
+    assert called.tool_calls and called.tool_calls[0].function.name == "get_weather"
+    assert_valid(called.tool_calls[0])
+    assert answered.tool_calls is None and answered.text
+    assert llm.engine.decisions.baselines == {}  # no calibration probe: the adapter's own preference decides
+    off = llm.chat([{"role": "user", "content": "What's the weather like in Paris?"}], SamplingParams(
+        temperature=0, max_tokens=60, lora="base"), tools=TOOLS)[0].outputs[0]
+    assert len(llm.engine.decisions.baselines) == 1 and off.tool_calls is None  # the base model answers in prose
+    assert llm.stats().kv_blocks_used == 0
+
+
+def test_a_request_aborted_while_its_decision_is_pending_frees_everything(smollm2_path):
+    llm = LLM(smollm2_path, max_model_len=2048, tool_adapter=None)  # calibrated: a baseline and a prompt probe
     request = llm.engine.make_chat_request([{"role": "user", "content": "Weather in Rome?"}], SamplingParams(max_tokens=20),
                                            tools=TOOLS)
     llm.engine.add(request)

@@ -30,7 +30,8 @@ MESSAGES = [{"role": "user", "content": "What is the capital of France?"}]
 
 
 def test_models_and_health(server, client):
-    assert [m.id for m in client.models.list().data] == [MODEL]
+    # the base model, and the tool-calling adapter the engine loads for it
+    assert [m.id for m in client.models.list().data] == [MODEL, f"{MODEL}:tools"]
     assert httpx.get(f"{server[0]}/health").json() == {"status": "ok"}
 
 

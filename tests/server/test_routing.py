@@ -48,7 +48,7 @@ def post(url, **body):
 
 
 def test_models_and_aliases_route_to_their_backends(routed):
-    assert [m["id"] for m in httpx.get(f"{routed}/v1/models").json()["data"]] == [MODEL, "big", "ghost", "fast"]
+    assert [m["id"] for m in httpx.get(f"{routed}/v1/models").json()["data"]] == [MODEL, "big", "ghost", "fast", f"{MODEL}:tools"]
     big = post(routed, model="big")
     assert big.status_code == 200 and big.headers["X-AgentForge-Backend"] == "up" and big.json()["model"] == "big"
     fast = post(routed, model="fast")

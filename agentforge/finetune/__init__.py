@@ -1,0 +1,12 @@
+"""Fine-tuning: SFT (full or LoRA) and DPO with TRL on the models the engine runs, from one config,
+on data rendered exactly as the engine renders it; adapters the engine serves side by side."""
+
+from .config import ConfigError, FinetuneConfig, LoraSettings
+from .data import FORMATS, Conversation, Dataset, DatasetError, Preference, Prompt, read_dataset
+from .export import adapter_meta, merge_adapter
+from .gguf_export import export_gguf
+from .train import FinetuneResult, finetune
+
+__all__ = ["FORMATS", "ConfigError", "Conversation", "Dataset", "DatasetError", "FinetuneConfig", "FinetuneResult",
+           "LoraSettings", "Preference", "Prompt", "adapter_meta", "export_gguf", "finetune", "merge_adapter",
+           "read_dataset"]

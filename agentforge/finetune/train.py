@@ -1,0 +1,167 @@
+"""`finetune(config)`: read the data, load the base, train with TRL, save what the engine serves."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from transformers import TrainerCallback
+
+from agentforge.engine.lora import ADAPTER_META
+
+from .base import BaseModel, load_base
+from .config import FinetuneConfig
+from .data import Conversation, Dataset, DatasetError, Preference, RowError, read_dataset
+from .export import merge_adapter
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class FinetuneResult:
+    """Where the result went and what the run measured."""
+
+    output: Path  # `adapter/` (LoRA) or `model/` (full)
+    merged: Path | None
+    train_rows: int
+    skipped: list[RowError]
+    metrics: dict = field(default_factory=dict)  # train_loss, train_runtime, eval_loss(_before), ...
+    log_history: list[dict] = field(default_factory=list)
+
+
+def finetune(config: FinetuneConfig | dict | str | Path) -> FinetuneResult:
+    """Train as `config` says; resumes from the newest checkpoint in `output_dir` when there is one."""
+    config = FinetuneConfig.of(config)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    train = _read(config.dataset, config)
+    evaluation = _read(config.eval_dataset, config) if config.eval_dataset else None
+    base = load_base(config.model)
+    trainer = _trainer(config, base, train, evaluation)
+    checkpoint = _last_checkpoint(config.output_dir) if config.resume else None
+    if checkpoint:
+        log.warning("resuming from %s", checkpoint)
+    result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    metrics = dict(result.metrics)
+    if evaluation is not None:
+        before = next((h["eval_loss"] for h in trainer.state.log_history if "eval_loss" in h), None)
+        metrics.update(trainer.evaluate(), eval_loss_before=before)
+    output, merged = _save(config, base, trainer, metrics)
+    skipped = train.skipped + (evaluation.skipped if evaluation else [])
+    return FinetuneResult(output, merged, len(trainer.train_dataset), skipped, metrics, trainer.state.log_history)
+
+
+def _read(path: Path, config: FinetuneConfig) -> Dataset:
+    dataset = read_dataset(path, config.format)
+    wanted = Preference if config.method == "dpo" else Conversation
+    wrong = [r for r in dataset.rows if not isinstance(r, wanted)]
+    if wrong:
+        raise DatasetError(f"{path}: method {config.method!r} needs {wanted.__name__.lower()} rows, "
+                           f"but the file is in the {dataset.format!r} format")
+    if dataset.skipped:
+        if config.strict:
+            raise DatasetError(dataset.summary())
+        log.warning("%s", dataset.summary())
+    return dataset
+
+
+def _rows(dataset: Dataset, config: FinetuneConfig, base: BaseModel):
+    """The rows as TRL wants them: token ids with assistant masks (SFT), texts (DPO)."""
+    from datasets import Dataset as HFDataset
+
+    from ._render import Renderer
+
+    renderer = Renderer(base.tokenizer, config.tool_format)
+    rows = []
+    for row in dataset.rows:
+        try:
+            rows.append(renderer.conversation(row, config.max_length) if config.method == "sft"
+                        else renderer.preference(row))
+        except (ValueError, TypeError) as exc:  # e.g. too long for max_length, a template that refuses the row
+            dataset.skipped.append(RowError(row.line, str(exc)))
+    if not rows:
+        raise DatasetError(f"{dataset.path} has no row that fits: {'; '.join(map(str, dataset.skipped[:5]))}")
+    return HFDataset.from_list(rows)
+
+
+def _trainer(config: FinetuneConfig, base: BaseModel, train: Dataset, evaluation: Dataset | None):
+    try:
+        from peft import LoraConfig
+    except ImportError as exc:
+        raise ImportError("fine-tuning needs TRL and PEFT: pip install 'agentforge[finetune]'") from exc
+
+    common = dict(
+        output_dir=str(config.output_dir), num_train_epochs=config.epochs, max_steps=config.max_steps,
+        per_device_train_batch_size=config.batch_size, per_device_eval_batch_size=config.batch_size,
+        gradient_accumulation_steps=config.gradient_accumulation_steps, learning_rate=config.learning_rate,
+        lr_scheduler_type=config.lr_scheduler, warmup_steps=config.warmup, weight_decay=config.weight_decay,
+        seed=config.seed, data_seed=config.seed, logging_steps=config.logging_steps, save_steps=config.save_steps,
+        save_total_limit=config.save_total_limit, report_to=list(config.report_to), run_name=config.run_name,
+        eval_strategy="steps" if evaluation is not None and config.eval_steps else "no", eval_steps=config.eval_steps,
+        use_cpu=not torch.cuda.is_available(), dataloader_num_workers=0, max_length=None,
+        include_num_input_tokens_seen="all", eval_on_start=evaluation is not None, bf16=config.bf16, gradient_checkpointing=config.gradient_checkpointing,
+    )
+    peft_config = None
+    if config.adapter == "lora":
+        peft_config = LoraConfig(r=config.lora.r, lora_alpha=config.lora.alpha, lora_dropout=config.lora.dropout,
+                                 target_modules=config.lora.target_modules, task_type="CAUSAL_LM")
+    train_rows = _rows(train, config, base)
+    eval_rows = _rows(evaluation, config, base) if evaluation is not None else None
+    if config.method == "sft":
+        from trl import SFTConfig, SFTTrainer
+
+        trainer = SFTTrainer(model=base.model, args=SFTConfig(**common, completion_only_loss=False),
+                             train_dataset=train_rows, eval_dataset=eval_rows, processing_class=base.tokenizer,
+                             peft_config=peft_config)
+    else:
+        from trl import DPOConfig, DPOTrainer
+
+        trainer = DPOTrainer(model=base.model, args=DPOConfig(**common, beta=config.dpo_beta),
+                             train_dataset=train_rows, eval_dataset=eval_rows, processing_class=base.tokenizer,
+                             peft_config=peft_config)
+    trainer.callback_handler.callbacks.insert(0, _Throughput())
+    return trainer
+
+
+class _Throughput(TrainerCallback):
+    """Adds `tokens_per_second` (input tokens since the previous log) to every log line, before the
+    progress bar and W&B see it."""
+
+    def __init__(self) -> None:
+        self.last = (time.perf_counter(), 0)
+
+    def on_log(self, args, state, control, logs=None, **kwargs) -> None:
+        seen = state.num_input_tokens_seen
+        now = time.perf_counter()
+        if logs is not None and "loss" in logs and seen:
+            logs["tokens_per_second"] = round((seen - self.last[1]) / max(now - self.last[0], 1e-9), 1)
+            state.log_history[-1]["tokens_per_second"] = logs["tokens_per_second"]
+        self.last = (now, seen)
+
+
+def _last_checkpoint(output_dir: Path) -> Path | None:
+    checkpoints = [p for p in output_dir.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()
+                   and (p / "trainer_state.json").exists()]
+    return max(checkpoints, key=lambda p: int(p.name.split("-")[-1]), default=None)
+
+
+def _save(config: FinetuneConfig, base: BaseModel, trainer, metrics: dict) -> tuple[Path, Path | None]:
+    meta = {"base_model": str(config.model), "base_fingerprint": base.fingerprint, "method": config.method,
+            "tool_format": config.tool_format, "dataset": str(config.dataset),
+            "metrics": {k: v for k, v in metrics.items() if isinstance(v, (int, float))}}
+    if config.adapter == "full":
+        output = config.output_dir / "model"
+        trainer.model.save_pretrained(output)
+        base.tokenizer.save_pretrained(output)
+        (output / ADAPTER_META).write_text(json.dumps(meta, indent=2))
+        return output, None
+    output = config.output_dir / "adapter"
+    trainer.model.save_pretrained(output)
+    (output / ADAPTER_META).write_text(json.dumps(meta, indent=2))
+    if not config.merge:
+        return output, None
+    return output, merge_adapter(output, config.output_dir / "merged", base=load_base(config.model))
