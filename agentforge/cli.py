@@ -305,11 +305,11 @@ def main(argv: list[str] | None = None) -> int:
                                                       "speculative_tokens", "tool_format", "api_keys",
                                                       "rate_limit_rpm", "rate_limit_tpm", "max_prompt_tokens",
                                                       "redact_pii", "tool_adapter", "runtime_lora_updates")}
-            for flag, key in (("graphs", "graphs"), ("loras", "lora_adapters")):
+            for flag, key, form in (("graphs", "graphs", "NAME=MODULE:ATTR"), ("loras", "lora_adapters", "NAME=FOLDER")):
                 if getattr(args, flag):
                     pairs = [g.split("=", 1) for g in getattr(args, flag)]
                     if any(len(p) != 2 or not p[0] for p in pairs):
-                        raise ValueError(f"--{flag.rstrip('s')} takes NAME=VALUE")
+                        raise ValueError(f"--{flag.rstrip('s')} takes {form}")
                     settings[key] = dict(pairs)
             serve(ServerConfig.load(args.config, **settings))
         except (EngineError, ValueError) as exc:

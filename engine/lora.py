@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -154,11 +155,14 @@ class LoRAHooks:
         return adapter
 
     def _hook(self, module_name: str):
+        owner = weakref.ref(self)  # the model must not keep its hooks' owner alive: no reference cycle
+
         def apply(module: nn.Module, inputs: tuple[torch.Tensor], output: torch.Tensor) -> torch.Tensor:
-            if self.batch is None:
+            hooks = owner()
+            if hooks is None or hooks.batch is None:
                 return output
             x = inputs[0]
-            for adapter, rows in self.batch.rows:
+            for adapter, rows in hooks.batch.rows:
                 pair = adapter.pairs.get(module_name)
                 if pair is not None:
                     a, b = pair
