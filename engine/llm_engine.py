@@ -186,8 +186,8 @@ class LLMEngine:
         plan = prepare_chat(messages, chat, params.structured, template, self.config.tool_format)
         prompt = self.render_chat(plan.messages, chat.add_generation_prompt, **plan.template_kwargs)
         request = self.make_request(prompt, dataclasses.replace(params, structured=plan.structured), request_id)
-        if params.lora is None and plan.tool_calling is not None and plan.tool_calling.choice != "none":
-            request.lora = self._lora_of(params, has_tools=True)
+        if plan.tool_calling is not None and plan.tool_calling.choice != "none":
+            request.lora = self._lora_of(params, has_tools=True)  # the tool adapter, unless one is named
         if chat.response_format is not None and from_response_format(chat.response_format) is not None:
             request.response_format = chat.response_format
         calling = plan.tool_calling

@@ -39,14 +39,22 @@ def fingerprint(config, embeddings: torch.Tensor) -> str:
 class LoRAAdapter:
     name: str
     path: Path
-    rank: int
     scaling: float
     pairs: dict[str, tuple[torch.Tensor, torch.Tensor]]  # module name -> (A [r, in], B [out, r])
-    meta: dict = field(default_factory=dict)
+    meta: dict = field(default_factory=dict)  # its `agentforge.json` record
     uid: int = 0
 
 
 _uids = itertools.count(1)
+
+
+def adapter_meta(adapter: str | Path) -> dict:
+    """The training run's record of a PEFT adapter folder ({} for an adapter trained elsewhere)."""
+    path = Path(adapter).expanduser()
+    if not (path / "adapter_config.json").is_file():
+        raise ModelLoadError(f"{path} is not a LoRA adapter folder: no adapter_config.json")
+    meta = path / ADAPTER_META
+    return json.loads(meta.read_text()) if meta.is_file() else {}
 
 
 def read_adapter(name: str, path: str | Path, model: nn.Module, config, dtype: torch.dtype) -> LoRAAdapter:
@@ -56,8 +64,7 @@ def read_adapter(name: str, path: str | Path, model: nn.Module, config, dtype: t
     path = Path(path).expanduser()
     if not isinstance(name, str) or not name or name == BASE or ":" in name:
         raise InvalidRequestError(f"adapter name must be a non-empty string without ':' and not {BASE!r}, got {name!r}")
-    if not (path / "adapter_config.json").is_file():
-        raise ModelLoadError(f"{path} is not a LoRA adapter folder: no adapter_config.json")
+    meta = adapter_meta(path)
     settings = json.loads((path / "adapter_config.json").read_text())
     if settings.get("peft_type", "LORA") != "LORA":
         raise ModelLoadError(f"{path}: only LoRA adapters can be served, this one is {settings['peft_type']}")
@@ -67,7 +74,6 @@ def read_adapter(name: str, path: str | Path, model: nn.Module, config, dtype: t
     if settings.get("modules_to_save"):
         raise ModelLoadError(f"{path}: adapters that also train whole modules ({settings['modules_to_save']}) "
                              "cannot be served side by side; merge it into the base instead")
-    meta = json.loads((path / ADAPTER_META).read_text()) if (path / ADAPTER_META).is_file() else {}
     expected = meta.get("base_fingerprint")
     if expected and expected != fingerprint(config, model.get_submodule("model.embed_tokens").weight):
         raise ModelLoadError(f"adapter {path} was trained for another base model ({meta.get('base_model')!r}), "
@@ -101,7 +107,7 @@ def read_adapter(name: str, path: str | Path, model: nn.Module, config, dtype: t
         pairs[module_name] = (a.to(dtype).contiguous(), b.to(dtype).contiguous())
     if not pairs:
         raise ModelLoadError(f"adapter {path} holds no LoRA weights")
-    return LoRAAdapter(name, path, rank, scaling, pairs, meta, next(_uids))
+    return LoRAAdapter(name, path, scaling, pairs, meta, next(_uids))
 
 
 SHIPPED = Path(__file__).parent / "adapters"  # tool-calling adapters trained for the default models
@@ -113,8 +119,7 @@ def shipped_tool_adapter(config, model: nn.Module) -> Path | None:
         return None
     mine = fingerprint(config, model.get_submodule("model.embed_tokens").weight)
     for folder in sorted(SHIPPED.iterdir()):
-        meta = folder / ADAPTER_META
-        if meta.is_file() and json.loads(meta.read_text()).get("base_fingerprint") == mine:
+        if adapter_meta(folder).get("base_fingerprint") == mine:
             return folder
     return None
 

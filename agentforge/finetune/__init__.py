@@ -1,9 +1,11 @@
 """Fine-tuning: SFT (full or LoRA) and DPO with TRL on the models the engine runs, from one config,
 on data rendered exactly as the engine renders it; adapters the engine serves side by side."""
 
+from agentforge.engine.lora import adapter_meta
+
 from .config import ConfigError, FinetuneConfig, LoraSettings
 from .data import FORMATS, Conversation, Dataset, DatasetError, Preference, Prompt, read_dataset
-from .export import adapter_meta, merge_adapter
+from .export import merge_adapter
 from .gguf_export import export_gguf
 from .train import FinetuneResult, finetune
 

@@ -2,20 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from agentforge.engine.errors import ModelLoadError
-from agentforge.engine.lora import ADAPTER_META
-
-
-def adapter_meta(adapter: str | Path) -> dict:
-    """The run's record of an adapter folder ({} for an adapter trained elsewhere)."""
-    path = Path(adapter)
-    if not (path / "adapter_config.json").is_file():
-        raise ModelLoadError(f"{path} is not a PEFT adapter folder: no adapter_config.json")
-    meta = path / ADAPTER_META
-    return json.loads(meta.read_text()) if meta.is_file() else {}
+from agentforge.engine.lora import adapter_meta
 
 
 def merge_adapter(adapter: str | Path, output: str | Path, base=None) -> Path:

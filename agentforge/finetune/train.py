@@ -153,15 +153,11 @@ def _save(config: FinetuneConfig, base: BaseModel, trainer, metrics: dict) -> tu
     meta = {"base_model": str(config.model), "base_fingerprint": base.fingerprint, "method": config.method,
             "tool_format": config.tool_format, "dataset": str(config.dataset),
             "metrics": {k: v for k, v in metrics.items() if isinstance(v, (int, float))}}
-    if config.adapter == "full":
-        output = config.output_dir / "model"
-        trainer.model.save_pretrained(output)
-        base.tokenizer.save_pretrained(output)
-        (output / ADAPTER_META).write_text(json.dumps(meta, indent=2))
-        return output, None
-    output = config.output_dir / "adapter"
+    output = config.output_dir / ("model" if config.adapter == "full" else "adapter")
     trainer.model.save_pretrained(output)
     (output / ADAPTER_META).write_text(json.dumps(meta, indent=2))
-    if not config.merge:
+    if config.adapter == "full":
+        base.tokenizer.save_pretrained(output)
+    if config.adapter == "full" or not config.merge:
         return output, None
     return output, merge_adapter(output, config.output_dir / "merged", base=load_base(config.model))
