@@ -6,6 +6,8 @@ import argparse
 import asyncio
 import sys
 
+from agentforge._cli_a2a import add_commands as add_a2a_commands
+from agentforge._cli_a2a import run as run_a2a_command
 from agentforge._cli_data import add_commands as add_data_commands
 from agentforge._cli_data import kb_options, open_kb
 from agentforge._cli_data import run as run_data_command
@@ -283,16 +285,19 @@ def main(argv: list[str] | None = None) -> int:
     kb_options(serve, required=False)
     add_data_commands(commands)
     add_finetune_commands(commands)
+    add_a2a_commands(commands)
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return 0
     if args.command == "mcp":
         return _mcp_serve(args)
-    if args.command in ("demo", "ingest", "ask", "eval", "finetune"):
+    if args.command in ("demo", "ingest", "ask", "eval", "finetune", "a2a"):
         try:
             if args.command == "finetune":
                 return run_finetune_command(args)
+            if args.command == "a2a":
+                return run_a2a_command(args)
             return _demo(args) if args.command == "demo" else run_data_command(args)
         except (EngineError, ValueError) as exc:
             print(f"error: {exc}", file=sys.stderr)

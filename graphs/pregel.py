@@ -132,6 +132,7 @@ class CompiledStateGraph:
                 loop.call_soon_threadsafe(events.put_nowait, item)
 
         run.sink = sink
+        running: dict = {}
         try:
             await asyncio.to_thread(run.start) if self.checkpointer else run.start()
             while not events.empty():
@@ -158,6 +159,8 @@ class CompiledStateGraph:
                 while not events.empty():
                     yield events.get_nowait()
         finally:
+            for future in running:  # the run was cancelled or closed early: its nodes stop too
+                future.cancel()
             await asyncio.to_thread(run.close) if self.checkpointer else run.close()
         while not events.empty():
             yield events.get_nowait()

@@ -37,7 +37,9 @@ class SqliteSaver(BaseCheckpointSaver):
     def __init__(self, path: str | Path = ":memory:") -> None:
         super().__init__()
         self.path = str(path)
-        self.conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        # other connections may share the file (another process, an A2A task store): transactions take
+        # the write lock when they begin (BEGIN) and wait up to `timeout` for it
+        self.conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL survives a killed process
         self.conn.executescript(SCHEMA)
@@ -52,7 +54,7 @@ class SqliteSaver(BaseCheckpointSaver):
 
     def _put(self, thread_id, ns, checkpoint_id, parent_id, data, blobs) -> None:
         with self._conn_lock:
-            self.conn.execute("BEGIN")
+            self.conn.execute("BEGIN IMMEDIATE")
             try:
                 self.conn.executemany(
                     "INSERT OR REPLACE INTO blobs VALUES (?, ?, ?, ?, ?)",
@@ -67,7 +69,7 @@ class SqliteSaver(BaseCheckpointSaver):
 
     def _put_writes(self, thread_id, ns, checkpoint_id, task_id, rows) -> None:
         with self._conn_lock:
-            self.conn.execute("BEGIN")
+            self.conn.execute("BEGIN IMMEDIATE")
             try:
                 start = self.conn.execute(  # a task may write again (interrupt, resume...)
                     "SELECT COALESCE(MAX(idx) + 1, 0) FROM writes WHERE thread_id = ? AND ns = ? AND checkpoint_id = ? "

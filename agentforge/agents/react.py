@@ -109,6 +109,8 @@ def create_react_agent(
                 return {"messages": [refusal]}
         return {"messages": [tool_node.run_call(call)]}
 
+    run_tool.tools = tool_node.tools  # what this node runs: A2A agent cards list them as skills
+
     async def structured(state) -> dict:
         messages = _value(state, "messages")
         if isinstance(response_format, tuple):  # (system prompt, schema), as in LangGraph

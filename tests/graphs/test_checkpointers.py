@@ -253,3 +253,30 @@ def test_a_killed_process_resumes_without_losing_or_repeating_steps(kind, tmp_pa
     for i in range(6):  # every completed node ran once; n3, killed mid-run, ran again
         assert lines.count(f"end n{i}") == 1
     assert lines.count("start n3") == 2 and all(lines.count(f"start n{i}") == 1 for i in (0, 1, 2, 4, 5))
+
+
+def test_sqlite_savers_sharing_a_file_write_concurrently(tmp_path):
+    """Two connections to one file (two processes, or a checkpointer beside a task store) interleave
+    read-then-write transactions; none may fail with "database is locked"."""
+    import threading
+
+    path = tmp_path / "shared.sqlite"
+    savers = [SqliteSaver(path), SqliteSaver(path)]
+    errors: list[BaseException] = []
+
+    def write(saver: SqliteSaver, thread: str) -> None:
+        try:
+            for i in range(150):
+                config = make_config(thread, "", f"cp-{i // 10}")
+                saver.put_writes(config, [("x", i)], f"task-{i % 3}")
+        except BaseException as exc:
+            errors.append(exc)
+
+    workers = [threading.Thread(target=write, args=(saver, f"t{n}")) for n, saver in enumerate(savers)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert errors == []
+    rows = savers[0].conn.execute("SELECT COUNT(*) FROM writes").fetchone()[0]
+    assert rows == 300

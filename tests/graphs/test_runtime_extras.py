@@ -120,3 +120,39 @@ def test_observers_see_events_where_they_happen_without_changing_the_stream():
 
     with pytest.warns(RuntimeWarning, match="observer Broken failed"):
         assert outer.invoke({"log": []}, {"observers": [Broken()]}) == {"log": ["talk"]}
+
+
+def test_cancelling_an_async_stream_cancels_its_running_nodes():
+    import asyncio
+
+    started, cancelled = asyncio.Event(), []
+
+    async def slow(state):
+        started.set()
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            cancelled.append("slow")
+            raise
+        return {"messages": [{"role": "assistant", "content": "late"}]}
+
+    graph = StateGraph(MessagesState)
+    graph.add_node("slow", slow)
+    graph.add_edge(START, "slow")
+    graph.add_edge("slow", END)
+    app = graph.compile()
+
+    async def main():
+        async def consume():
+            async for _ in app.astream({"messages": ["go"]}):
+                pass
+
+        run = asyncio.create_task(consume())
+        await started.wait()
+        run.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await run
+        await asyncio.sleep(0)  # the node's task sees its cancellation
+        assert cancelled == ["slow"]
+
+    asyncio.run(main())

@@ -1,0 +1,197 @@
+"""`A2AServer`: a compiled graph as an Agent2Agent (A2A 1.0) server, built on the official `a2a-sdk`.
+
+The SDK speaks the protocol (JSON-RPC and HTTP+JSON, 0.3 clients through its compat layer, task
+bookkeeping, streaming, push notifications); this module wires a graph into it:
+`GraphAgentExecutor` runs the graph, tasks and push-notification configs are stored in the graph's
+own database (the SQLite file of its `SqliteSaver`, or `database=`), and tasks a killed server left
+running are resumed from the graph's last checkpoint at the next start.
+
+>>> server = A2AServer(agent, url="http://127.0.0.1:9999")
+>>> uvicorn.run(server.app(), host="127.0.0.1", port=9999)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import logging
+from collections.abc import Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import httpx
+from a2a.server.context import ServerCallContext
+from a2a.server.request_handlers import DefaultRequestHandler
+from a2a.server.routes import create_agent_card_routes, create_jsonrpc_routes, create_rest_routes
+from a2a.server.tasks import (
+    BasePushNotificationSender,
+    DatabasePushNotificationConfigStore,
+    DatabaseTaskStore,
+    InMemoryPushNotificationConfigStore,
+    InMemoryTaskStore,
+    TaskManager,
+)
+from a2a.types import ListTasksRequest, TaskState
+from a2a.utils.constants import AGENT_CARD_WELL_KNOWN_PATH
+from a2a.utils.push_url_validator import validate_push_notification_url
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+
+from agentforge.graphs import CompiledStateGraph, InMemorySaver, SqliteSaver
+
+from ._guard import A2AGuard
+from .card import REST_PATH, agent_card
+from .executor import GraphAgentExecutor, run_task
+
+log = logging.getLogger(__name__)
+_UNFINISHED = (TaskState.TASK_STATE_SUBMITTED, TaskState.TASK_STATE_WORKING)
+
+
+class A2AServer:
+    """Serves `graph` over A2A at `url` (its public address; `path` is where its routes sit in this
+    app, "" for an app of its own).
+
+    - `database`: where tasks and push configs live — a SQLite file path or a SQLAlchemy async URL
+      (`postgresql+psycopg://...`). Default: the SQLite file of the graph's `SqliteSaver`, else
+      memory (tasks then end with the process). A graph without a checkpointer gets one in
+      `database` (SQLite) or in memory.
+    - `api_keys`: when given, every call but the agent card needs one (bearer token or
+      `X-API-Key`), and the card declares both schemes.
+    - `private_webhooks`: allow push notifications to loopback/private addresses (local setups,
+      tests); by default they must go to public hosts.
+    """
+
+    def __init__(self, graph: CompiledStateGraph, *, url: str, path: str = "", name: str | None = None,
+                 description: str | None = None, version: str = "1.0.0", database: str | Path | None = None,
+                 api_keys: Sequence[str] = (), max_body_bytes: int = 1 << 20, private_webhooks: bool = False) -> None:
+        if not url.startswith(("http://", "https://")):
+            raise ValueError(f"url must be the server's public http(s) address, got {url!r}")
+        if path and (not path.startswith("/") or path.endswith("/")):
+            raise ValueError(f"path must start with '/' and not end with one, got {path!r}")
+        if any(not key for key in api_keys):
+            raise ValueError("api_keys must not contain empty keys")
+        self.path = path
+        self.api_keys = tuple(api_keys)
+        self.max_body_bytes = max_body_bytes
+        self.graph = _with_checkpointer(graph, database)
+        self.card = agent_card(self.graph, url, name=name, description=description, version=version,
+                               secured=bool(api_keys))
+        self.executor = GraphAgentExecutor(self.graph)
+        db_url = _database_url(database, self.graph)
+        self._engine = _async_engine(db_url) if db_url else None
+        if self._engine is not None:
+            table = "".join(c if c.isalnum() else "_" for c in self.card.name.lower())  # agents may share a file
+            self.task_store = DatabaseTaskStore(self._engine, table_name=f"a2a_tasks_{table}")
+            self.push_store = DatabasePushNotificationConfigStore(self._engine, table_name=f"a2a_push_{table}")
+        else:
+            self.task_store, self.push_store = InMemoryTaskStore(), InMemoryPushNotificationConfigStore()
+        self._http = httpx.AsyncClient(timeout=10.0)
+        validator = None if private_webhooks else validate_push_notification_url
+        self.handler = DefaultRequestHandler(
+            agent_executor=self.executor, task_store=self.task_store, agent_card=self.card,
+            push_config_store=self.push_store, push_url_validator=validator,
+            push_sender=BasePushNotificationSender(self._http, self.push_store, push_url_validator=validator))
+        self._recovering: set[asyncio.Task] = set()
+
+    @property
+    def routes(self) -> list:
+        """The agent card, JSON-RPC at `path` and HTTP+JSON at `path/rest` (its catch-all tenant
+        mount last, so add these after your own routes)."""
+        rpc = self.path or "/"
+        return [*create_agent_card_routes(self.card, card_url=self.path + AGENT_CARD_WELL_KNOWN_PATH),
+                *create_jsonrpc_routes(self.handler, rpc_url=rpc, enable_v0_3_compat=True),
+                *create_rest_routes(self.handler, enable_v0_3_compat=True, path_prefix=self.path + REST_PATH)]
+
+    def guard(self) -> Middleware:
+        """The credentials and body-size check for these routes, as Starlette middleware."""
+        return Middleware(A2AGuard, prefix=self.path, api_keys=self.api_keys, max_body_bytes=self.max_body_bytes)
+
+    def app(self) -> Starlette:
+        """A Starlette app of its own serving this agent (starts and closes with its lifespan)."""
+
+        @asynccontextmanager
+        async def lifespan(app):
+            await self.start()
+            yield
+            await self.close()
+
+        return Starlette(routes=self.routes, middleware=[self.guard()], lifespan=lifespan)
+
+    async def start(self) -> None:
+        """Create the tables, then resume the tasks a killed server left submitted or working."""
+        if self._engine is not None:
+            await self.task_store.initialize()
+            await self.push_store.initialize()
+        for task in await self._unfinished_tasks():
+            log.info("A2A: resuming task %s from the graph's last checkpoint", task.id)
+            job = asyncio.create_task(self._resume(task))
+            self._recovering.add(job)
+            job.add_done_callback(self._recovering.discard)
+
+    async def close(self) -> None:
+        for job in list(self._recovering):
+            job.cancel()
+        await asyncio.gather(*self._recovering, return_exceptions=True)
+        await self._http.aclose()
+        if self._engine is not None:
+            await self._engine.dispose()
+
+    async def _unfinished_tasks(self) -> list:
+        context, tasks, token = ServerCallContext(), [], ""
+        while True:
+            page = await self.task_store.list(ListTasksRequest(page_size=100, page_token=token), context)
+            tasks += [t for t in page.tasks if t.status.state in _UNFINISHED]
+            if not (token := page.next_page_token):
+                return tasks
+
+    async def _resume(self, task) -> None:
+        manager = TaskManager(self.task_store, ServerCallContext(), task.id, task.context_id, None)
+
+        class _Store:  # run_task's events go straight to the task's stored record
+            @staticmethod
+            async def enqueue_event(event) -> None:
+                await manager.process(event)
+
+        async with self.executor._context_locks[task.context_id]:
+            await run_task(self.graph, task, None, _Store())
+
+
+def _with_checkpointer(graph: CompiledStateGraph, database: str | Path | None) -> CompiledStateGraph:
+    if not getattr(graph, "_is_compiled_graph", False):
+        raise TypeError(f"A2AServer serves a compiled graph (StateGraph.compile() or an agent), got {type(graph).__name__}")
+    if graph.checkpointer is not None:
+        return graph
+    graph = copy.copy(graph)  # the caller's graph stays as it was
+    local = database is not None and "://" not in str(database)
+    graph.checkpointer = SqliteSaver(database) if local else InMemorySaver()
+    return graph
+
+
+def _async_engine(url: str) -> AsyncEngine:
+    """An engine for `url`; on SQLite its transactions take the write lock when they begin, so a
+    read-then-write never fails with "database is locked" beside the checkpointer's connection."""
+    if not url.startswith("sqlite"):
+        return create_async_engine(url)
+    engine = create_async_engine(url, connect_args={"timeout": 30})
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _autocommit_driver(dbapi_connection, record) -> None:
+        dbapi_connection.isolation_level = None  # SQLAlchemy emits BEGIN itself (below)
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _begin_immediate(connection) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def _database_url(database: str | Path | None, graph: CompiledStateGraph) -> str | None:
+    if database is None and isinstance(graph.checkpointer, SqliteSaver) and graph.checkpointer.path != ":memory:":
+        database = graph.checkpointer.path
+    if database is None:
+        return None
+    if "://" in str(database):
+        return str(database)
+    return f"sqlite+aiosqlite:///{Path(database).resolve()}"

@@ -1,0 +1,101 @@
+"""Kill the A2A server mid-task (SIGKILL), start it again: the tasks are still there, the running
+one finishes from the graph's last checkpoint (nothing done twice), and an input-required task
+resumes with the next message."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+from _a2a_helpers import free_port
+
+HERE = Path(__file__).parent
+V1 = {"A2A-Version": "1.0"}
+
+
+def _start(port: int, database: Path, env: dict) -> subprocess.Popen:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "agentforge.cli", "a2a", "serve", "_restart_graph:graph", "--port", str(port),
+         "--database", str(database)], env=env, cwd=HERE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/.well-known/agent-card.json", timeout=1)
+            return process
+        except httpx.HTTPError:
+            assert process.poll() is None, process.stderr.read().decode()
+            time.sleep(0.1)
+    raise AssertionError("the A2A server did not start")
+
+
+def _rpc(url: str, method: str, params: dict) -> dict:
+    body = httpx.post(url + "/", json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params},
+                      headers=V1, timeout=30).json()
+    assert "result" in body, body
+    return body["result"]
+
+
+def _send(url: str, text: str, **message) -> dict:
+    return _rpc(url, "SendMessage", {"message": {"messageId": f"m-{time.time_ns()}", "role": "ROLE_USER",
+                                                 "parts": [{"text": text}], **message},
+                                     "configuration": {"returnImmediately": True}})["task"]
+
+
+def _wait(url: str, task_id: str, state: str) -> dict:
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        task = _rpc(url, "GetTask", {"id": task_id})
+        if task["status"]["state"] == state:
+            return task
+        time.sleep(0.1)
+    raise AssertionError(f"task {task_id} did not reach {state}: {task['status']}")
+
+
+def _runs(tmp_path: Path) -> list[str]:
+    return (tmp_path / "runs.log").read_text().split()
+
+
+def test_tasks_survive_a_killed_server(tmp_path):
+    env = {**os.environ, "A2A_TEST_DIR": str(tmp_path), "PYTHONPATH": str(HERE)}
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    database = tmp_path / "agent.sqlite"
+    server = _start(port, database, env)
+    try:
+        asking = _send(url, "greet me")
+        _wait(url, asking["id"], "TASK_STATE_INPUT_REQUIRED")
+        working = _send(url, "work")
+        deadline = time.time() + 30
+        while "slow" not in _runs(tmp_path):  # "first" is checkpointed, "slow" is running
+            assert time.time() < deadline
+            time.sleep(0.05)
+        assert _rpc(url, "GetTask", {"id": working["id"]})["status"]["state"] == "TASK_STATE_WORKING"
+    finally:
+        server.send_signal(signal.SIGKILL)
+        server.wait()
+    assert _runs(tmp_path) == ["ask", "first", "slow"]
+
+    (tmp_path / "release").touch()
+    server = _start(port, database, env)
+    try:
+        done = _wait(url, working["id"], "TASK_STATE_COMPLETED")  # resumed from its last checkpoint
+        assert done["status"]["message"]["parts"][0]["text"] == "all done"
+        waiting = _rpc(url, "GetTask", {"id": asking["id"]})
+        assert waiting["status"]["state"] == "TASK_STATE_INPUT_REQUIRED"
+        assert waiting["status"]["message"]["parts"][0]["text"] == "What is your name?"
+        answer = _send(url, "Ada", taskId=asking["id"], contextId=asking["contextId"])
+        greeted = _wait(url, answer["id"], "TASK_STATE_COMPLETED")
+        assert greeted["id"] == asking["id"]
+        assert greeted["status"]["message"]["parts"][0]["text"] == "Hello, Ada!"
+        listed = _rpc(url, "ListTasks", {})
+        assert {t["id"] for t in listed["tasks"]} == {asking["id"], working["id"]}
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    # "first" ran once: only the interrupted node ran again; "ask" re-ran to take its answer
+    assert _runs(tmp_path) == ["ask", "first", "slow", "slow", "ask", "greet"]
