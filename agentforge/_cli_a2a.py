@@ -24,6 +24,8 @@ def add_commands(commands) -> None:
     serve.add_argument("--max-body-bytes", type=int, default=1 << 20)
     serve.add_argument("--allow-private-webhooks", action="store_true",
                        help="let push notifications go to loopback/private addresses (local setups, test kits)")
+    serve.add_argument("--direct-replies", action="store_true",
+                       help="let nodes answer with a plain A2A Message instead of a task")
     serve.add_argument("--model", help="the demo agent's model (default: the embedded SmolLM2)")
 
 
@@ -43,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     url = args.public_url or f"http://{args.host}:{args.port}"
     server = A2AServer(graph, url=url, name=args.name, description=args.description, database=database,
                        api_keys=args.api_keys, max_body_bytes=args.max_body_bytes,
-                       private_webhooks=args.allow_private_webhooks)
+                       private_webhooks=args.allow_private_webhooks, direct_replies=args.direct_replies)
     print(f"A2A agent {server.card.name!r}: card at {url}/.well-known/agent-card.json, JSON-RPC at {url}, "
           f"HTTP+JSON at {url}/rest. Ctrl-C stops.", file=sys.stderr, flush=True)
     try:

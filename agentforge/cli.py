@@ -158,7 +158,7 @@ def _demo(args: argparse.Namespace) -> int:
     from agentforge.server import ServerConfig, create_app
 
     traces = default_path("agentforge-docs").parents[1] / "traces.sqlite"  # next to the knowledge bases
-    config = ServerConfig.load(None, model=args.model, host=args.host, port=args.port, trace_store=str(traces))
+    config = ServerConfig.load(None, model=args.model, host=args.host, port=args.port, trace_store=str(traces), a2a=True)
     print(f"loading {config.model} ...", file=sys.stderr, flush=True)
     llm = AsyncLLM(config.model, dtype=config.dtype, speculative_tokens=config.speculative_tokens)
     model = EngineChatModel.over(llm, max_tokens=args.max_tokens)
@@ -169,7 +169,8 @@ def _demo(args: argparse.Namespace) -> int:
     server = uvicorn.Server(uvicorn.Config(create_app(llm, config=config, graphs=graphs), host=config.host,
                                            port=config.port, log_level="warning"))
     print(f"AgentForge demo: chat app at http://{config.host}:{config.port}/ (Agent mode: calculator and docs search); "
-          f"Agent Protocol assistants 'agent', 'agent-approval'; OpenAI API at /v1. Ctrl-C stops.", flush=True)
+          f"Agent Protocol assistants 'agent', 'agent-approval', also A2A agents at /a2a/agent and /a2a/agent-approval; "
+          f"OpenAI API at /v1. Ctrl-C stops.", flush=True)
     try:
         server.run()
     finally:
@@ -261,6 +262,9 @@ def main(argv: list[str] | None = None) -> int:
                            help="let clients load and unload adapters (/v1/load_lora_adapter)")
     serve_api.add_argument("--graph", action="append", dest="graphs", metavar="NAME=MODULE:ATTR",
                            help="serve a compiled graph as assistant NAME through the Agent Protocol (repeatable)")
+    serve_api.add_argument("--a2a", action="store_true", default=None,
+                           help="also serve each graph over A2A at /a2a/NAME (card at /a2a/NAME/.well-known/agent-card.json)")
+    serve_api.add_argument("--public-url", help="the address A2A peers use (default: http://HOST:PORT)")
     serve_api.add_argument("--api-key", action="append", dest="api_keys", help="require this key (repeatable)")
     serve_api.add_argument("--rate-limit-rpm", type=int, help="requests per minute per key")
     serve_api.add_argument("--rate-limit-tpm", type=int, help="tokens per minute per key")
@@ -309,7 +313,8 @@ def main(argv: list[str] | None = None) -> int:
             settings = {k: getattr(args, k) for k in ("model", "served_model_name", "host", "port", "dtype",
                                                       "speculative_tokens", "tool_format", "api_keys",
                                                       "rate_limit_rpm", "rate_limit_tpm", "max_prompt_tokens",
-                                                      "redact_pii", "tool_adapter", "runtime_lora_updates")}
+                                                      "redact_pii", "tool_adapter", "runtime_lora_updates", "a2a",
+                                                      "public_url")}
             for flag, key, form in (("graphs", "graphs", "NAME=MODULE:ATTR"), ("loras", "lora_adapters", "NAME=FOLDER")):
                 if getattr(args, flag):
                     pairs = [g.split("=", 1) for g in getattr(args, flag)]

@@ -33,6 +33,8 @@ class PostgresSaver(BaseCheckpointSaver):
         super().__init__()
         from psycopg_pool import ConnectionPool
 
+        self.conninfo = conninfo
+
         self.pool = ConnectionPool(conninfo, min_size=min_size, max_size=max_size, open=True,
                                    kwargs={"autocommit": True})
         with self.pool.connection() as conn:

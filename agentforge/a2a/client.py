@@ -65,13 +65,15 @@ class RemoteReply:
 @dataclass(slots=True)
 class RemoteEvent:
     """One streamed update: "text" (a piece of an answer), "status" (state change or a finished
-    node, `node` set), or "done" (the last event, with `reply`)."""
+    node, `node` set), or "done" (the last event, with `reply`). `task_id` is the remote task's
+    (to cancel it mid-stream); None for an agent that answers with a plain message."""
 
     kind: Literal["text", "status", "done"]
     text: str = ""
     state: str = ""
     node: str | None = None
     reply: RemoteReply | None = None
+    task_id: str | None = None
 
 
 class RemoteAgent:
@@ -161,19 +163,19 @@ class RemoteAgent:
                     task.status.CopyFrom(update.status)
                     node = update.metadata["node"] if "node" in update.metadata else None
                     yield RemoteEvent("status", message_text(update.status.message), _STATE_NAMES[update.status.state],
-                                      node=node)
+                                      node=node, task_id=task.id)
                 elif kind == "artifact_update":
                     update = response.artifact_update
                     replaces = not update.append and update.artifact.artifact_id in seen
                     seen.add(update.artifact.artifact_id)
                     if not replaces and (text := get_artifact_text(update.artifact, "")):
-                        yield RemoteEvent("text", text)
+                        yield RemoteEvent("text", text, task_id=update.task_id)
         except (A2AClientError, httpx.HTTPError) as exc:
             raise RemoteAgentError(f"A2A agent at {self.url}: {exc}") from exc
         if answer is None and task is None:
             raise RemoteAgentError(f"A2A agent at {self.url} ended the stream without a task or a message")
         reply = _reply_of_message(answer) if answer is not None else await self._final(task)
-        yield RemoteEvent("done", reply.text, reply.state, reply=reply)
+        yield RemoteEvent("done", reply.text, reply.state, reply=reply, task_id=reply.task_id)
 
     async def get(self, task_id: str) -> RemoteReply:
         client = await self._connect()

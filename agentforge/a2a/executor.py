@@ -19,7 +19,7 @@ from a2a.helpers import new_task_from_user_message
 from a2a.server.agent_execution import AgentExecutor, RequestContext
 from a2a.server.events import EventQueue
 from a2a.server.tasks import TaskUpdater
-from a2a.types import Message, Task, TaskState
+from a2a.types import Artifact, Message, Task, TaskState
 
 from agentforge.agents import ChatChunk
 from agentforge.graphs import Command, CompiledStateGraph
@@ -34,23 +34,36 @@ class _Sink(Protocol):
 
 
 class GraphAgentExecutor(AgentExecutor):
-    """The `a2a-sdk` executor over `graph`, which must have a checkpointer (threads, interrupts)."""
+    """The `a2a-sdk` executor over `graph`, which must have a checkpointer (threads, interrupts).
 
-    def __init__(self, graph: CompiledStateGraph) -> None:
+    With `direct_replies`, a new task is announced with the graph's first event rather than at
+    once, so a node can answer with a plain A2A `Message` instead (see `_TaskRun`); the price is
+    that a client asking to return immediately waits for that first event."""
+
+    def __init__(self, graph: CompiledStateGraph, *, direct_replies: bool = False) -> None:
         if graph.checkpointer is None:
             raise ValueError("an A2A agent needs a graph compiled with a checkpointer (contexts are its threads)")
         self.graph = graph
+        self.direct_replies = direct_replies
         self._context_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
 
     async def execute(self, context: RequestContext, event_queue: EventQueue) -> None:
         task = context.current_task
+        announce = task is None
         if task is None:
             task = new_task_from_user_message(context.message)
-            await event_queue.enqueue_event(task)
-        resuming = task.status.state == TaskState.TASK_STATE_INPUT_REQUIRED
-        graph_input = Command(resume=message_value(context.message)) if resuming else self._input(context.message)
+            if not self.direct_replies:
+                await event_queue.enqueue_event(task)
+        run = _TaskRun(task, event_queue, announce=announce and self.direct_replies)
+        try:
+            resuming = task.status.state == TaskState.TASK_STATE_INPUT_REQUIRED
+            graph_input = Command(resume=message_value(context.message)) if resuming else self._input(context.message)
+        except ValueError as exc:  # input this graph cannot take: the agent declines the task
+            await run.open()
+            await run.updater.reject(_message(run.updater, str(exc)))
+            return
         async with self._context_locks[task.context_id]:  # one run at a time per thread
-            await run_task(self.graph, task, graph_input, event_queue)
+            await run.execute(self.graph, graph_input, context.message.message_id)
 
     async def cancel(self, context: RequestContext, event_queue: EventQueue) -> None:
         task = context.current_task
@@ -72,35 +85,83 @@ class GraphAgentExecutor(AgentExecutor):
 
 
 async def run_task(graph: CompiledStateGraph, task: Task, graph_input: Any, sink: _Sink) -> None:
-    """Run (or resume, with `graph_input=None`) `graph` on the task's thread and report its progress
-    as A2A events into `sink` (an event queue, or a task manager after a restart)."""
-    updater = TaskUpdater(sink, task.id, task.context_id)
-    config = {"configurable": {"thread_id": task.context_id}}
-    await updater.start_work()
-    streamed: dict[str, tuple[str, list[str]]] = {}  # model message id -> (artifact id, text so far)
-    try:
-        async for mode, chunk in graph.astream(graph_input, config, stream_mode=["messages", "updates"]):
-            if mode == "messages":
-                await _stream_tokens(updater, chunk[0], streamed)
-            else:
-                for node in chunk:
-                    if node != "__interrupt__":
-                        await updater.update_status(TaskState.TASK_STATE_WORKING, metadata={"node": node})
-    except asyncio.CancelledError:
-        raise
-    except Exception as exc:  # the graph failed: the task says why, the server keeps serving
-        log.warning("A2A task %s failed: %s", task.id, exc, exc_info=True)
-        await updater.failed(_message(updater, f"{type(exc).__name__}: {exc}"))
-        return
-    snapshot = await graph.aget_state(config)
-    if snapshot.interrupts:
-        await updater.requires_input(_message(updater, snapshot.interrupts[0].value))
-        return
-    answer = _answer(snapshot.values)
-    last_id = _last_message_id(snapshot.values)
-    if answer is not None and last_id not in streamed:
-        await updater.add_artifact(value_parts(answer), name="answer", last_chunk=True)
-    await updater.complete(_message(updater, answer) if answer is not None else None)
+    """Run (or resume, with `graph_input=None`) `graph` on a known task's thread and report its
+    progress as A2A events into `sink` (an event queue, or a task manager after a restart)."""
+    await _TaskRun(task, sink, announce=False).execute(graph, graph_input, None)
+
+
+class _TaskRun:
+    """One graph run for one task, as A2A events.
+
+    A node may also send A2A objects through `get_stream_writer()`: an `Artifact` becomes an
+    artifact of the task (files, data); a `Message` sent before anything else, while the task is
+    not announced yet (`direct_replies`), is the whole reply: no task is created, as A2A allows
+    for quick answers."""
+
+    def __init__(self, task: Task, sink: _Sink, *, announce: bool) -> None:
+        self.task, self.sink, self.unannounced = task, sink, announce
+        self.updater = TaskUpdater(sink, task.id, task.context_id)
+        self.streamed: dict[str, tuple[str, list[str]]] = {}  # model message id -> (artifact id, text so far)
+        self.replied = False  # answered with a Message: events after it are not sent
+
+    async def open(self) -> None:
+        """Announce the task (when new) and put it in `working`, once."""
+        if self.unannounced is not None:
+            if self.unannounced:
+                await self.sink.enqueue_event(self.task)
+            self.unannounced = None
+            await self.updater.start_work()
+
+    async def execute(self, graph: CompiledStateGraph, graph_input: Any, message_id: str | None) -> None:
+        # nodes that take `config` see which A2A task and message they serve
+        config = {"configurable": {"thread_id": self.task.context_id, "a2a_task_id": self.task.id,
+                                   "a2a_message_id": message_id}}
+        if not self.unannounced:  # a task the client knows of is working from now on
+            await self.open()
+        try:
+            async for mode, chunk in graph.astream(graph_input, config, stream_mode=["messages", "updates", "custom"]):
+                if not self.replied:
+                    await self._event(mode, chunk)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the graph failed: the task says why, the server keeps serving
+            log.warning("A2A task %s failed: %s", self.task.id, exc, exc_info=True)
+            if not self.replied:
+                await self.open()
+                await self.updater.failed(_message(self.updater, f"{type(exc).__name__}: {exc}"))
+            return
+        if not self.replied:
+            await self.open()
+            await self._finish(await graph.aget_state(config))
+
+    async def _event(self, mode: str, chunk: Any) -> None:
+        if mode == "custom" and isinstance(chunk, Message) and self.unannounced:
+            chunk.context_id = chunk.context_id or self.task.context_id
+            chunk.message_id = chunk.message_id or str(uuid.uuid4())
+            await self.sink.enqueue_event(chunk)
+            self.replied = True
+            return
+        if mode == "custom" and not isinstance(chunk, Artifact):
+            return
+        await self.open()
+        if mode == "custom":
+            await self.updater.add_artifact(list(chunk.parts), artifact_id=chunk.artifact_id or None,
+                                            name=chunk.name or None, last_chunk=True)
+        elif mode == "messages":
+            await _stream_tokens(self.updater, chunk[0], self.streamed)
+        else:
+            for node in chunk:
+                if node != "__interrupt__":
+                    await self.updater.update_status(TaskState.TASK_STATE_WORKING, metadata={"node": node})
+
+    async def _finish(self, snapshot) -> None:
+        if snapshot.interrupts:
+            await self.updater.requires_input(_message(self.updater, snapshot.interrupts[0].value))
+            return
+        answer = _answer(snapshot.values)
+        if answer is not None and _last_message_id(snapshot.values) not in self.streamed:
+            await self.updater.add_artifact(value_parts(answer), name="answer", last_chunk=True)
+        await self.updater.complete(_message(self.updater, answer) if answer is not None else None)
 
 
 async def _stream_tokens(updater: TaskUpdater, chunk: Any, streamed: dict[str, tuple[str, list[str]]]) -> None:

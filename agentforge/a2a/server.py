@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import functools
 import logging
 from collections.abc import Sequence
 from contextlib import asynccontextmanager
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import httpx
 from a2a.server.context import ServerCallContext
+from a2a.server.models import create_push_notification_config_model, create_task_model
 from a2a.server.request_handlers import DefaultRequestHandler
 from a2a.server.routes import create_agent_card_routes, create_jsonrpc_routes, create_rest_routes
 from a2a.server.tasks import (
@@ -38,6 +40,7 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.routing import Mount
 
 from agentforge.graphs import CompiledStateGraph, InMemorySaver, SqliteSaver
 
@@ -54,18 +57,21 @@ class A2AServer:
     app, "" for an app of its own).
 
     - `database`: where tasks and push configs live — a SQLite file path or a SQLAlchemy async URL
-      (`postgresql+psycopg://...`). Default: the SQLite file of the graph's `SqliteSaver`, else
-      memory (tasks then end with the process). A graph without a checkpointer gets one in
+      (`postgresql+psycopg://...`). Default: the database of the graph's `SqliteSaver` or
+      `PostgresSaver`, else memory (tasks then end with the process). A graph without a checkpointer gets one in
       `database` (SQLite) or in memory.
     - `api_keys`: when given, every call but the agent card needs one (bearer token or
       `X-API-Key`), and the card declares both schemes.
     - `private_webhooks`: allow push notifications to loopback/private addresses (local setups,
       tests); by default they must go to public hosts.
+    - `direct_replies`: a node may answer with a plain A2A `Message` instead of a task (see
+      `GraphAgentExecutor`).
     """
 
     def __init__(self, graph: CompiledStateGraph, *, url: str, path: str = "", name: str | None = None,
                  description: str | None = None, version: str = "1.0.0", database: str | Path | None = None,
-                 api_keys: Sequence[str] = (), max_body_bytes: int = 1 << 20, private_webhooks: bool = False) -> None:
+                 api_keys: Sequence[str] = (), max_body_bytes: int = 1 << 20, private_webhooks: bool = False,
+                 direct_replies: bool = False) -> None:
         if not url.startswith(("http://", "https://")):
             raise ValueError(f"url must be the server's public http(s) address, got {url!r}")
         if path and (not path.startswith("/") or path.endswith("/")):
@@ -78,13 +84,11 @@ class A2AServer:
         self.graph = _with_checkpointer(graph, database)
         self.card = agent_card(self.graph, url, name=name, description=description, version=version,
                                secured=bool(api_keys))
-        self.executor = GraphAgentExecutor(self.graph)
+        self.executor = GraphAgentExecutor(self.graph, direct_replies=direct_replies)
         db_url = _database_url(database, self.graph)
         self._engine = _async_engine(db_url) if db_url else None
         if self._engine is not None:
-            table = "".join(c if c.isalnum() else "_" for c in self.card.name.lower())  # agents may share a file
-            self.task_store = DatabaseTaskStore(self._engine, table_name=f"a2a_tasks_{table}")
-            self.push_store = DatabasePushNotificationConfigStore(self._engine, table_name=f"a2a_push_{table}")
+            self.task_store, self.push_store = _database_stores(self._engine, self.card.name)
         else:
             self.task_store, self.push_store = InMemoryTaskStore(), InMemoryPushNotificationConfigStore()
         self._http = httpx.AsyncClient(timeout=10.0)
@@ -97,16 +101,14 @@ class A2AServer:
 
     @property
     def routes(self) -> list:
-        """The agent card, JSON-RPC at `path` and HTTP+JSON at `path/rest` (its catch-all tenant
-        mount last, so add these after your own routes)."""
+        """The agent card, JSON-RPC at `path` and HTTP+JSON at `path/rest`. The SDK's multi-tenant
+        copies of the REST routes (a catch-all `/{tenant}` mount at the root) are left out: this
+        agent has no tenants, and that mount would shadow every route after it."""
         rpc = self.path or "/"
+        rest = create_rest_routes(self.handler, enable_v0_3_compat=True, path_prefix=self.path + REST_PATH)
         return [*create_agent_card_routes(self.card, card_url=self.path + AGENT_CARD_WELL_KNOWN_PATH),
                 *create_jsonrpc_routes(self.handler, rpc_url=rpc, enable_v0_3_compat=True),
-                *create_rest_routes(self.handler, enable_v0_3_compat=True, path_prefix=self.path + REST_PATH)]
-
-    def guard(self) -> Middleware:
-        """The credentials and body-size check for these routes, as Starlette middleware."""
-        return Middleware(A2AGuard, prefix=self.path, api_keys=self.api_keys, max_body_bytes=self.max_body_bytes)
+                *(route for route in rest if not isinstance(route, Mount))]
 
     def app(self) -> Starlette:
         """A Starlette app of its own serving this agent (starts and closes with its lifespan)."""
@@ -117,7 +119,14 @@ class A2AServer:
             yield
             await self.close()
 
-        return Starlette(routes=self.routes, middleware=[self.guard()], lifespan=lifespan)
+        guard = Middleware(A2AGuard, prefix=self.path, api_keys=self.api_keys, max_body_bytes=self.max_body_bytes)
+        return Starlette(routes=self.routes, middleware=[guard], lifespan=lifespan)
+
+    def install(self, app: Starlette) -> None:
+        """Add these routes and their guard to an existing app (FastAPI or Starlette) before it
+        starts; the app's lifespan must await `start()` and `close()`."""
+        app.router.routes.extend(self.routes)
+        app.add_middleware(A2AGuard, prefix=self.path, api_keys=self.api_keys, max_body_bytes=self.max_body_bytes)
 
     async def start(self) -> None:
         """Create the tables, then resume the tasks a killed server left submitted or working."""
@@ -158,6 +167,20 @@ class A2AServer:
             await run_task(self.graph, task, None, _Store())
 
 
+def _database_stores(engine: AsyncEngine, agent: str) -> tuple[DatabaseTaskStore, DatabasePushNotificationConfigStore]:
+    """The SDK's stores on tables of this agent's own (agents may share a database). The SDK
+    declares a table's model once per process, so the models are made once per name and shared."""
+    table = "".join(c if c.isalnum() else "_" for c in agent.lower())
+    tasks, push = DatabaseTaskStore(engine), DatabasePushNotificationConfigStore(engine)
+    tasks.task_model, push.config_model = _models(table)
+    return tasks, push
+
+
+@functools.cache
+def _models(table: str) -> tuple[type, type]:
+    return create_task_model(f"a2a_tasks_{table}"), create_push_notification_config_model(f"a2a_push_{table}")
+
+
 def _with_checkpointer(graph: CompiledStateGraph, database: str | Path | None) -> CompiledStateGraph:
     if not getattr(graph, "_is_compiled_graph", False):
         raise TypeError(f"A2AServer serves a compiled graph (StateGraph.compile() or an agent), got {type(graph).__name__}")
@@ -188,8 +211,13 @@ def _async_engine(url: str) -> AsyncEngine:
 
 
 def _database_url(database: str | Path | None, graph: CompiledStateGraph) -> str | None:
-    if database is None and isinstance(graph.checkpointer, SqliteSaver) and graph.checkpointer.path != ":memory:":
-        database = graph.checkpointer.path
+    """Where tasks go: `database`, else the database of the graph's SQLite or PostgreSQL saver."""
+    saver = graph.checkpointer
+    if database is None and isinstance(saver, SqliteSaver) and saver.path != ":memory:":
+        database = saver.path
+    conninfo = getattr(saver, "conninfo", None)
+    if database is None and isinstance(conninfo, str) and conninfo.startswith(("postgresql://", "postgres://")):
+        database = "postgresql+psycopg://" + conninfo.split("://", 1)[1]
     if database is None:
         return None
     if "://" in str(database):

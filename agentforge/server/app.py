@@ -1,5 +1,6 @@
 """The HTTP server over the embedded engine (FastAPI): the OpenAI-compatible API, compiled graphs
-through the Agent Protocol (`agent_routes.py`), the chat app at `/`, `/health` and Prometheus `/metrics`.
+through the Agent Protocol (`agent_routes.py`) and, with `a2a`, over A2A (`agentforge.a2a`), the
+chat app at `/`, `/health` and Prometheus `/metrics`.
 
 The routes live in `openai_routes.py`, the OpenAI response shapes in `openai_shapes.py`, the
 upstream proxy in `proxy.py`, the error bodies in `errors.py`; this module wires them together.
@@ -38,6 +39,20 @@ def _trace_exporters(config: ServerConfig, metrics: Metrics) -> tuple[SqliteTrac
     return store, exporters
 
 
+def _a2a_servers(app: FastAPI, config: ServerConfig) -> list:
+    """Each served graph as an A2A agent at /a2a/<assistant id>, behind the server's API keys."""
+    from agentforge.a2a import A2AServer
+
+    base = (config.public_url or f"http://{config.host}:{config.port}").rstrip("/")
+    servers = []
+    for name, assistant in app.state.assistants.items():
+        server = A2AServer(assistant.graph, url=f"{base}/a2a/{name}", path=f"/a2a/{name}", name=name,
+                           api_keys=config.api_keys, max_body_bytes=config.max_body_bytes)
+        server.install(app)
+        servers.append(server)
+    return servers
+
+
 def create_app(llm, model_name: str | None = None, config: ServerConfig | None = None,
                graphs: dict | None = None) -> FastAPI:
     """An app serving `llm` (an `AsyncLLM`) as `model_name`, with the guards `config` turns on, and
@@ -47,9 +62,15 @@ def create_app(llm, model_name: str | None = None, config: ServerConfig | None =
     router = Router.from_config(model_name, config.upstreams, config.aliases, config.routes)
     state = ServerState(llm, config, model_name, Metrics(llm), router)
 
+    a2a_servers: list = []
+
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        for server in a2a_servers:
+            await server.start()
         yield
+        for server in a2a_servers:
+            await server.close()
         for upstream in router.upstreams.values():  # their connection pools close with the server
             await upstream.client.aclose()
 
@@ -78,6 +99,8 @@ def create_app(llm, model_name: str | None = None, config: ServerConfig | None =
     app.include_router(trace_routes.router)
     app.include_router(agent_routes.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    if config.a2a:
+        a2a_servers += _a2a_servers(app, config)
 
     @app.get("/", include_in_schema=False)
     async def chat_page():

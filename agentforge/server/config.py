@@ -42,6 +42,10 @@ class ServerConfig:
     max_queue: int | None = None  # the engine counts as overloaded (fall back) above this many waiting sequences
     # compiled graphs to serve through the Agent Protocol: {assistant id: "module:attribute"}
     graphs: dict[str, str] = field(default_factory=dict)
+    # also serve each of them over A2A at /a2a/<assistant id> (card at .../.well-known/agent-card.json),
+    # announced at `public_url` (default: http://host:port)
+    a2a: bool = False
+    public_url: str | None = None
     # /v1/embeddings: a sentence-transformers model folder (default: the shipped all-MiniLM-L6-v2) and its name
     embedding_model: str | None = None
     embedding_name: str = "all-MiniLM-L6-v2"

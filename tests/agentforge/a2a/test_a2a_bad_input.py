@@ -83,3 +83,10 @@ def test_a_0_3_client_through_the_compat_layer(serve_a2a):
         "kind": "message", "messageId": "m1", "role": "user", "parts": [{"kind": "text", "text": "hi"}]}}}).json()
     assert raw["result"]["kind"] == "task" and raw["result"]["status"]["state"] == "completed"
     assert raw["result"]["artifacts"][0]["parts"][0]["text"] == "Hello again"
+
+
+def test_the_cli_refuses_a_graph_it_cannot_load(capsys):
+    from agentforge.cli import main
+
+    assert main(["a2a", "serve", "no_such_module:graph"]) == 2
+    assert "cannot load graph" in capsys.readouterr().err

@@ -108,7 +108,7 @@ def test_cancel_reaches_the_remote_executor(weather):
         stream = remote.stream("slow")
         first = await anext(stream)  # the task is working
         assert first.state == "working"
-        [task_id] = [t for t in await _task_ids(remote)]
+        task_id = first.task_id
         reply = await remote.cancel(task_id)
         assert reply.state == "canceled"
         await stream.aclose()
@@ -117,13 +117,6 @@ def test_cancel_reaches_the_remote_executor(weather):
         await remote.aclose()
 
     run(main())
-
-
-async def _task_ids(remote: RemoteAgent) -> list[str]:
-    from a2a.types import ListTasksRequest
-
-    client = await remote._connect()
-    return [t.id for t in (await client.list_tasks(ListTasksRequest())).tasks]
 
 
 def _graph_with(node) -> object:

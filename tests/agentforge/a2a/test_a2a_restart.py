@@ -99,3 +99,46 @@ def test_tasks_survive_a_killed_server(tmp_path):
         server.wait(timeout=30)
     # "first" ran once: only the interrupted node ran again; "ask" re-ran to take its answer
     assert _runs(tmp_path) == ["ask", "first", "slow", "slow", "ask", "greet"]
+
+
+def test_tasks_live_in_the_graphs_postgres_database(postgres_url):
+    """A graph checkpointed in PostgreSQL keeps its A2A tasks there too: a new server on the same
+    database (after a restart) answers GetTask and resumes an input-required task."""
+    import asyncio
+
+    from _a2a_helpers import UvicornThread, asking_graph, collect, sdk_client, user_message
+    from a2a.helpers import get_message_text
+    from a2a.types import GetTaskRequest, TaskState
+
+    from agentforge.a2a import A2AServer
+    from agentforge.graphs.postgres import PostgresSaver
+
+    saver = PostgresSaver(postgres_url)
+    graph = asking_graph(saver)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = UvicornThread(A2AServer(graph, url=url, name=f"pg-{port}").app(), port)
+
+    async def ask():
+        client = await sdk_client(url, streaming=False)
+        [first] = await collect(client.send_message(user_message("greet me")))
+        return first.task
+
+    task = asyncio.run(ask())
+    server.stop()
+    assert task.status.state == TaskState.TASK_STATE_INPUT_REQUIRED
+    server = UvicornThread(A2AServer(graph, url=url, name=f"pg-{port}").app(), port)
+    try:
+        async def resume():
+            client = await sdk_client(url, streaming=False)
+            assert (await client.get_task(GetTaskRequest(id=task.id))).status.state == TaskState.TASK_STATE_INPUT_REQUIRED
+            follow_up = user_message("Grace", task_id=task.id, context_id=task.context_id)
+            [done] = await collect(client.send_message(follow_up))
+            return done.task
+
+        done = asyncio.run(resume())
+        assert done.status.state == TaskState.TASK_STATE_COMPLETED
+        assert get_message_text(done.status.message) == "Hello, Grace!"
+    finally:
+        server.stop()
+        saver.close()
