@@ -9,9 +9,13 @@ from _a2a_helpers import asking_graph, calculator_agent, collect, run, sdk_clien
 from a2a.helpers import get_artifact_text, get_message_text
 from a2a.types import (
     CancelTaskRequest,
+    DeleteTaskPushNotificationConfigRequest,
+    GetTaskPushNotificationConfigRequest,
     GetTaskRequest,
+    ListTaskPushNotificationConfigsRequest,
     ListTasksRequest,
     SendMessageConfiguration,
+    SubscribeToTaskRequest,
     TaskPushNotificationConfig,
     TaskState,
 )
@@ -144,8 +148,9 @@ def test_cancel_stops_the_running_graph(serve_a2a, binding):
     run(main())
 
 
+@pytest.mark.parametrize("binding", BINDINGS)
 @pytest.mark.parametrize("streaming", [False, True])
-def test_push_notifications_reach_a_webhook(serve_a2a, serve_asgi, streaming):
+def test_push_notifications_reach_a_webhook(serve_a2a, serve_asgi, streaming, binding):
     received: list[dict] = []
 
     async def webhook(request):
@@ -157,7 +162,7 @@ def test_push_notifications_reach_a_webhook(serve_a2a, serve_asgi, streaming):
     url = serve_a2a(agent, private_webhooks=True)
 
     async def main():
-        client = await sdk_client(url, streaming=streaming)
+        client = await sdk_client(url, binding, streaming=streaming)
         request = user_message("notify me")
         request.configuration.CopyFrom(SendMessageConfiguration(task_push_notification_config=TaskPushNotificationConfig(
             url=hook + "/hook", token="secret-token")))
@@ -179,3 +184,50 @@ def _state(body: dict) -> str | None:
         if key in body:
             return body[key]["status"]["state"]
     return body.get("status", {}).get("state")
+
+
+@pytest.mark.parametrize("binding", BINDINGS)
+def test_subscribe_to_a_running_task_and_manage_its_push_configs(serve_a2a, binding):
+    import threading
+
+    release = threading.Event()
+
+    async def wait_for_release(state):
+        await asyncio.to_thread(release.wait, 30)
+        return {"messages": [{"role": "assistant", "content": "finished"}]}
+
+    graph = StateGraph(MessagesState)
+    graph.add_node("work", wait_for_release)
+    graph.add_edge(START, "work")
+    graph.add_edge("work", END)
+    url = serve_a2a(graph.compile(checkpointer=InMemorySaver(), name="gated"), private_webhooks=True)
+
+    async def main():
+        client = await sdk_client(url, binding, streaming=False)
+        request = user_message("work")
+        request.configuration.CopyFrom(SendMessageConfiguration(return_immediately=True))
+        [response] = await collect(client.send_message(request))
+        task_id = response.task.id
+        config = TaskPushNotificationConfig(task_id=task_id, id="hook-1", url="http://127.0.0.1:9/hook")
+        created = await client.create_task_push_notification_config(config)
+        assert created.url == "http://127.0.0.1:9/hook"
+        listed = await client.list_task_push_notification_configs(ListTaskPushNotificationConfigsRequest(task_id=task_id))
+        assert [c.id for c in listed.configs] == ["hook-1"]
+        got = await client.get_task_push_notification_config(GetTaskPushNotificationConfigRequest(task_id=task_id,
+                                                                                                  id="hook-1"))
+        assert got.url == created.url
+        await client.delete_task_push_notification_config(DeleteTaskPushNotificationConfigRequest(task_id=task_id,
+                                                                                                  id="hook-1"))
+        listed = await client.list_task_push_notification_configs(ListTaskPushNotificationConfigsRequest(task_id=task_id))
+        assert list(listed.configs) == []
+
+        subscriber = await sdk_client(url, binding, streaming=True)
+        events = subscriber.subscribe(SubscribeToTaskRequest(id=task_id))
+        first = await anext(events)
+        assert first.WhichOneof("payload") == "task" and first.task.status.state == TaskState.TASK_STATE_WORKING
+        release.set()
+        rest = [chunk async for chunk in events]
+        states = [c.status_update.status.state for c in rest if c.HasField("status_update")]
+        assert states[-1] == TaskState.TASK_STATE_COMPLETED
+
+    run(main())
