@@ -99,17 +99,20 @@ class _TaskRun:
     for quick answers."""
 
     def __init__(self, task: Task, sink: _Sink, *, announce: bool) -> None:
-        self.task, self.sink, self.unannounced = task, sink, announce
+        self.task, self.sink = task, sink
+        self.unannounced = announce  # a new task the client hears of with the graph's first event
+        self.working = False
         self.updater = TaskUpdater(sink, task.id, task.context_id)
         self.streamed: dict[str, tuple[str, list[str]]] = {}  # model message id -> (artifact id, text so far)
         self.replied = False  # answered with a Message: events after it are not sent
 
     async def open(self) -> None:
         """Announce the task (when new) and put it in `working`, once."""
-        if self.unannounced is not None:
-            if self.unannounced:
-                await self.sink.enqueue_event(self.task)
-            self.unannounced = None
+        if self.unannounced:
+            self.unannounced = False
+            await self.sink.enqueue_event(self.task)
+        if not self.working:
+            self.working = True
             await self.updater.start_work()
 
     async def execute(self, graph: CompiledStateGraph, graph_input: Any, message_id: str | None) -> None:
