@@ -10,7 +10,7 @@ import time
 import uvicorn
 from a2a.client import ClientConfig, create_client
 from a2a.helpers import new_text_message
-from a2a.types import Role, SendMessageRequest
+from a2a.types import Role, SendMessageConfiguration, SendMessageRequest
 
 from agentforge.agents import ScriptedChatModel, create_react_agent
 from agentforge.graphs import END, START, InMemorySaver, MessagesState, StateGraph, interrupt
@@ -47,6 +47,15 @@ def calculator_agent(replies: list) -> object:
     return create_react_agent(ScriptedChatModel(replies), [add], checkpointer=InMemorySaver(), name="calculator")
 
 
+def one_node_graph(node, state=MessagesState, name: str = "graph", checkpointer=None):
+    """START -> node -> END, checkpointed (in memory unless given)."""
+    graph = StateGraph(state)
+    graph.add_node("node", node)
+    graph.add_edge(START, "node")
+    graph.add_edge("node", END)
+    return graph.compile(checkpointer=checkpointer or InMemorySaver(), name=name)
+
+
 def asking_graph(checkpointer=None):
     """A graph that asks for a name (`interrupt`) and then greets it."""
 
@@ -54,11 +63,7 @@ def asking_graph(checkpointer=None):
         name = interrupt("What is your name?")
         return {"messages": [{"role": "assistant", "content": f"Hello, {name}!"}]}
 
-    graph = StateGraph(MessagesState)
-    graph.add_node("ask", ask)
-    graph.add_edge(START, "ask")
-    graph.add_edge("ask", END)
-    return graph.compile(checkpointer=checkpointer or InMemorySaver(), name="greeter")
+    return one_node_graph(ask, name="greeter", checkpointer=checkpointer)
 
 
 async def sdk_client(url: str, binding: str = "JSONRPC", streaming: bool = True, **config):
@@ -71,6 +76,14 @@ def user_message(text: str, **fields):
     for key, value in fields.items():
         setattr(message, key, value)
     return SendMessageRequest(message=message)
+
+
+async def start_task(client, text: str):
+    """Send `text` asking the server to return at once; the task, still running."""
+    request = user_message(text)
+    request.configuration.CopyFrom(SendMessageConfiguration(return_immediately=True))
+    [response] = await collect(client.send_message(request))
+    return response.task
 
 
 async def collect(stream) -> list:

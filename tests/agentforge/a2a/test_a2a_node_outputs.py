@@ -5,19 +5,11 @@ from __future__ import annotations
 
 from typing import TypedDict
 
-from _a2a_helpers import collect, run, sdk_client, user_message
+from _a2a_helpers import collect, one_node_graph, run, sdk_client, user_message
 from a2a.helpers import get_data_parts, get_message_text, new_data_part, new_text_message
 from a2a.types import Artifact, Part, TaskState
 
-from agentforge.graphs import END, START, InMemorySaver, MessagesState, StateGraph, get_stream_writer
-
-
-def _one_node_graph(node, state=MessagesState):
-    graph = StateGraph(state)
-    graph.add_node("node", node)
-    graph.add_edge(START, "node")
-    graph.add_edge("node", END)
-    return graph.compile(checkpointer=InMemorySaver(), name="outputs")
+from agentforge.graphs import get_stream_writer
 
 
 def report(state, config):
@@ -31,7 +23,7 @@ def report(state, config):
 
 
 def test_nodes_send_file_and_data_artifacts_and_see_their_ids(serve_a2a):
-    url = serve_a2a(_one_node_graph(report))
+    url = serve_a2a(one_node_graph(report, name="outputs"))
 
     async def main():
         client = await sdk_client(url, streaming=False)
@@ -55,7 +47,7 @@ def quick(state, config):
 
 
 def test_direct_replies_answer_with_a_message(serve_a2a):
-    url = serve_a2a(_one_node_graph(quick), direct_replies=True)
+    url = serve_a2a(one_node_graph(quick, name="outputs"), direct_replies=True)
 
     async def main():
         for streaming in (False, True):
@@ -78,7 +70,7 @@ class Sum(TypedDict, total=False):
 
 
 def test_input_the_graph_cannot_take_is_rejected(serve_a2a):
-    url = serve_a2a(_one_node_graph(lambda state: {"total": state["a"] + state["b"]}, Sum))
+    url = serve_a2a(one_node_graph(lambda state: {"total": state["a"] + state["b"]}, Sum, name="outputs"))
 
     async def main():
         client = await sdk_client(url, streaming=False)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from _a2a_helpers import UvicornThread, free_port, run
+from _a2a_helpers import UvicornThread, free_port, one_node_graph, run
 from a2a.helpers import get_message_text, new_task_from_user_message, new_text_part
 from a2a.server.agent_execution import AgentExecutor
 from a2a.server.request_handlers import DefaultRequestHandler
@@ -20,7 +20,7 @@ from starlette.routing import Route
 
 from agentforge.a2a import RemoteAgent, RemoteAgentError
 from agentforge.agents import ScriptedChatModel, create_react_agent
-from agentforge.graphs import END, START, Command, InMemorySaver, MessagesState, StateGraph
+from agentforge.graphs import Command
 
 
 class WeatherExecutor(AgentExecutor):
@@ -119,18 +119,10 @@ def test_cancel_reaches_the_remote_executor(weather):
     run(main())
 
 
-def _graph_with(node) -> object:
-    graph = StateGraph(MessagesState)
-    graph.add_node("weather", node)
-    graph.add_edge(START, "weather")
-    graph.add_edge("weather", END)
-    return graph.compile(checkpointer=InMemorySaver())
-
-
 def test_as_node_streams_and_turns_input_required_into_an_interrupt(weather):
     url, _ = weather
     remote = RemoteAgent(url)
-    graph = _graph_with(remote.as_node())
+    graph = one_node_graph(remote.as_node())
     config = {"configurable": {"thread_id": "t1"}}
 
     async def main():

@@ -5,7 +5,16 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from _a2a_helpers import asking_graph, calculator_agent, collect, run, sdk_client, user_message
+from _a2a_helpers import (
+    asking_graph,
+    calculator_agent,
+    collect,
+    one_node_graph,
+    run,
+    sdk_client,
+    start_task,
+    user_message,
+)
 from a2a.helpers import get_artifact_text, get_message_text
 from a2a.types import (
     CancelTaskRequest,
@@ -22,8 +31,6 @@ from a2a.types import (
 from starlette.applications import Starlette
 from starlette.responses import JSONResponse
 from starlette.routing import Route
-
-from agentforge.graphs import END, START, InMemorySaver, MessagesState, StateGraph
 
 BINDINGS = ["JSONRPC", "HTTP+JSON"]
 
@@ -117,11 +124,7 @@ def _slow_graph(cancelled: list):
             raise
         return {"messages": [{"role": "assistant", "content": "done"}]}
 
-    graph = StateGraph(MessagesState)
-    graph.add_node("work", work)
-    graph.add_edge(START, "work")
-    graph.add_edge("work", END)
-    return graph.compile(checkpointer=InMemorySaver(), name="slow")
+    return one_node_graph(work, name="slow")
 
 
 @pytest.mark.parametrize("binding", BINDINGS)
@@ -131,10 +134,7 @@ def test_cancel_stops_the_running_graph(serve_a2a, binding):
 
     async def main():
         client = await sdk_client(url, binding, streaming=False)
-        request = user_message("work")
-        request.configuration.CopyFrom(SendMessageConfiguration(return_immediately=True))
-        [response] = await collect(client.send_message(request))
-        task_id = response.task.id
+        task_id = (await start_task(client, "work")).id
         await asyncio.sleep(0.3)
         canceled = await client.cancel_task(CancelTaskRequest(id=task_id))
         assert canceled.status.state == TaskState.TASK_STATE_CANCELED
@@ -196,18 +196,11 @@ def test_subscribe_to_a_running_task_and_manage_its_push_configs(serve_a2a, bind
         await asyncio.to_thread(release.wait, 30)
         return {"messages": [{"role": "assistant", "content": "finished"}]}
 
-    graph = StateGraph(MessagesState)
-    graph.add_node("work", wait_for_release)
-    graph.add_edge(START, "work")
-    graph.add_edge("work", END)
-    url = serve_a2a(graph.compile(checkpointer=InMemorySaver(), name="gated"), private_webhooks=True)
+    url = serve_a2a(one_node_graph(wait_for_release, name="gated"), private_webhooks=True)
 
     async def main():
         client = await sdk_client(url, binding, streaming=False)
-        request = user_message("work")
-        request.configuration.CopyFrom(SendMessageConfiguration(return_immediately=True))
-        [response] = await collect(client.send_message(request))
-        task_id = response.task.id
+        task_id = (await start_task(client, "work")).id
         config = TaskPushNotificationConfig(task_id=task_id, id="hook-1", url="http://127.0.0.1:9/hook")
         created = await client.create_task_push_notification_config(config)
         assert created.url == "http://127.0.0.1:9/hook"
