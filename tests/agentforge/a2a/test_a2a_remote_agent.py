@@ -182,3 +182,34 @@ def test_garbage_answers_are_a_clear_error(serve_asgi):
     run(main())
 
 
+
+
+def test_a_hanging_agent_times_out(serve_asgi, weather):
+    """The card answers, the agent never does: the call fails after `stream_timeout`, not never."""
+    import httpx
+    from starlette.responses import Response
+
+    card_url, _ = weather
+    card = httpx.get(card_url + "/.well-known/agent-card.json").text
+
+    async def card_route(request):
+        return Response(card.replace(card_url, hanging_url[0]), media_type="application/json")
+
+    async def hang(request):
+        await asyncio.sleep(4)
+        return PlainTextResponse("too late")
+
+    hanging_url = [""]
+    hanging_url[0] = serve_asgi(Starlette(routes=[Route("/.well-known/agent-card.json", card_route),
+                                                 Route("/{path:path}", hang, methods=["POST"])]))
+
+    async def main():
+        from a2a.client import A2AClientTimeoutError
+
+        remote = RemoteAgent(hanging_url[0], timeout=1, stream_timeout=1, retries=0)
+        with pytest.raises(RemoteAgentError) as failure:
+            await remote.send("hello")
+        assert isinstance(failure.value.__cause__, (A2AClientTimeoutError, httpx.TimeoutException))
+        await remote.aclose()
+
+    run(main())
