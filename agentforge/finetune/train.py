@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
@@ -14,7 +15,7 @@ from transformers import TrainerCallback
 from agentforge.engine.lora import ADAPTER_META
 
 from .base import BaseModel, load_base
-from .config import FinetuneConfig
+from .config import ConfigError, FinetuneConfig
 from .data import Conversation, Dataset, DatasetError, Preference, RowError, read_dataset
 from .export import merge_adapter
 
@@ -40,9 +41,10 @@ def finetune(config: FinetuneConfig | dict | str | Path) -> FinetuneResult:
         torch.set_num_threads(config.threads)
     train = _read(config.dataset, config)
     evaluation = _read(config.eval_dataset, config) if config.eval_dataset else None
+    checkpoint = _last_checkpoint(config.output_dir) if config.resume else None
+    _claim_output_dir(config, checkpoint)
     base = load_base(config.model)
     trainer = _trainer(config, base, train, evaluation)
-    checkpoint = _last_checkpoint(config.output_dir) if config.resume else None
     if checkpoint:
         log.warning("resuming from %s", checkpoint)
     result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
@@ -141,6 +143,27 @@ class _Throughput(TrainerCallback):
             logs["tokens_per_second"] = round((seen - self.last[1]) / max(now - self.last[0], 1e-9), 1)
             state.log_history[-1]["tokens_per_second"] = logs["tokens_per_second"]
         self.last = (now, seen)
+
+
+# settings that do not change what is trained: a run may resume under other values of these
+_BOOKKEEPING = {"resume", "threads", "output_dir", "report_to", "logging_steps", "save_steps", "save_total_limit",
+                "eval_steps"}
+
+
+def _claim_output_dir(config: FinetuneConfig, checkpoint: Path | None) -> None:
+    """Record what this run trains (settings and data) in `output_dir/run.json`; refuse to resume
+    the checkpoints of a different run, which would silently return the old model."""
+    digest = hashlib.sha256(json.dumps(config.model_dump(mode="json", exclude=_BOOKKEEPING), sort_keys=True).encode())
+    for path in (config.dataset, config.eval_dataset):
+        if path is not None:
+            digest.update(Path(path).read_bytes())
+    record = config.output_dir / "run.json"
+    if checkpoint is not None and record.exists():
+        if json.loads(record.read_text()).get("fingerprint") != digest.hexdigest():
+            raise ConfigError(f"{config.output_dir} holds checkpoints of a different run (its settings or data "
+                              "changed): use another output_dir, delete its checkpoints, or set resume: false")
+    config.output_dir.mkdir(parents=True, exist_ok=True)
+    record.write_text(json.dumps({"fingerprint": digest.hexdigest()}) + "\n")
 
 
 def _last_checkpoint(output_dir: Path) -> Path | None:

@@ -141,3 +141,19 @@ def test_a_killed_run_resumes_and_ends_at_the_same_loss(tiny_llama_dir, facts_ro
         resumed = finetune(config)
     assert "resuming from" in caplog.text and "checkpoint-" in caplog.text  # it did not start over
     assert losses(resumed)[-1] == pytest.approx(losses(straight)[-1], rel=1e-3)
+
+
+def test_checkpoints_of_a_different_run_are_not_resumed(tiny_llama_dir, facts_rows, tmp_path, write_jsonl):
+    from agentforge.finetune import ConfigError
+
+    settings = {"model": str(tiny_llama_dir), "output_dir": str(tmp_path / "out"), "max_steps": 2, "save_steps": 2}
+    finetune({**settings, "dataset": str(write_jsonl(tmp_path / "a.jsonl", facts_rows))})
+    changed = write_jsonl(tmp_path / "b.jsonl", facts_rows[::-1])
+    with pytest.raises(ConfigError, match="different run"):
+        finetune({**settings, "dataset": str(changed)})
+    with pytest.raises(ConfigError, match="different run"):
+        finetune({**settings, "dataset": str(tmp_path / "a.jsonl"), "learning_rate": 1e-2})
+    again = finetune({**settings, "dataset": str(tmp_path / "a.jsonl"), "logging_steps": 1})  # same run: resumes
+    assert again.output.exists()
+    fresh = finetune({**settings, "dataset": str(changed), "resume": False})
+    assert fresh.train_rows == len(facts_rows)
