@@ -1,7 +1,6 @@
 """Tool-calling training data the project writes itself: made-up functions with JSON schemas, and
 questions that need one call, several calls (parallel, or to different functions), a call and then
-an answer from its result, or no call at all (chit-chat, requests no function serves, and tasks a
-function would do when only functions of another kind are offered). Nothing is downloaded, and no benchmark's questions
+an answer from its result, or no call at all. Nothing is downloaded, and no benchmark's questions
 are used (BFCL is what the result is measured on).
 
     agentforge finetune tool-data --rows 480 --seed 0 --out tool_calls.jsonl
@@ -184,9 +183,6 @@ _UNSUPPORTED = ["Order me a pizza.", "Play some jazz music.", "Turn off the livi
                 "Remind me to call my mother.", "What is my horoscope for today?"]
 
 
-_CANNOT = "Sorry, none of the available functions can do that."
-
-
 def _question(fn: _Function, r: random.Random, args: dict) -> str:
     return r.choice(fn.ask).format(**args)
 
@@ -208,20 +204,14 @@ def _tools(r: random.Random, needed: list[_Function]) -> list[dict]:
 
 
 def _row(r: random.Random) -> dict:
-    kind = r.choices(["one", "parallel", "multiple", "result", "none", "unsupported", "mismatch"],
-                     [28, 11, 11, 18, 12, 8, 12])[0]
-    if kind == "mismatch":  # a task one function would do, offered only functions of another kind
-        fn = r.choice(_FUNCTIONS)
-        others = r.sample([f for f in _FUNCTIONS if f is not fn], r.randint(1, 3))
-        return {"messages": [{"role": "user", "content": _question(fn, r, fn.draw(r))},
-                             {"role": "assistant", "content": _CANNOT}], "tools": [f.spec for f in others]}
+    kind = r.choices(["one", "parallel", "multiple", "result", "none", "unsupported"], [30, 12, 12, 20, 16, 10])[0]
     if kind in ("none", "unsupported"):
         needed = r.sample(_FUNCTIONS, r.randint(1, 3))
         if kind == "none":
             question, reply = r.choice(_NO_TOOL)
         else:
             question = r.choice(_UNSUPPORTED)
-            reply = _CANNOT
+            reply = "Sorry, none of the available functions can do that."
         return {"messages": [{"role": "user", "content": question}, {"role": "assistant", "content": reply}],
                 "tools": [f.spec for f in needed]}
     if kind == "parallel":

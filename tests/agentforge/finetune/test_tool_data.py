@@ -1,10 +1,9 @@
 """The generated tool-calling rows: well-formed, calls that fit the offered tools' schemas, and
-rows that teach not to call (including a task offered only functions of another kind)."""
+rows that teach not to call."""
 
 from __future__ import annotations
 
 import json
-import re
 
 import jsonschema
 import pytest
@@ -27,22 +26,11 @@ def test_every_call_fits_an_offered_tool_and_its_schema():
     assert calls > 200
 
 
-def test_no_call_rows_include_tasks_for_functions_that_are_not_offered():
+def test_a_quarter_of_the_rows_teach_not_to_call():
     rows = tool_call_rows(400, seed=2)
     silent = [r for r in rows if not any(m.get("tool_calls") for m in r["messages"])]
-    assert 0.2 < len(silent) / len(rows) < 0.45
-    # a question shaped like a function's own request, with that function absent from the tools
-    from agentforge.finetune.tool_data import _FUNCTIONS
-
-    def pattern(template: str) -> re.Pattern:
-        return re.compile(re.sub(r"\\{\w+\\}", ".+", re.escape(template)))
-
-    asks = {fn.spec["function"]["name"]: [pattern(t) for t in fn.ask] for fn in _FUNCTIONS}
-    mismatched = [r for r in silent if any(
-        name not in {t["function"]["name"] for t in r["tools"]}
-        and any(p.fullmatch(r["messages"][0]["content"]) for p in patterns)
-        for name, patterns in asks.items())]
-    assert len(mismatched) >= 0.05 * len(rows)
+    assert 0.15 < len(silent) / len(rows) < 0.4
+    assert all(r["tools"] and r["messages"][-1]["role"] == "assistant" for r in silent)  # tools offered, not used
 
 
 def test_rows_read_back_as_a_training_set(tmp_path):
