@@ -33,7 +33,7 @@ from a2a.types import (
 )
 
 from agentforge.agents import ChatChunk
-from agentforge.agents.model import new_message_id
+from agentforge.agents.model import new_message_id, to_messages
 from agentforge.engine.protocol import ChatMessage
 from agentforge.graphs import get_message_writer, get_stream_writer, interrupt
 from agentforge.tools import Tool
@@ -43,6 +43,7 @@ from .card import API_KEY_HEADER
 
 _STATE_NAMES = {s: TaskState.Name(s).removeprefix("TASK_STATE_").lower().replace("_", "-") for s in TaskState.values()}
 _WAITING = (TaskState.TASK_STATE_INPUT_REQUIRED, TaskState.TASK_STATE_AUTH_REQUIRED)
+_ASKING = tuple(_STATE_NAMES[s] for s in _WAITING)  # the same states, as RemoteReply.state names them
 
 
 class RemoteAgentError(RuntimeError):
@@ -52,7 +53,7 @@ class RemoteAgentError(RuntimeError):
 @dataclass(slots=True)
 class RemoteReply:
     """Where a remote task stands: `state` is "completed", "input-required", "failed", ...; `text`
-    is the agent's answer (or its question, or the error); `message` is None when the agent
+    is the agent's answer (or its question, or the error); `task_id` is None when the agent
     answered with a plain message instead of a task."""
 
     state: str
@@ -147,7 +148,7 @@ class RemoteAgent:
         client = await self._connect()
         message = Message(role=Role.ROLE_USER, parts=value_parts(content), message_id=str(uuid.uuid4()),
                           context_id=context_id or "", task_id=task_id or "")
-        task: Task | None = None
+        task_id: str | None = None
         answer: Message | None = None
         seen: set[str] = set()  # artifacts streamed so far: a later non-append update replaces, not adds
         try:
@@ -156,14 +157,13 @@ class RemoteAgent:
                 if kind == "message":
                     answer = response.message
                 elif kind == "task":
-                    task = response.task
+                    task_id = response.task.id
                 elif kind == "status_update":
                     update = response.status_update
-                    task = task or Task(id=update.task_id, context_id=update.context_id)
-                    task.status.CopyFrom(update.status)
+                    task_id = task_id or update.task_id
                     node = update.metadata["node"] if "node" in update.metadata else None
                     yield RemoteEvent("status", message_text(update.status.message), _STATE_NAMES[update.status.state],
-                                      node=node, task_id=task.id)
+                                      node=node, task_id=task_id)
                 elif kind == "artifact_update":
                     update = response.artifact_update
                     replaces = not update.append and update.artifact.artifact_id in seen
@@ -172,9 +172,9 @@ class RemoteAgent:
                         yield RemoteEvent("text", text, task_id=update.task_id)
         except (A2AClientError, httpx.HTTPError) as exc:
             raise RemoteAgentError(f"A2A agent at {self.url}: {exc}") from exc
-        if answer is None and task is None:
+        if answer is None and task_id is None:
             raise RemoteAgentError(f"A2A agent at {self.url} ended the stream without a task or a message")
-        reply = _reply_of_message(answer) if answer is not None else await self._final(task)
+        reply = _reply_of_message(answer) if answer is not None else await self.get(task_id)  # the task, whole
         yield RemoteEvent("done", reply.text, reply.state, reply=reply, task_id=reply.task_id)
 
     async def get(self, task_id: str) -> RemoteReply:
@@ -218,7 +218,7 @@ class RemoteAgent:
                 task = await self._call((await self._connect()).get_task(GetTaskRequest(id=waiting)))
                 reply, delivered = _reply_of_task(task), sum(m.role == Role.ROLE_USER for m in task.history) - 1
             asked = 0
-            while reply.state in ("input-required", "auth-required"):
+            while reply.state in _ASKING:
                 answer = interrupt({"type": "remote_input", "agent": self.name or self.url, "question": reply.text})
                 asked += 1
                 if asked > delivered:  # answers up to `delivered` reached the agent on earlier runs
@@ -239,7 +239,7 @@ class RemoteAgent:
                 reply = await self.send(request, task_id=task_id)
             except RemoteAgentError as exc:
                 return f"error: {exc}"
-            if reply.state in ("input-required", "auth-required"):
+            if reply.state in _ASKING:
                 return f"The agent needs more input (answer with task_id={reply.task_id!r}): {reply.text}"
             return reply.text if reply.state == "completed" else f"The agent's task {reply.state}: {reply.text}"
 
@@ -261,11 +261,6 @@ class RemoteAgent:
                 reply = event.reply
         tokens(ChatChunk(message_id, "", message=ChatMessage(role="assistant", content=reply.text, id=message_id)))
         return reply
-
-    async def _final(self, task: Task) -> RemoteReply:
-        """A stream's task, fetched whole (history and artifacts as the agent stored them)."""
-        client = await self._connect()
-        return _reply_of_task(await self._call(client.get_task(GetTaskRequest(id=task.id))))
 
     async def _call(self, awaitable):
         try:
@@ -297,7 +292,7 @@ def _reply_of_message(message: Message) -> RemoteReply:
 
 
 def _text(message: Any) -> str:
-    content = message.get("content") if isinstance(message, dict) else getattr(message, "content", message)
+    content = to_messages(message)[0].content
     return content if isinstance(content, str) else str(content)
 
 

@@ -22,6 +22,7 @@ from a2a.server.tasks import TaskUpdater
 from a2a.types import Artifact, Message, Task, TaskState
 
 from agentforge.agents import ChatChunk
+from agentforge.agents.model import to_messages
 from agentforge.graphs import Command, CompiledStateGraph
 
 from ._parts import agent_message, message_text, message_value, value_parts
@@ -65,6 +66,12 @@ class GraphAgentExecutor(AgentExecutor):
         async with self._context_locks[task.context_id]:  # one run at a time per thread
             await run.execute(self.graph, graph_input, context.message.message_id)
 
+    async def resume(self, task: Task, sink: _Sink) -> None:
+        """Resume a known task from the graph's last checkpoint (after a restart), reporting into
+        `sink` (e.g. the SDK's task manager for the stored task)."""
+        async with self._context_locks[task.context_id]:
+            await _TaskRun(task, sink, announce=False).execute(self.graph, None, None)
+
     async def cancel(self, context: RequestContext, event_queue: EventQueue) -> None:
         task = context.current_task
         if task is not None:
@@ -82,12 +89,6 @@ class GraphAgentExecutor(AgentExecutor):
         if len(keys) == 1:
             return {keys[0]: value}
         raise ValueError(f"this graph takes {list(keys)}: send a data part with those keys")
-
-
-async def run_task(graph: CompiledStateGraph, task: Task, graph_input: Any, sink: _Sink) -> None:
-    """Run (or resume, with `graph_input=None`) `graph` on a known task's thread and report its
-    progress as A2A events into `sink` (an event queue, or a task manager after a restart)."""
-    await _TaskRun(task, sink, announce=False).execute(graph, graph_input, None)
 
 
 class _TaskRun:
@@ -138,19 +139,19 @@ class _TaskRun:
             await self._finish(await graph.aget_state(config))
 
     async def _event(self, mode: str, chunk: Any) -> None:
-        if mode == "custom" and isinstance(chunk, Message) and self.unannounced:
-            chunk.context_id = chunk.context_id or self.task.context_id
-            chunk.message_id = chunk.message_id or str(uuid.uuid4())
-            await self.sink.enqueue_event(chunk)
-            self.replied = True
-            return
-        if mode == "custom" and not isinstance(chunk, Artifact):
+        if mode == "custom":  # only A2A objects count; other custom payloads are the graph's own
+            if isinstance(chunk, Message) and self.unannounced:
+                chunk.context_id = chunk.context_id or self.task.context_id
+                chunk.message_id = chunk.message_id or str(uuid.uuid4())
+                await self.sink.enqueue_event(chunk)
+                self.replied = True
+            elif isinstance(chunk, Artifact):
+                await self.open()
+                await self.updater.add_artifact(list(chunk.parts), artifact_id=chunk.artifact_id or None,
+                                                name=chunk.name or None, last_chunk=True)
             return
         await self.open()
-        if mode == "custom":
-            await self.updater.add_artifact(list(chunk.parts), artifact_id=chunk.artifact_id or None,
-                                            name=chunk.name or None, last_chunk=True)
-        elif mode == "messages":
+        if mode == "messages":
             await _stream_tokens(self.updater, chunk[0], self.streamed)
         else:
             for node in chunk:
@@ -161,8 +162,8 @@ class _TaskRun:
         if snapshot.interrupts:
             await self.updater.requires_input(_message(self.updater, snapshot.interrupts[0].value))
             return
-        answer = _answer(snapshot.values)
-        if answer is not None and _last_message_id(snapshot.values) not in self.streamed:
+        answer, message_id = _last_reply(snapshot.values)
+        if answer is not None and message_id not in self.streamed:
             await self.updater.add_artifact(value_parts(answer), name="answer", last_chunk=True)
         await self.updater.complete(_message(self.updater, answer) if answer is not None else None)
 
@@ -184,21 +185,13 @@ async def _stream_tokens(updater: TaskUpdater, chunk: Any, streamed: dict[str, t
         await updater.add_artifact(value_parts("".join(pieces)), artifact_id=artifact_id, name="reply", last_chunk=True)
 
 
-def _answer(values: Any) -> Any:
-    """What a finished run answers: the last assistant message's text for message-state graphs,
-    else the output values."""
+def _last_reply(values: Any) -> tuple[Any, str | None]:
+    """What a finished run answers, and the id of the message it comes from: the last assistant
+    message's text for message-state graphs, else the output values."""
     if isinstance(values, dict) and values.get("messages"):
-        last = values["messages"][-1]
-        role = getattr(last, "role", None) or (last.get("role") if isinstance(last, dict) else None)
-        content = getattr(last, "content", None) if not isinstance(last, dict) else last.get("content")
-        return content if role == "assistant" and content else None
-    return values or None
-
-
-def _last_message_id(values: Any) -> str | None:
-    if isinstance(values, dict) and values.get("messages"):
-        return getattr(values["messages"][-1], "id", None)
-    return None
+        last = to_messages(values["messages"][-1])[0]
+        return (last.content if last.role == "assistant" and last.content else None), last.id
+    return values or None, None
 
 
 def _message(updater: TaskUpdater, value: Any) -> Message:

@@ -19,6 +19,7 @@ import logging
 from collections.abc import Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
+from types import SimpleNamespace
 
 import httpx
 from a2a.server.context import ServerCallContext
@@ -46,7 +47,7 @@ from agentforge.graphs import CompiledStateGraph, InMemorySaver, SqliteSaver
 
 from ._guard import A2AGuard
 from .card import REST_PATH, agent_card
-from .executor import GraphAgentExecutor, run_task
+from .executor import GraphAgentExecutor
 
 log = logging.getLogger(__name__)
 _UNFINISHED = (TaskState.TASK_STATE_SUBMITTED, TaskState.TASK_STATE_WORKING)
@@ -79,8 +80,7 @@ class A2AServer:
         if any(not key for key in api_keys):
             raise ValueError("api_keys must not contain empty keys")
         self.path = path
-        self.api_keys = tuple(api_keys)
-        self.max_body_bytes = max_body_bytes
+        self._guard = {"prefix": path, "api_keys": tuple(api_keys), "max_body_bytes": max_body_bytes}
         self.graph = _with_checkpointer(graph, database)
         self.card = agent_card(self.graph, url, name=name, description=description, version=version,
                                secured=bool(api_keys))
@@ -119,14 +119,13 @@ class A2AServer:
             yield
             await self.close()
 
-        guard = Middleware(A2AGuard, prefix=self.path, api_keys=self.api_keys, max_body_bytes=self.max_body_bytes)
-        return Starlette(routes=self.routes, middleware=[guard], lifespan=lifespan)
+        return Starlette(routes=self.routes, middleware=[Middleware(A2AGuard, **self._guard)], lifespan=lifespan)
 
     def install(self, app: Starlette) -> None:
         """Add these routes and their guard to an existing app (FastAPI or Starlette) before it
         starts; the app's lifespan must await `start()` and `close()`."""
         app.router.routes.extend(self.routes)
-        app.add_middleware(A2AGuard, prefix=self.path, api_keys=self.api_keys, max_body_bytes=self.max_body_bytes)
+        app.add_middleware(A2AGuard, **self._guard)
 
     async def start(self) -> None:
         """Create the tables, then resume the tasks a killed server left submitted or working."""
@@ -157,14 +156,8 @@ class A2AServer:
 
     async def _resume(self, task) -> None:
         manager = TaskManager(self.task_store, ServerCallContext(), task.id, task.context_id, None)
-
-        class _Store:  # run_task's events go straight to the task's stored record
-            @staticmethod
-            async def enqueue_event(event) -> None:
-                await manager.process(event)
-
-        async with self.executor._context_locks[task.context_id]:
-            await run_task(self.graph, task, None, _Store())
+        # the run's events go straight to the task's stored record
+        await self.executor.resume(task, SimpleNamespace(enqueue_event=manager.process))
 
 
 def _database_stores(engine: AsyncEngine, agent: str) -> tuple[DatabaseTaskStore, DatabasePushNotificationConfigStore]:
