@@ -22,7 +22,7 @@ class Splitter:
             raise ValueError("chunk_tokens must be an integer >= 16")
         if not isinstance(overlap_tokens, int) or not 0 <= overlap_tokens < chunk_tokens // 2:
             raise ValueError("overlap_tokens must be an integer in [0, chunk_tokens / 2)")
-        self.chunk_tokens, self.overlap_tokens = chunk_tokens, overlap_tokens
+        self.tokenizer, self.chunk_tokens, self.overlap_tokens = tokenizer, chunk_tokens, overlap_tokens
         self._splitter = RecursiveCharacterTextSplitter.from_huggingface_tokenizer(
             tokenizer, chunk_size=chunk_tokens, chunk_overlap=overlap_tokens, separators=SEPARATORS,
             keep_separator="end")
