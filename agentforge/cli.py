@@ -13,6 +13,8 @@ from agentforge._cli_data import kb_options, open_kb
 from agentforge._cli_data import run as run_data_command
 from agentforge._cli_finetune import add_commands as add_finetune_commands
 from agentforge._cli_finetune import run as run_finetune_command
+from agentforge._cli_graphrag import add_commands as add_graphrag_commands
+from agentforge._cli_graphrag import run as run_graphrag_command
 from agentforge.engine import DEFAULT_MODEL, EngineError, SamplingParams
 from agentforge.engine.tool_parser import TOOL_FORMATS
 
@@ -290,18 +292,21 @@ def main(argv: list[str] | None = None) -> int:
     add_data_commands(commands)
     add_finetune_commands(commands)
     add_a2a_commands(commands)
+    add_graphrag_commands(commands)
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return 0
     if args.command == "mcp":
         return _mcp_serve(args)
-    if args.command in ("demo", "ingest", "ask", "eval", "finetune", "a2a"):
+    if args.command in ("demo", "ingest", "ask", "eval", "finetune", "a2a", "graphrag"):
         try:
             if args.command == "finetune":
                 return run_finetune_command(args)
             if args.command == "a2a":
                 return run_a2a_command(args)
+            if args.command == "graphrag":
+                return run_graphrag_command(args)
             return _demo(args) if args.command == "demo" else run_data_command(args)
         except (EngineError, ValueError) as exc:
             print(f"error: {exc}", file=sys.stderr)

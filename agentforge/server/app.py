@@ -19,7 +19,7 @@ from agentforge import __version__
 from agentforge.tracing import SqliteTraceStore, traced
 from agentforge.tracing.langsmith import LangSmithExporter, tracing_enabled
 
-from . import agent_routes, embedding_routes, lora_routes, openai_routes, trace_routes
+from . import agent_routes, embedding_routes, graphrag_routes, lora_routes, openai_routes, trace_routes
 from .agent_routes import Assistant, Threads
 from .config import ServerConfig
 from .errors import error_response, install_error_handlers
@@ -98,6 +98,7 @@ def create_app(llm, model_name: str | None = None, config: ServerConfig | None =
     app.include_router(lora_routes.router)
     app.include_router(trace_routes.router)
     app.include_router(agent_routes.router)
+    app.include_router(graphrag_routes.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     if config.a2a:
         a2a_servers += _a2a_servers(app, config)

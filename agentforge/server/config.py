@@ -49,6 +49,8 @@ class ServerConfig:
     # /v1/embeddings: a sentence-transformers model folder (default: the shipped all-MiniLM-L6-v2) and its name
     embedding_model: str | None = None
     embedding_name: str = "all-MiniLM-L6-v2"
+    # knowledge bases (by name, in the data directory) whose GraphRAG graphs the viewer shows at /graphrag/<name>
+    graphrag: list[str] = field(default_factory=list)
     # a SQLite file that keeps a trace of every served graph's runs, shown at /traces (None: off)
     trace_store: str | None = None
 

@@ -6,5 +6,6 @@ used. Indexing says what it will cost and what it cost, and stops within a budge
 from .cost import Budget, Cost, StageCost
 from .index import GraphIndex, IndexResult
 from .search import GraphAnswer
+from .view import graph_view
 
-__all__ = ["Budget", "Cost", "GraphAnswer", "GraphIndex", "IndexResult", "StageCost"]
+__all__ = ["Budget", "Cost", "GraphAnswer", "GraphIndex", "IndexResult", "StageCost", "graph_view"]

@@ -144,22 +144,22 @@ def _paths(index, matched: dict[str, float]) -> dict[str, tuple[float, str]]:
         index._mentions = (graph, mentions)
     mentions = index._mentions[1]
     found: dict[str, tuple[float, str]] = {}
-    frontier = {key: (similarity, f"names {graph.nodes[key]['name']!r}, which the question matches "
-                                  f"(similarity {similarity:.2f})") for key, similarity in matched.items()}
+    frontier = {key: (similarity, f"{graph.nodes[key]['name']!r} (matched by the question, similarity "
+                                  f"{similarity:.2f})") for key, similarity in matched.items()}
     seen = set(frontier)
     for hop in range(HOPS):
         following: dict[str, tuple[float, str]] = {}
-        for key, (similarity, why) in sorted(frontier.items(), key=lambda item: -item[1][0]):
+        for key, (similarity, chain) in sorted(frontier.items(), key=lambda item: -item[1][0]):
             bonus = GRAPH_BONUS * similarity * HOP_DECAY ** hop
             for chunk in graph.nodes[key]["chunks"]:
                 if chunk in found:
                     continue
-                found[chunk] = (bonus, why)
+                found[chunk] = (bonus, f"names {chain}")
                 for other in mentions.get(chunk, ()):
                     if other not in seen:
                         seen.add(other)
-                        following[other] = (similarity, f"names {graph.nodes[other]['name']!r}, which a passage "
-                                                        f"links to what the question names ({why})")
+                        following[other] = (similarity, f"{graph.nodes[other]['name']!r}, which appears beside "
+                                                        f"{chain}")
         frontier = following
     return found
 
