@@ -198,6 +198,15 @@ def _mcp_serve(args: argparse.Namespace) -> int:
                 print("error: kb needs --kb NAME", file=sys.stderr)
                 return 2
             server = build(open_kb(args))
+        elif args.what == "graphrag":
+            from agentforge.agents import EngineChatModel
+            from agentforge.rag.graphrag import GraphIndex
+            from agentforge.rag.graphrag.mcp_server import build
+
+            if not args.kb:
+                print("error: graphrag needs --kb NAME", file=sys.stderr)
+                return 2
+            server = build(GraphIndex(open_kb(args), EngineChatModel(DEFAULT_MODEL, max_tokens=256)))
         elif args.what in ("filesystem", "sqlite"):
             if not args.target:
                 print(f"error: {args.what} needs a {'root directory' if args.what == 'filesystem' else 'database file'}",
@@ -215,7 +224,8 @@ def _mcp_serve(args: argparse.Namespace) -> int:
             else:
                 server = MCPToolServer(module_name, list(obj))
         else:
-            print(f"error: unknown server {args.what!r}; use calculator, filesystem, sqlite, kb or module:attribute",
+            print(f"error: unknown server {args.what!r}; use calculator, filesystem, sqlite, kb, graphrag or "
+                  f"module:attribute",
                   file=sys.stderr)
             return 2
     except (ValueError, ImportError, AttributeError, TypeError) as exc:
@@ -280,8 +290,8 @@ def main(argv: list[str] | None = None) -> int:
     mcp = commands.add_parser("mcp", help="Model Context Protocol servers")
     mcp_commands = mcp.add_subparsers(dest="mcp_command", metavar="MCP_COMMAND", required=True)
     serve = mcp_commands.add_parser("serve", help="serve a shipped server, or Tools/a graph from your module")
-    serve.add_argument("what", help="calculator | filesystem | sqlite | kb | module:attribute (a Tool list, an "
-                                    "MCPToolServer or a compiled graph)")
+    serve.add_argument("what", help="calculator | filesystem | sqlite | kb | graphrag | module:attribute (a Tool "
+                                    "list, an MCPToolServer or a compiled graph)")
     serve.add_argument("target", nargs="?", help="the root directory (filesystem) or database file (sqlite)")
     serve.add_argument("--read-only", action="store_true", help="filesystem: no write_file tool")
     serve.add_argument("--http", action="store_true", help="serve streamable HTTP instead of stdio")

@@ -5,6 +5,7 @@ done is kept; the next run resumes from there)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,11 +16,12 @@ from pydantic import BaseModel
 from agentforge.agents import ChatModel
 from agentforge.agents.model import parse_structured
 
-STAGES = ("extract", "glean", "reports")
-
 
 @dataclass(slots=True)
 class StageCost:
+    """One stage's LLM calls and tokens, and its wall time (first call's start to last call's end,
+    or the whole stage where it makes no call)."""
+
     calls: int = 0
     prompt_tokens: int = 0
     output_tokens: int = 0
@@ -97,7 +99,17 @@ class Meter:
         self.get_model, self.budget = get_model, budget or Budget()
         self.cost, self.started = Cost(), time.perf_counter()
         self.stopped: str | None = None
+        self._spans: dict[str, list[float]] = {}
         self._slots = asyncio.Semaphore(concurrency)
+
+    @contextlib.contextmanager
+    def timed(self, stage: str):
+        """Adds the wall time of its block to `stage` (for the stages that make no LLM call)."""
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.cost.stage(stage).seconds += time.perf_counter() - started
 
     async def text(self, stage: str, messages: list) -> str:
         """One free-text call; the reply's text."""
@@ -119,11 +131,12 @@ class Meter:
                 raise BudgetExceeded(self.stopped)
             cost = self.cost.stage(stage)
             cost.calls += 1
-            started = time.perf_counter()
+            span = self._spans.setdefault(stage, [time.perf_counter(), 0.0])
             try:
                 reply = await model.ainvoke(messages)
             finally:
-                cost.seconds += time.perf_counter() - started
+                span[1] = time.perf_counter()
+                cost.seconds = span[1] - span[0]
             usage = reply.usage or {}
             cost.prompt_tokens += int(usage.get("prompt_tokens") or 0)
             cost.output_tokens += int(usage.get("completion_tokens") or 0)

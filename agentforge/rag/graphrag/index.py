@@ -160,33 +160,39 @@ class GraphIndex:
         self.store.drop_extractions(stale)
         todo = [c for c in chunks if c not in done]
         result = IndexResult(False, None, meter.cost, estimate, chunks=len(chunks), removed=len(stale))
-        result.extracted = await self._extract(meter, {c: chunks[c] for c in todo}, result.warnings)
-        extractions = self.store.extractions()
-        graph, warnings = build_graph(extractions, {c: chunks[c][1]["source"] for c in extractions},
-                                      self.kb.embedder.embed, merge_similarity=self.merge_similarity)
+        if self.method == "fast":
+            with meter.timed("extract"):
+                result.extracted = self._extract_fast({c: chunks[c] for c in todo})
+        else:
+            result.extracted = await self._extract(meter, {c: chunks[c] for c in todo}, result.warnings)
+        with meter.timed("graph"):
+            extractions = self.store.extractions()
+            graph, warnings = build_graph(extractions, {c: chunks[c][1]["source"] for c in extractions},
+                                          self.kb.embedder.embed, merge_similarity=self.merge_similarity)
+            communities = detect(graph, max_cluster_size=self.max_cluster_size)
         result.warnings += warnings
         empty = sorted({chunks[c][1]["source"] for c, r in extractions.items() if not r["entities"]})
         if empty:
             result.warnings.append(f"no entities found in {len(empty)} file(s): {', '.join(empty[:5])}")
-        communities = detect(graph, max_cluster_size=self.max_cluster_size)
         reports = await self._reports(meter, graph, communities, result.warnings)
-        _annotate(graph, communities)
-        self.store.save(graph, [c.as_dict() for c in communities], reports)
-        self.store.set_meta("method", self.method)
-        self.graph, self.communities, self.reports = load(self.folder)
-        self._sync_embeddings()
+        with meter.timed("store"):
+            _annotate(graph, communities)
+            self.store.save(graph, [c.as_dict() for c in communities], reports)
+            self.store.set_meta("method", self.method)
+            self.graph, self.communities, self.reports = load(self.folder)
+            self._sync_embeddings()
         result.complete, result.stopped = meter.stopped is None, meter.stopped
         result.entities, result.relationships = graph.number_of_nodes(), graph.number_of_edges()
         result.communities, result.reports = len(communities), len(reports)
         result.seconds = time.perf_counter() - started
         return result
 
-    async def _extract(self, meter: Meter, todo: dict[str, tuple[str, dict]], warnings: list[str]) -> int:
-        if self.method == "fast":
-            for chunk_id, (text, _) in todo.items():
-                self.store.put_extraction(chunk_id, extract_nlp(text))
-            return len(todo)
+    def _extract_fast(self, todo: dict[str, tuple[str, dict]]) -> int:
+        for chunk_id, (text, _) in todo.items():
+            self.store.put_extraction(chunk_id, extract_nlp(text))
+        return len(todo)
 
+    async def _extract(self, meter: Meter, todo: dict[str, tuple[str, dict]], warnings: list[str]) -> int:
         async def one(chunk_id: str, text: str) -> bool:
             try:
                 record = await extract_llm(meter, text, self.entity_types, self.gleanings)

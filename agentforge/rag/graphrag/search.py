@@ -149,13 +149,13 @@ def _paths(index, matched: dict[str, float]) -> dict[str, tuple[float, str]]:
     seen = set(frontier)
     for hop in range(HOPS):
         following: dict[str, tuple[float, str]] = {}
-        for key, (similarity, chain) in sorted(frontier.items(), key=lambda item: -item[1][0]):
+        for key, (similarity, chain) in sorted(frontier.items(), key=lambda item: (-item[1][0], item[0])):
             bonus = GRAPH_BONUS * similarity * HOP_DECAY ** hop
             for chunk in graph.nodes[key]["chunks"]:
                 if chunk in found:
                     continue
                 found[chunk] = (bonus, f"names {chain}")
-                for other in mentions.get(chunk, ()):
+                for other in sorted(mentions.get(chunk, ())):
                     if other not in seen:
                         seen.add(other)
                         following[other] = (similarity, f"{graph.nodes[other]['name']!r}, which appears beside "

@@ -125,7 +125,7 @@ def test_the_fast_method_makes_no_extraction_call_and_the_method_is_per_knowledg
     index = GraphIndex(kb, model, method="fast")
     assert index.estimate().stages.get("extract") is None
     result = index.index()
-    assert "extract" not in result.cost.stages and set(kinds(model)) <= {"report"}
+    assert result.cost.stages["extract"].calls == 0 and set(kinds(model)) <= {"report"}
     assert {"zentrix labs", "mara quell", "orlan", "halvard shipping"} <= set(index.graph)
     with pytest.raises(ValueError, match="built with the 'fast' method"):
         GraphIndex(kb, model, method="llm")
