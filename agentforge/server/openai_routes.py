@@ -9,6 +9,8 @@ A client that disconnects mid-stream aborts its request in the engine.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import time
 import uuid
@@ -78,21 +80,46 @@ async def models(who: str = Depends(guard), state: ServerState = Depends(server_
 
 
 @router.post("/chat/completions")
-async def chat_completions(body: ChatCompletionRequest, who: str = Depends(guard),
+async def chat_completions(body: ChatCompletionRequest, request: Request, who: str = Depends(guard),
                            state: ServerState = Depends(server_state)):
     _check_input(state, [m.get("content") for m in body.messages if isinstance(m.get("content"), str)])
-    return await _dispatch(state, body, who, "/chat/completions", _embedded_chat)
+    return await _unless_disconnected(request, _dispatch(state, body, who, "/chat/completions", _embedded_chat))
 
 
 @router.post("/completions")
-async def completions(body: CompletionRequest, who: str = Depends(guard), state: ServerState = Depends(server_state)):
+async def completions(body: CompletionRequest, request: Request, who: str = Depends(guard),
+                      state: ServerState = Depends(server_state)):
     if isinstance(body.prompt, list) and body.prompt and isinstance(body.prompt[0], str):
         if len(body.prompt) != 1:
             raise APIError(400, "only one prompt per request is supported", param="prompt")
         body.prompt = body.prompt[0]
     if isinstance(body.prompt, str):
         _check_input(state, [body.prompt])
-    return await _dispatch(state, body, who, "/completions", _embedded_completion)
+    return await _unless_disconnected(request, _dispatch(state, body, who, "/completions", _embedded_completion))
+
+
+async def _unless_disconnected(request: Request, work) -> Response:
+    """Run `work` (a whole non-streamed answer, or the start of a stream) but cancel it when the
+    client goes away first — a client that timed out must not leave the engine generating for
+    nobody. (Streams watch for the disconnect themselves once they start.)"""
+    task = asyncio.ensure_future(work)
+    gone = asyncio.ensure_future(_disconnect(request))
+    try:
+        await asyncio.wait({task, gone}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        gone.cancel()
+    if task.done():
+        return task.result()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    return Response(status_code=499)  # the client closed the request; nobody reads this
+
+
+async def _disconnect(request: Request) -> None:
+    """Returns when the client disconnects (the body was read already, so that is all that comes)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
 
 def _check_input(state: ServerState, texts: list[str]) -> None:

@@ -185,6 +185,20 @@ def test_openai_client_raises_typed_errors(client):
         client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "word " * 5000}])
 
 
+def test_a_client_that_gives_up_on_a_whole_answer_aborts_its_request(server):
+    url, llm = server
+    body = {"model": MODEL, "messages": MESSAGES, "max_tokens": 1500, "ignore_eos": True, "seed": 1}
+    with pytest.raises(httpx.TimeoutException):
+        httpx.post(f"{url}/v1/chat/completions", json=body, timeout=1.5)  # a client timeout, as LiteLLM's
+    deadline = time.time() + 10
+    while (llm.stats().running or llm.stats().kv_blocks_used) and time.time() < deadline:
+        time.sleep(0.05)
+    stats = llm.stats()
+    assert (stats.waiting, stats.running, stats.kv_blocks_used) == (0, 0, 0)
+    answer = httpx.post(f"{url}/v1/chat/completions", json={**body, "max_tokens": 5}, timeout=60)
+    assert answer.status_code == 200 and answer.json()["usage"]["completion_tokens"] == 5
+
+
 def test_a_client_that_disconnects_mid_stream_aborts_its_request(server):
     url, llm = server
     body = {"model": MODEL, "messages": MESSAGES, "max_tokens": 400, "stream": True, "ignore_eos": True, "seed": 1}

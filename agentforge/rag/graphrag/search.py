@@ -26,7 +26,7 @@ from .schema import MapAnswer, Primer
 
 _MARKER = re.compile(r"\[\d+\]")
 MIN_SIMILARITY = 0.5  # entities less similar to the question do not seed the walk
-GRAPH_BONUS, HOP_DECAY, HOPS = 0.15, 0.7, 2  # tuned on the multi-hop fixture (bench/graphrag_retrieval.py)
+GRAPH_BONUS, HOP_DECAY, HOPS = 0.15, 0.7, 2  # tuned on the multi-hop fixture (bench/graphrag.py)
 MODES = ("local", "global", "drift", "hybrid")
 SYSTEM = "You answer questions from numbered sources and cite them."
 ANSWER = ("{graph}Sources:\n{sources}\n\nAnswer the question in one or two sentences using the sources above. Cite the "
