@@ -65,7 +65,7 @@ def ours(folder: Path, root: Path, embedder, method: str) -> dict:
             "seconds": result.seconds, "entities": result.entities, "reports": result.reports}
 
 
-def peer(folder: Path, root: Path, venv: Path) -> dict | None:
+def peer(folder: Path, root: Path, venv: Path, timeout: float | None) -> dict | None:
     """`graphrag index` (standard method) against `agentforge serve` on a free port."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -92,8 +92,11 @@ def peer(folder: Path, root: Path, venv: Path) -> dict | None:
         for path in folder.glob("*.md"):
             shutil.copyfile(path, project / "input" / f"{path.stem}.txt")
         started = time.perf_counter()
-        done = subprocess.run([str(venv / "bin" / "graphrag"), "index", "--root", str(project), "--method",
-                               "standard"], capture_output=True, text=True)
+        try:
+            done = subprocess.run([str(venv / "bin" / "graphrag"), "index", "--root", str(project), "--method",
+                                   "standard"], capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired as exc:
+            done = subprocess.CompletedProcess(exc.cmd, -1, (exc.stdout or b"").decode(), f"timed out after {timeout} s")
         seconds = time.perf_counter() - started
         metrics = httpx.get(f"http://127.0.0.1:{port}/metrics").text
     finally:
@@ -101,12 +104,16 @@ def peer(folder: Path, root: Path, venv: Path) -> dict | None:
         server.wait()
     print(f"\n## graphrag (Microsoft), standard method, against agentforge serve: exit {done.returncode} in "
           f"{seconds:.0f} s")
-    if done.returncode != 0:
-        print(done.stdout[-2000:] + done.stderr[-2000:])
-        return None
 
     def metric(name: str) -> float:
         return sum(float(v) for v in re.findall(rf"^{name}(?:{{[^}}]*}})? (\S+)$", metrics, re.M))
+
+    if done.returncode != 0:
+        print(done.stdout[-1500:] + done.stderr[-1500:])
+        print(f"until then: {int(metric('agentforge_requests_total'))} requests, "
+              f"{int(metric('agentforge_prompt_tokens_total'))} prompt and "
+              f"{int(metric('agentforge_generation_tokens_total'))} output tokens")
+        return None
 
     counts = subprocess.run([str(venv / "bin" / "python"), "-c", (
         "import pandas as pd, json, sys; o = sys.argv[1]; print(json.dumps({t: len(pd.read_parquet(f'{o}/{t}.parquet'))"
@@ -127,6 +134,7 @@ def main() -> None:
     parser.add_argument("--methods", default="fast,llm", help="agentforge methods to measure (comma-separated, "
                                                               "empty for none)")
     parser.add_argument("--graphrag-venv", type=Path, help="a virtualenv with Microsoft's graphrag installed")
+    parser.add_argument("--graphrag-timeout", type=float, help="stop the graphrag run after this many seconds")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp())
     folder = write_corpus(root / "docs")
@@ -134,7 +142,7 @@ def main() -> None:
     retrieval(folder, root, embedder)
     results = {m: ours(folder, root, embedder, m) for m in filter(None, args.methods.split(","))}
     if args.graphrag_venv:
-        theirs = peer(folder, root, args.graphrag_venv)
+        theirs = peer(folder, root, args.graphrag_venv, args.graphrag_timeout)
         if theirs:
             print("\n## ratios: agentforge / graphrag standard (same model, same corpus)")
             for method, mine in results.items():

@@ -35,6 +35,9 @@ class GraphStore:
     def extractions(self) -> dict[str, dict]:
         return {chunk_id: json.loads(data) for chunk_id, data in self.db.execute("SELECT * FROM extractions")}
 
+    def extracted_ids(self) -> set[str]:
+        return {chunk_id for (chunk_id,) in self.db.execute("SELECT chunk_id FROM extractions")}
+
     def put_extraction(self, chunk_id: str, record: dict) -> None:
         self.db.execute("INSERT OR REPLACE INTO extractions VALUES (?, ?)", (chunk_id, json.dumps(record)))
 

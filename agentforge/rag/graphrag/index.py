@@ -95,7 +95,7 @@ class GraphIndex:
         self.folder = kb.path / "graph"
         self.store = GraphStore(self.folder)
         built_with = self.store.meta("method")
-        if built_with and method and method != built_with and self.store.extractions():
+        if built_with and method and method != built_with and self.store.extracted_ids():
             raise ValueError(f"the graph of {kb.name!r} was built with the {built_with!r} method; reset() it "
                              f"(CLI: --rebuild) to index with {method!r}")
         self.method = method or built_with or "llm"
@@ -120,8 +120,8 @@ class GraphIndex:
     def estimate(self) -> Cost:
         """The forecast cost of `index()` now: calls and prompt tokens counted from the chunks
         still to extract, output tokens and report counts from typical replies."""
-        chunks = self._chunks()
-        todo = [text for chunk_id, (text, _) in chunks.items() if chunk_id not in self.store.extractions()]
+        done = self.store.extracted_ids()
+        todo = [text for chunk_id, (text, _) in self._chunks().items() if chunk_id not in done]
         cost = Cost(estimated=True)
         if self.method == "llm" and todo:
             template = self._tokens(SYSTEM + EXTRACT.format(text="", types=", ".join(self.entity_types)))
@@ -155,7 +155,7 @@ class GraphIndex:
         estimate = self.estimate()
         meter = Meter(lambda: self.model, budget, self.concurrency)
         chunks = self._chunks()
-        done = self.store.extractions()
+        done = self.store.extracted_ids()
         stale = [c for c in done if c not in chunks]
         self.store.drop_extractions(stale)
         todo = [c for c in chunks if c not in done]
@@ -302,6 +302,12 @@ class GraphIndex:
 
     def close(self) -> None:
         self.store.close()
+
+    def __enter__(self) -> GraphIndex:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def _annotate(graph: nx.Graph, communities) -> None:
