@@ -189,3 +189,16 @@ def test_the_meter_counts_calls_tokens_and_time_per_stage_and_stops_at_the_budge
 def test_budgets_are_validated(bad):
     with pytest.raises(ValueError):
         Budget(**bad)
+
+
+def test_one_answer_naming_an_entity_twice_with_different_types_gives_one_entity(embedder):
+    reply = {"entities": [{"name": "Orlan", "type": "place", "description": "A river city."},
+                          {"name": "ORLAN", "type": "organization", "description": "The city council."},
+                          {"name": "Renata Szabo", "type": "person", "description": "Its mayor."}],
+             "relationships": [{"source": "Renata Szabo", "target": "Orlan", "description": "mayor of", "strength": 8}]}
+    record = asyncio.run(extract_llm(meter(ScriptedChatModel([json.dumps(reply)])), "text", TYPES, 0))
+    graph, warnings = build_graph({"c1": record}, {"c1": "/docs/orlan.md"}, embedder.embed)
+    assert sorted(graph) == ["orlan", "renata szabo"] and graph.nodes["orlan"]["description"] == (
+        "A river city. The city council.")
+    assert graph.nodes["orlan"]["type"] == "place" and graph.nodes["orlan"]["types"] == ["organization", "place"]
+    assert warnings == ["entity 'Orlan' was named with types organization, place; kept 'place'"]
