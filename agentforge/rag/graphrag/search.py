@@ -218,7 +218,8 @@ def _local_context(index, question: str, k: int, mode: str) -> _Context:
     """The chunks of a local or hybrid query, then the reports of the communities of its entities."""
     context = _Context()
     retrieve(index, question, k=k, mode=mode, context=context)
-    matched = list(match_entities(index, question, index.kb.embedder.embed([question])[0], 4))
+    vector = index.kb.embedder.embed([question])[0]
+    matched = [key for key, s in match_entities(index, question, vector, 4).items() if s >= MIN_SIMILARITY]
     for report, via in _community_reports(index, matched, limit=2):
         context.add(report_hit(report), f"report of community {report['community']}, which holds {via!r}")
     return context
