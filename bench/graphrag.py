@@ -8,7 +8,7 @@
    `agentforge serve` (same model), with the ratios. Give it a virtualenv holding `graphrag`
    (`python -m venv /tmp/grvenv && /tmp/grvenv/bin/pip install graphrag==3.3.0`).
 
-    python bench/graphrag.py [--methods fast,llm] [--graphrag-venv /tmp/grvenv]
+    python bench/graphrag.py [--methods fast,llm] [--graphrag-venv /tmp/grvenv] [--docs N]
 """
 
 from __future__ import annotations
@@ -135,11 +135,18 @@ def main() -> None:
                                                               "empty for none)")
     parser.add_argument("--graphrag-venv", type=Path, help="a virtualenv with Microsoft's graphrag installed")
     parser.add_argument("--graphrag-timeout", type=float, help="stop the graphrag run after this many seconds")
+    parser.add_argument("--docs", type=int, help="measure indexing cost on the first N documents only")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp())
     folder = write_corpus(root / "docs")
     embedder = LocalEmbedder()
-    retrieval(folder, root, embedder)
+    if args.docs:  # the cost runs on the first N documents (retrieval always on all of them)
+        subset = write_corpus(root / "all-docs")
+        retrieval(subset, root, embedder)
+        for path in sorted(folder.glob("*.md"))[args.docs:]:
+            path.unlink()
+    else:
+        retrieval(folder, root, embedder)
     results = {m: ours(folder, root, embedder, m) for m in filter(None, args.methods.split(","))}
     if args.graphrag_venv:
         theirs = peer(folder, root, args.graphrag_venv, args.graphrag_timeout)
