@@ -22,7 +22,7 @@ from ..documents import Hit
 from ..knowledge_base import KnowledgeBase
 from . import _reports, search
 from ._communities import detect
-from ._extract import EXTRACT, SYSTEM, extract_llm, extract_nlp
+from ._extract import EXTRACT, SYSTEM, extract_llm, extract_nlp, normalize
 from ._graph import build_graph
 from ._store import GraphStore, load, sync_collection
 from .cost import Budget, BudgetExceeded, Cost, Meter
@@ -101,6 +101,7 @@ class GraphIndex:
                              f"(CLI: --rebuild) to index with {method!r}")
         self.method = method or built_with or "llm"
         self.graph, self.communities, self.reports = load(self.folder)
+        self._mentions: tuple[nx.Graph | None, dict[str, list[str]]] = (None, {})
         client = kb._client
         self.entity_collection = client.get_or_create_collection(
             f"{kb._collection_name}-entities", embedding_function=None, configuration={"hnsw": {"space": "cosine"}})
@@ -122,7 +123,10 @@ class GraphIndex:
         """The forecast cost of `index()` now: calls and prompt tokens counted from the chunks
         still to extract, output tokens and report counts from typical replies."""
         done = self.store.extracted_ids()
-        todo = [text for chunk_id, (text, _) in self._chunks().items() if chunk_id not in done]
+        return self._estimate([text for chunk_id, (text, _) in self._chunks().items() if chunk_id not in done])
+
+    def _estimate(self, todo: list[str]) -> Cost:
+        """The forecast for extracting the texts `todo` and reporting on what they add."""
         cost = Cost(estimated=True)
         if self.method == "llm" and todo:
             template = self._tokens(SYSTEM + EXTRACT.format(text="", types=", ".join(self.entity_types)))
@@ -153,13 +157,13 @@ class GraphIndex:
         if budget is not None and not isinstance(budget, Budget):
             raise ValueError("budget must be a Budget")
         started = time.perf_counter()
-        estimate = self.estimate()
         meter = Meter(lambda: self.model, budget, self.concurrency)
         chunks = self._chunks()
         done = self.store.extracted_ids()
         stale = [c for c in done if c not in chunks]
-        self.store.drop_extractions(stale)
         todo = [c for c in chunks if c not in done]
+        estimate = self._estimate([chunks[c][0] for c in todo])
+        self.store.drop_extractions(stale)
         result = IndexResult(False, None, meter.cost, estimate, chunks=len(chunks), removed=len(stale))
         if self.method == "fast":
             with meter.timed("extract"):
@@ -178,9 +182,9 @@ class GraphIndex:
         reports = await self._reports(meter, graph, communities, result.warnings)
         with meter.timed("store"):
             _annotate(graph, communities)
-            self.store.save(graph, [c.as_dict() for c in communities], reports)
+            self.graph, self.communities, self.reports = graph, [c.as_dict() for c in communities], reports
+            self.store.save(self.graph, self.communities, self.reports)
             self.store.set_meta("method", self.method)
-            self.graph, self.communities, self.reports = load(self.folder)
             self._sync_embeddings()
         result.complete, result.stopped = meter.stopped is None, meter.stopped
         result.entities, result.relationships = graph.number_of_nodes(), graph.number_of_edges()
@@ -244,6 +248,17 @@ class GraphIndex:
                 collection.delete(ids=ids)
         self.graph, self.communities, self.reports = nx.Graph(), [], []
 
+    @property
+    def mentions(self) -> dict[str, list[str]]:
+        """Chunk id -> the keys of the entities it names (derived from the graph, kept while it is)."""
+        if self._mentions[0] is not self.graph:
+            mentions: dict[str, list[str]] = {}
+            for key, data in self.graph.nodes(data=True):
+                for chunk in data["chunks"]:
+                    mentions.setdefault(chunk, []).append(key)
+            self._mentions = (self.graph, mentions)
+        return self._mentions[1]
+
     def _chunks(self) -> dict[str, tuple[str, dict]]:
         got = self.kb.collection.get(include=["documents", "metadatas"])
         return {i: (text, meta) for i, text, meta in zip(got["ids"], got["documents"], got["metadatas"])}
@@ -284,8 +299,6 @@ class GraphIndex:
     def entity(self, name: str) -> dict | None:
         """An entity by name (any spelling resolution accepts): its description, type, relationships,
         source chunks and the reports of its communities."""
-        from ._extract import normalize
-
         key = normalize(name)
         if key not in self.graph:
             return None

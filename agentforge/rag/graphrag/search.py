@@ -67,12 +67,14 @@ class GraphAnswer:
 
 
 class _Context:
-    """What a query gathers: sources in order, with a reason each, and graph notes for the prompt."""
+    """What a query gathers: sources in order, with a reason each, graph notes for the prompt and
+    the entities the question matched (key -> similarity, best first)."""
 
     def __init__(self) -> None:
         self.hits: list[Hit] = []
         self.reasons: dict[str, str] = {}
         self.notes: list[str] = []
+        self.matched: dict[str, float] = {}
 
     def add(self, hit: Hit, reason: str) -> None:
         if hit.id not in self.reasons:
@@ -107,6 +109,8 @@ def rank_chunks(index, question: str, k: int, context: _Context | None = None) -
     what the question names, beats text that merely resembles the question."""
     vector = np.asarray(index.kb.embedder.embed([question])[0], dtype=np.float32)
     matched = {key: s for key, s in match_entities(index, question, vector, k=8).items() if s >= MIN_SIMILARITY}
+    if context is not None:
+        context.matched = matched
     paths = _paths(index, matched)
     scores = {hit.id: hit.score for hit in index.kb.search(question, k=min(50, max(index.kb.count(), 1)), mode="dense")}
     missing = [chunk for chunk in paths if chunk not in scores]
@@ -135,14 +139,7 @@ def rank_chunks(index, question: str, k: int, context: _Context | None = None) -
 def _paths(index, matched: dict[str, float]) -> dict[str, tuple[float, str]]:
     """Chunk id -> (graph bonus, how the graph reaches it) for chunks within HOPS of the matched
     entities: hop by hop, the chunks naming the frontier entities, then the entities they name."""
-    graph = index.graph
-    if getattr(index, "_mentions", (None, None))[0] is not graph:
-        mentions: dict[str, list[str]] = {}
-        for key, data in graph.nodes(data=True):
-            for chunk in data["chunks"]:
-                mentions.setdefault(chunk, []).append(key)
-        index._mentions = (graph, mentions)
-    mentions = index._mentions[1]
+    graph, mentions = index.graph, index.mentions
     found: dict[str, tuple[float, str]] = {}
     frontier = {key: (similarity, f"{graph.nodes[key]['name']!r} (matched by the question, similarity "
                                   f"{similarity:.2f})") for key, similarity in matched.items()}
@@ -174,6 +171,7 @@ def retrieve(index, question: str, *, k: int = 5, mode: str = "local", context: 
     hits = reciprocal_rank_fusion([graph_hits, index.kb.search(question, k=max(k, 20))])[:k]
     if context is not None:
         context.notes += found.notes
+        context.matched = found.matched
         for hit in hits:
             context.add(hit, found.reasons.get(hit.id, "found by the knowledge base's hybrid search") + " (fused)")
     return hits
@@ -218,9 +216,7 @@ def _local_context(index, question: str, k: int, mode: str) -> _Context:
     """The chunks of a local or hybrid query, then the reports of the communities of its entities."""
     context = _Context()
     retrieve(index, question, k=k, mode=mode, context=context)
-    vector = index.kb.embedder.embed([question])[0]
-    matched = [key for key, s in match_entities(index, question, vector, 4).items() if s >= MIN_SIMILARITY]
-    for report, via in _community_reports(index, matched, limit=2):
+    for report, via in _community_reports(index, list(context.matched)[:4], limit=2):
         context.add(report_hit(report), f"report of community {report['community']}, which holds {via!r}")
     return context
 
@@ -244,9 +240,10 @@ async def _global(index, question: str, level: int, meter: Meter) -> GraphAnswer
     reports = sorted((r for r in index.reports if r["level"] == level), key=lambda r: -r["rating"])
     if not reports:
         return GraphAnswer(question, "global", NOT_FOUND, [], cost=meter.cost)
+    hits = {r["key"]: report_hit(r) for r in reports}
     batches, batch, size = [], [], 0
     for report in reports:
-        text = report_hit(report).text
+        text = hits[report["key"]].text
         if batch and size + len(text) > 2500:
             batches.append(batch)
             batch, size = [], 0
@@ -255,7 +252,7 @@ async def _global(index, question: str, level: int, meter: Meter) -> GraphAnswer
     batches.append(batch)
     points = []
     for batch in batches:
-        listing = "\n".join(f"[{n}] {report_hit(r).text}" for n, r in enumerate(batch, 1))
+        listing = "\n".join(f"[{n}] {hits[r['key']].text}" for n, r in enumerate(batch, 1))
         try:
             mapped = await meter.structured("map", MapAnswer, [ChatMessage(role="user", content=MAP.format(
                 reports=listing, question=question))])
@@ -266,7 +263,7 @@ async def _global(index, question: str, level: int, meter: Meter) -> GraphAnswer
     context = _Context()
     lines = []
     for score, description, report in sorted(points, key=lambda p: -p[0])[:6]:
-        context.add(report_hit(report), f"report of community {report['community']} (level {level}): a map step "
+        context.add(hits[report["key"]], f"report of community {report['community']} (level {level}): a map step "
                                         f"scored its point {score}/100")
         lines.append(f"- {description} [{[h.id for h in context.hits].index(report['key']) + 1}]")
     return await _answer(question, "global", context, meter, "Points:\n" + "\n".join(lines) if lines else "")
