@@ -36,8 +36,9 @@ def build_graph(extractions: dict[str, dict], sources: dict[str, str], embed, *,
     (entities named with more than one type). `embed(texts)` gives name vectors for resolution;
     NLP "concept" entities seen in fewer than `min_concept_chunks` chunks are pruned."""
     groups: dict[str, _Group] = {}
+    surnames_in: dict[str, dict[str, str]] = {}  # chunk id -> its lone surnames' full-name keys
     for chunk_id, record in extractions.items():
-        surnames = _surnames({normalize(e["name"]) for e in record["entities"]})
+        surnames = surnames_in[chunk_id] = _surnames({normalize(e["name"]) for e in record["entities"]})
         for entity in record["entities"]:
             key = normalize(entity["name"])
             key = surnames.get(key, key)
@@ -65,7 +66,7 @@ def build_graph(extractions: dict[str, dict], sources: dict[str, str], embed, *,
         graph.add_node(key, name=name, type=kind, types=sorted(group.types), description=_join(group.descriptions),
                        chunks=sorted(group.chunks), sources=sorted(set(group.chunks.values()) - {""}))
     for chunk_id, record in extractions.items():
-        surnames = _surnames({normalize(e["name"]) for e in record["entities"]})
+        surnames = surnames_in[chunk_id]
         for rel in record["relationships"]:
             a, b = (alias.get(surnames.get(key, key)) for key in (normalize(rel[end]) for end in ("source", "target")))
             if a is None or b is None or a == b or a not in graph or b not in graph:
