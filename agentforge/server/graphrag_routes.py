@@ -44,9 +44,9 @@ async def graph_data(kb: str, request: Request, who: str = Depends(guard)):
 
 @router.get("/api/graphrag/{kb}/graphml")
 async def graph_graphml(kb: str, request: Request, who: str = Depends(guard)):
-    from agentforge.rag.knowledge_base import default_path
+    from agentforge.rag.graphrag.view import graph_folder
 
-    path = default_path(_known(request, kb)) / "graph" / "graph.graphml"
+    path = graph_folder(_known(request, kb)) / "graph.graphml"
     if not path.is_file():
         raise APIError(404, f"knowledge base {kb!r} has no graph yet", code="graph_not_built")
     return FileResponse(path, media_type="application/graphml+xml", filename=f"{kb}.graphml")

@@ -27,6 +27,7 @@ from ._graph import build_graph
 from ._store import GraphStore, load, sync_collection
 from .cost import Budget, BudgetExceeded, Cost, Meter
 from .search import GraphAnswer
+from .view import graph_folder
 
 METHODS = ("llm", "fast")
 DEFAULT_TYPES = ("person", "organization", "place", "event", "product", "concept")
@@ -93,7 +94,7 @@ class GraphIndex:
         self.max_cluster_size, self.min_report_size = max_cluster_size, min_report_size
         self.merge_similarity, self.concurrency = merge_similarity, concurrency
         self._model = model
-        self.folder = kb.path / "graph"
+        self.folder = graph_folder(kb.name, kb.path)
         self.store = GraphStore(self.folder)
         built_with = self.store.meta("method")
         if built_with and method and method != built_with and self.store.extracted_ids():

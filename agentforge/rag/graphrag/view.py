@@ -10,11 +10,15 @@ from ..knowledge_base import default_path
 from ._store import load
 
 
+def graph_folder(name: str, path: str | Path | None = None) -> Path:
+    """Where knowledge base `name` (at `path`, else its default place) keeps its graph."""
+    return (Path(path).expanduser() if path is not None else default_path(name)) / "graph"
+
+
 def graph_view(name: str, path: str | Path | None = None) -> dict | None:
     """The view of knowledge base `name`'s graph (at `path`, else its default place); None when
     it has none yet."""
-    folder = (Path(path).expanduser() if path is not None else default_path(name)) / "graph"
-    graph, communities, reports = load(folder)
+    graph, communities, reports = load(graph_folder(name, path))
     if not graph.number_of_nodes():
         return None
     by_community = {r["community"]: r for r in reports}
