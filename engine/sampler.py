@@ -1,8 +1,11 @@
 """Turn one step's logits into tokens: penalties, temperature, top-k / top-p / min-p, seeds, logprobs.
 
-Greedy rows take the argmax. Sampled rows draw by the exponential race (argmax of p / Exp(1),
-equivalent to sampling from p); a request with a seed has its own generator, so its tokens do not
-depend on what else is in the batch.
+Greedy rows take the argmax. Sampled rows draw by inverse CDF: one uniform number per row (from
+the request's own generator, so a seeded request's tokens do not depend on what else is in the
+batch) is looked up in the cumulative sum of the filtered distribution. A top-k / top-p row is
+filtered among its `PREFILTER` most likely tokens when they hold its top-p mass — exactly what a
+full-vocabulary sort would keep, at a fraction of the cost — and among more (up to a full sort)
+only when not.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ import torch
 
 from .protocol import Logprob
 from .sequence import Sequence
+
+PREFILTER = 64  # candidates a top-k / top-p row is filtered among first (then 16x as many, up to all)
 
 
 def apply_penalties(logits: torch.Tensor, seqs: list[Sequence]) -> None:
@@ -28,25 +33,72 @@ def apply_penalties(logits: torch.Tensor, seqs: list[Sequence]) -> None:
             logits[row] -= p.frequency_penalty * counts + p.presence_penalty * (counts > 0).to(logits.dtype)
 
 
-def filter_logits(logits: torch.Tensor, seqs: list[Sequence]) -> torch.Tensor:
-    """Temperature, then top-k, top-p and min-p; filtered tokens get -inf."""
-    temps = torch.tensor([s.params.temperature for s in seqs], dtype=logits.dtype)
-    logits = logits / temps[:, None]
-    top_k = torch.tensor([s.params.top_k or logits.shape[1] for s in seqs])
-    top_p = torch.tensor([s.params.top_p for s in seqs], dtype=logits.dtype)
-    min_p = torch.tensor([s.params.min_p for s in seqs], dtype=logits.dtype)
-    if (top_k < logits.shape[1]).any() or (top_p < 1).any():
-        sorted_logits, order = logits.sort(dim=-1, descending=True)
-        rank = torch.arange(logits.shape[1])[None, :]
-        drop = rank >= top_k[:, None]
-        probs = sorted_logits.softmax(dim=-1)
-        drop |= ((probs.cumsum(dim=-1) - probs) >= top_p[:, None]) & (top_p < 1)[:, None]  # mass before it reached top_p
-        sorted_logits = sorted_logits.masked_fill(drop, float("-inf"))
-        logits = torch.empty_like(logits).scatter_(1, order, sorted_logits)
-    if (min_p > 0).any():
-        probs = logits.softmax(dim=-1)
-        logits = logits.masked_fill(probs < min_p[:, None] * probs.max(dim=-1, keepdim=True).values, float("-inf"))
-    return logits
+def filtered_distribution(logits: torch.Tensor, seqs: list[Sequence]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Temperature, then top-k, top-p and min-p: `(probs, ids)`, each row's candidate token ids and
+    their probabilities (0 where filtered out)."""
+    logits = logits / torch.tensor([s.params.temperature for s in seqs], dtype=logits.dtype)[:, None]
+    restricted = [i for i, s in enumerate(seqs) if s.params.top_k or s.params.top_p < 1]
+    rest = [i for i in range(len(seqs)) if i not in restricted]
+    if not rest or not restricted:
+        return (_restricted if restricted else _unrestricted)(logits, seqs)
+    parts = [(rows, fn(logits[rows], [seqs[i] for i in rows])) for rows, fn in ((restricted, _restricted), (rest, _unrestricted))]
+    width = max(p.shape[1] for _, (p, _) in parts)
+    probs, ids = logits.new_zeros(len(seqs), width), torch.zeros(len(seqs), width, dtype=torch.long)
+    for rows, (p, t) in parts:
+        probs[rows, : p.shape[1]], ids[rows, : t.shape[1]] = p, t
+    return probs, ids
+
+
+def _unrestricted(logits: torch.Tensor, seqs: list[Sequence]) -> tuple[torch.Tensor, torch.Tensor]:
+    probs = logits.softmax(dim=-1)
+    return _min_p(probs, seqs), torch.arange(logits.shape[1]).expand_as(probs)
+
+
+def _restricted(logits: torch.Tensor, seqs: list[Sequence]) -> tuple[torch.Tensor, torch.Tensor]:
+    vocab = logits.shape[1]
+    top_k = [min(s.params.top_k or vocab, vocab) for s in seqs]
+    probs, ids = _candidates(logits, seqs, top_k, max([PREFILTER] + [t for t in top_k if t < vocab]))
+    return _min_p(probs, seqs), ids
+
+
+def _candidates(logits: torch.Tensor, seqs: list[Sequence], top_k: list[int], k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top-k / top-p among the k most likely tokens; rows whose k candidates do not hold their
+    top-p mass (and have no top-k to bound them) try again with 16 times as many, up to the vocabulary."""
+    vocab = logits.shape[1]
+    k = min(k, vocab)
+    probs, ids = _top_k_top_p(logits, seqs, top_k, k)
+    short = [i for i, s in enumerate(seqs) if k < vocab and top_k[i] == vocab and probs[i].sum() < s.params.top_p]
+    if short:
+        more_probs, more_ids = _candidates(logits[short], [seqs[i] for i in short], [vocab] * len(short), k * 16)
+        pad = more_probs.shape[1] - k
+        probs, ids = torch.cat([probs, probs.new_zeros(len(seqs), pad)], 1), torch.cat([ids, ids.new_zeros(len(seqs), pad)], 1)
+        probs[short], ids[short] = more_probs, more_ids
+    return probs, ids
+
+
+def _top_k_top_p(logits: torch.Tensor, seqs: list[Sequence], top_k: list[int], k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    values, ids = logits.topk(k, dim=-1) if k < logits.shape[1] else logits.sort(dim=-1, descending=True)
+    probs = (values - logits.logsumexp(dim=-1, keepdim=True)).exp()  # true probabilities, not renormalized
+    drop = torch.arange(k)[None, :] >= torch.tensor(top_k)[:, None]
+    top_p = torch.tensor([s.params.top_p for s in seqs], dtype=probs.dtype)[:, None]
+    drop |= (probs.cumsum(dim=-1) - probs >= top_p) & (top_p < 1)  # the mass before it already reached top_p
+    return probs.masked_fill(drop, 0.0), ids
+
+
+def _min_p(probs: torch.Tensor, seqs: list[Sequence]) -> torch.Tensor:
+    min_p = torch.tensor([s.params.min_p for s in seqs], dtype=probs.dtype)[:, None]
+    if not (min_p > 0).any():
+        return probs
+    return probs.masked_fill(probs < min_p * probs.max(dim=-1, keepdim=True).values, 0.0)
+
+
+def draw(probs: torch.Tensor, seqs: list[Sequence]) -> torch.Tensor:
+    """Column index of each row's draw: one uniform number per row, from the row's generator."""
+    cdf = probs.cumsum(dim=-1)
+    u = torch.cat([torch.rand(1, generator=s.generator, dtype=cdf.dtype) for s in seqs])
+    total = cdf[:, -1:]
+    target = torch.minimum(u[:, None] * total, total.nextafter(torch.zeros_like(total)))  # u * total may round up
+    return torch.searchsorted(cdf, target, right=True)[:, 0]
 
 
 class Sampler:
@@ -57,15 +109,13 @@ class Sampler:
         if any(s.params.repetition_penalty != 1 or s.params.presence_penalty or s.params.frequency_penalty for s in seqs):
             logits = logits.clone()
             apply_penalties(logits, seqs)
-        tokens = logits.argmax(dim=-1)
+        tokens = logits.max(dim=-1).indices
         sampled = [i for i, s in enumerate(seqs) if not s.params.greedy]
         if sampled:
             rows = torch.tensor(sampled)
-            probs = filter_logits(logits[rows], [seqs[i] for i in sampled]).softmax(dim=-1)
-            noise = torch.empty_like(probs)
-            for j, i in enumerate(sampled):
-                noise[j].exponential_(generator=seqs[i].generator)
-            tokens[rows] = (probs / noise).argmax(dim=-1)
+            chosen = [seqs[i] for i in sampled]
+            probs, ids = filtered_distribution(logits[rows], chosen)
+            tokens[rows] = ids.gather(1, draw(probs, chosen)[:, None])[:, 0]
         token_list = tokens.tolist()
         logprobs: list[Logprob | None] = [None] * len(seqs)
         if raw_logprobs is not None:

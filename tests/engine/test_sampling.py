@@ -6,9 +6,10 @@ import math
 
 import torch
 
+from agentforge.engine import sampler as sampler_module
 from agentforge.engine.detokenizer import Detokenizer
 from agentforge.engine.protocol import SamplingParams
-from agentforge.engine.sampler import Sampler, apply_penalties, filter_logits
+from agentforge.engine.sampler import Sampler, apply_penalties, filtered_distribution
 from agentforge.engine.sequence import Sequence
 
 
@@ -23,8 +24,8 @@ LOGITS = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]]))
 
 
 def kept(params: SamplingParams) -> list[int]:
-    out = filter_logits(LOGITS.clone(), [seq_with(params)])
-    return torch.isfinite(out[0]).nonzero().flatten().tolist()
+    probs, ids = filtered_distribution(LOGITS.clone(), [seq_with(params)])
+    return sorted(ids[0][probs[0] > 0].tolist())
 
 
 def test_top_k_top_p_min_p_keep_the_right_tokens():
@@ -44,6 +45,58 @@ def test_sampling_follows_the_distribution():
         token, _ = Sampler()(LOGITS.clone(), [seq])
         counts[token[0]] += 1
     assert torch.allclose(counts / 4000, torch.tensor([0.5, 0.3, 0.15, 0.05]), atol=0.03)
+
+
+def reference_distribution(logits: torch.Tensor, params: SamplingParams) -> torch.Tensor:
+    """Full-vocabulary sort: the textbook top-k / top-p / min-p filter, as probabilities over the vocabulary."""
+    logits = logits / params.temperature
+    probs = logits.softmax(-1)
+    order = probs.argsort(descending=True)
+    sorted_probs = probs[order]
+    keep = torch.ones_like(sorted_probs, dtype=torch.bool)
+    if params.top_k:
+        keep[params.top_k :] = False
+    if params.top_p < 1:
+        keep &= sorted_probs.cumsum(-1) - sorted_probs < params.top_p
+    if params.min_p:
+        keep &= sorted_probs >= params.min_p * sorted_probs[0]
+    out = torch.zeros_like(probs)
+    out[order[keep]] = sorted_probs[keep]
+    return out
+
+
+def test_the_prefiltered_distribution_is_exactly_the_full_sort_one(monkeypatch):
+    """Top-p rows whose candidates hold the mass, rows that need the full-sort fallback, top-k
+    rows and plain rows, in one batch: each row keeps exactly the tokens a full sort keeps."""
+    monkeypatch.setattr(sampler_module, "PREFILTER", 8)
+    torch.manual_seed(0)
+    peaked = torch.randn(2, 3000) * 4  # most mass in a few tokens: the first 8 candidates or 128 suffice
+    flat = torch.randn(2, 3000) * 0.1  # mass spread thin: top_p=0.9 needs the full sort
+    logits = torch.cat([peaked, flat, torch.randn(2, 3000)])
+    params = [SamplingParams(top_p=0.9), SamplingParams(top_p=0.5, min_p=0.05), SamplingParams(top_p=0.9),
+              SamplingParams(top_p=0.95, temperature=0.7), SamplingParams(top_k=200, top_p=0.99), SamplingParams(min_p=0.1)]
+    seqs = [seq_with(p) for p in params]
+    probs, ids = filtered_distribution(logits, seqs)
+    for row, p in enumerate(params):
+        got = torch.zeros(3000).index_add_(0, ids[row], probs[row])
+        assert torch.allclose(got, reference_distribution(logits[row], p), atol=1e-6), p
+
+
+def test_a_seeded_request_draws_the_same_tokens_whatever_else_is_in_the_batch():
+    torch.manual_seed(1)
+    logits = torch.randn(3, 500)
+    params = SamplingParams(temperature=0.8, top_p=0.9, seed=7)
+
+    def tokens(batch: list[int]) -> list[int]:
+        seqs = [seq_with(params if i == 0 else SamplingParams(temperature=1.0, top_k=5)) for i in batch]
+        seqs[batch.index(0)].generator = torch.Generator().manual_seed(7)
+        drawn = []
+        for _ in range(20):
+            out, _ = Sampler()(logits[batch], seqs)
+            drawn.append(out[batch.index(0)])
+        return drawn
+
+    assert tokens([0]) == tokens([1, 0, 2]) == tokens([2, 0])
 
 
 def test_penalties():
