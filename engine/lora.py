@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from .errors import InvalidRequestError, ModelLoadError
+from .quant import Int4Linear, Int8Linear
 
 ADAPTER_META = "agentforge.json"  # written by agentforge.finetune: base model, its fingerprint, metrics
 BASE = "base"  # the name that asks for no adapter
@@ -97,7 +98,7 @@ def read_adapter(name: str, path: str | Path, model: nn.Module, config, dtype: t
             module = model.get_submodule(module_name)
         except AttributeError:
             module = None
-        if not isinstance(module, nn.Linear) or b is None:
+        if not isinstance(module, (nn.Linear, Int4Linear, Int8Linear)) or b is None:
             raise ModelLoadError(f"adapter {path} targets {module_name!r}, which is not a linear layer of this model "
                                  "(trained for another base model?)")
         if a.shape != (a.shape[0], module.in_features) or b.shape != (module.out_features, a.shape[0]):

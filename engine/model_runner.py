@@ -1,8 +1,8 @@
 """Runs one scheduled step through the model: flat inputs, attention metadata, logits of sampled rows.
 
-Stateless per step apart from the KV cache it owns. Decodes (one token) are laid out first so
-attention can batch them; prompt chunks follow, each with its own causal mask — and so do decodes
-with draft tokens, which are a short chunk whose every position is sampled.
+Stateless per step apart from the KV cache it owns. Sequences with a few tokens in the step
+(decodes, decodes verifying draft tokens) are laid out first so attention takes them in one call;
+prompt chunks follow, each with its own causal mask.
 """
 
 from __future__ import annotations
@@ -10,13 +10,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .attention import AttentionContext, DecodeGroup, PagedAttention, Prefill, set_context
+from .attention import AttentionContext, PagedAttention, PagedBatch, Prefill, set_context
 from .lora import LoRABatch, LoRAHooks
 from .scheduler import ScheduledBatch
 from .sequence import logit_rows
 
-DECODE_GROUPS = 8  # padded decode batches per step
-MIN_DECODE_GROUP = 4  # fewer decodes than this are not worth another attention call
+PAGED_MAX_QUERY = 16  # sequences with at most this many tokens in a step attend through the paged kernel
 
 
 def attention_layers(model: nn.Module) -> list[PagedAttention]:
@@ -55,17 +54,15 @@ class ModelRunner:
 
     def prepare(self, batch: ScheduledBatch):
         bs = self.block_size
-        # decodes first, shortest context first, so similar lengths can share one padded batch
-        order = sorted(
-            range(len(batch.seqs)),
-            key=lambda i: (batch.num_tokens[i] != 1, batch.seqs[i].num_computed_tokens),
-        )
+        # sequences with a few query tokens first (attended together, straight from the cache)
+        order = sorted(range(len(batch.seqs)), key=lambda i: batch.num_tokens[i] > PAGED_MAX_QUERY)
         ids: list[int] = []
         pos: list[int] = []
-        slots: list[int] = []
+        slots: list[torch.Tensor] = []
         starts = [0] * len(batch.seqs)
-        decode_tables: list[list[int]] = []
-        decode_lens: list[int] = []
+        paged_tables: list[list[int]] = []
+        paged_lens: list[int] = []
+        paged_starts = [0]
         prefills: list[Prefill] = []
         for i in order:
             seq, n = batch.seqs[i], batch.num_tokens[i]
@@ -73,17 +70,27 @@ class ModelRunner:
             starts[i] = len(ids)
             tokens = seq.token_ids + seq.draft_token_ids if seq.draft_token_ids else seq.token_ids
             ids.extend(tokens[first : first + n])
-            span = range(first, first + n)
-            pos.extend(span)
-            table = seq.block_table
-            slots.extend(table[p // bs] * bs + p % bs for p in span)
+            pos.extend(range(first, first + n))
             num_blocks = -(-(first + n) // bs)
-            if n == 1:
-                decode_tables.append(table[:num_blocks])
-                decode_lens.append(first + 1)
+            table = torch.tensor(seq.block_table[:num_blocks], dtype=torch.int32)
+            span = torch.arange(first, first + n)
+            slots.append(table[span // bs].long() * bs + span % bs)
+            if n <= PAGED_MAX_QUERY:
+                paged_tables.append(seq.block_table[:num_blocks])
+                paged_lens.append(first + n)
+                paged_starts.append(len(ids))
             else:
-                prefills.append(Prefill(starts[i], n, first + n, torch.tensor(table[:num_blocks])))
-        context = AttentionContext(torch.tensor(slots), self._group_decodes(decode_tables, decode_lens), prefills)
+                prefills.append(Prefill(starts[i], n, first + n, table))
+        paged = None
+        if paged_tables:
+            width = max(map(len, paged_tables))
+            paged = PagedBatch(
+                paged_starts[-1],
+                torch.tensor(paged_starts, dtype=torch.int32),
+                torch.tensor([t + [0] * (width - len(t)) for t in paged_tables], dtype=torch.int32),
+                torch.tensor(paged_lens, dtype=torch.int32),
+            )
+        context = AttentionContext(torch.cat(slots), paged, prefills)
         sample_rows = []
         for i, (seq, n) in enumerate(zip(batch.seqs, batch.num_tokens)):
             first = seq.num_computed_tokens
@@ -98,20 +105,3 @@ class ModelRunner:
             if seq.lora is not None:
                 rows.setdefault(seq.lora.uid, (seq.lora, []))[1].extend(range(start, start + n))
         return LoRABatch([(a, torch.tensor(r)) for a, r in rows.values()]) if rows else None
-
-    @staticmethod
-    def _group_decodes(tables: list[list[int]], lens: list[int]) -> list[DecodeGroup]:
-        """Split length-sorted decodes into up to DECODE_GROUPS batches, so padding stays small."""
-        size = max(MIN_DECODE_GROUP, -(-len(tables) // DECODE_GROUPS))
-        groups = []
-        for start in range(0, len(tables), size):
-            chunk = tables[start : start + size]
-            width = max(map(len, chunk))
-            groups.append(
-                DecodeGroup(
-                    start,
-                    torch.tensor([t + [0] * (width - len(t)) for t in chunk]),
-                    torch.tensor(lens[start : start + size]),
-                )
-            )
-        return groups

@@ -1,0 +1,55 @@
+"""Native CPU kernels, compiled at first use with torch's C++ extension toolchain and cached.
+
+The build is keyed by the source, torch's version and the CPU's instruction sets (it is compiled
+with `-march=native`), so a cached library never runs on a CPU it was not built for. Without a
+compiler — or with `AGENTFORGE_NATIVE_KERNELS=0` — `native_ops()` returns None and the engine keeps
+its pure-PyTorch paths, which are also the reference the kernels are tested against.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import platform
+from functools import cache
+from pathlib import Path
+
+import torch
+
+log = logging.getLogger(__name__)
+
+_SOURCES = [Path(__file__).with_name("paged_attention.cpp")]
+
+
+def _cpu_fingerprint() -> str:
+    try:
+        flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags"))
+    except (OSError, StopIteration):
+        flags = platform.processor()
+    return flags
+
+
+@cache
+def native_ops():
+    """`torch.ops.agentforge` with the compiled kernels, or None where they cannot be built."""
+    if os.environ.get("AGENTFORGE_NATIVE_KERNELS", "1") == "0":
+        return None
+    from torch.utils import cpp_extension
+
+    key = hashlib.sha256()
+    for source in _SOURCES:
+        key.update(source.read_bytes())
+    key.update(torch.__version__.encode() + _cpu_fingerprint().encode())
+    name = f"agentforge_kernels_{key.hexdigest()[:12]}"
+    try:
+        cpp_extension.load(
+            name,
+            [str(s) for s in _SOURCES],
+            extra_cflags=["-O3", "-march=native", "-fopenmp-simd"],
+            is_python_module=False,
+        )
+    except Exception as exc:  # no compiler, no ninja, a read-only cache: fall back, once, loudly
+        log.warning("native kernels unavailable, using the PyTorch paths: %s: %s", type(exc).__name__, exc)
+        return None
+    return torch.ops.agentforge

@@ -1,0 +1,127 @@
+// Paged attention for sequences with a few query tokens each (decodes, draft verification),
+// reading keys and values in place through each sequence's block table: no gather, no padding.
+//
+// Cache layout: [num_blocks, block_size, num_kv_heads, head_dim]. Sequence i owns query rows
+// query_starts[i] .. query_starts[i + 1] of q; its query j sits at position
+// context_lens[i] - q_len + j and sees keys up to that position (and, with a sliding window,
+// no older than `window` tokens). One work item is a (sequence, KV head) pair: the KV head's
+// group of query heads share every key and value read. Scores, softmax and the weighted sum
+// run in float32 whatever the cache dtype.
+#include <ATen/Parallel.h>
+#include <torch/extension.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+namespace {
+
+template <typename T>
+inline float to_float(T x) { return static_cast<float>(x); }
+
+template <typename scalar_t>
+void attend(const scalar_t* q, const scalar_t* k_cache, const scalar_t* v_cache, scalar_t* out,
+            const int32_t* block_table, int64_t context_len, int64_t q_len, int64_t first_row,
+            int64_t kv_head, int64_t num_heads, int64_t num_kv_heads, int64_t head_dim,
+            int64_t block_size, double scale, int64_t window, std::vector<float>& scores,
+            std::vector<float>& acc, std::vector<float>& query, std::vector<float>& norm) {
+  const int64_t group = num_heads / num_kv_heads;
+  const int64_t token_stride = num_kv_heads * head_dim;  // between tokens of one block
+  scores.resize(group * context_len);
+  acc.resize(group * head_dim);
+  query.resize(group * head_dim);
+  norm.resize(group);
+  for (int64_t j = 0; j < q_len; ++j) {
+    const int64_t row = first_row + j;
+    const int64_t pos = context_len - q_len + j;
+    const int64_t begin = window > 0 ? std::max<int64_t>(0, pos - window + 1) : 0;
+    const int64_t end = pos + 1;
+    for (int64_t g = 0; g < group; ++g) {
+      const scalar_t* qh = q + (row * num_heads + kv_head * group + g) * head_dim;
+      for (int64_t d = 0; d < head_dim; ++d) query[g * head_dim + d] = to_float(qh[d]) * static_cast<float>(scale);
+    }
+    for (int64_t t = begin; t < end; ++t) {
+      const scalar_t* key = k_cache + (static_cast<int64_t>(block_table[t / block_size]) * block_size + t % block_size) * token_stride + kv_head * head_dim;
+      for (int64_t g = 0; g < group; ++g) {
+        const float* qg = query.data() + g * head_dim;
+        float s = 0.f;
+#pragma omp simd reduction(+ : s)
+        for (int64_t d = 0; d < head_dim; ++d) s += qg[d] * to_float(key[d]);
+        scores[g * context_len + t] = s;
+      }
+    }
+    std::fill(acc.begin(), acc.end(), 0.f);
+    for (int64_t g = 0; g < group; ++g) {
+      float* sg = scores.data() + g * context_len;
+      float peak = -std::numeric_limits<float>::infinity();
+      for (int64_t t = begin; t < end; ++t) peak = std::max(peak, sg[t]);
+      float sum = 0.f;
+      for (int64_t t = begin; t < end; ++t) {
+        sg[t] = std::exp(sg[t] - peak);
+        sum += sg[t];
+      }
+      norm[g] = 1.f / sum;
+    }
+    for (int64_t t = begin; t < end; ++t) {
+      const scalar_t* value = v_cache + (static_cast<int64_t>(block_table[t / block_size]) * block_size + t % block_size) * token_stride + kv_head * head_dim;
+      for (int64_t g = 0; g < group; ++g) {
+        const float p = scores[g * context_len + t];
+        float* a = acc.data() + g * head_dim;
+#pragma omp simd
+        for (int64_t d = 0; d < head_dim; ++d) a[d] += p * to_float(value[d]);
+      }
+    }
+    for (int64_t g = 0; g < group; ++g) {
+      scalar_t* o = out + (row * num_heads + kv_head * group + g) * head_dim;
+      for (int64_t d = 0; d < head_dim; ++d) o[d] = static_cast<scalar_t>(acc[g * head_dim + d] * norm[g]);
+    }
+  }
+}
+
+}  // namespace
+
+// out, q: [tokens, num_heads, head_dim]; caches: [num_blocks, block_size, num_kv_heads, head_dim];
+// block_tables: int32 [n, max_blocks]; context_lens: int32 [n]; query_starts: int32 [n + 1].
+void paged_attention(torch::Tensor out, torch::Tensor q, torch::Tensor k_cache, torch::Tensor v_cache,
+                     torch::Tensor block_tables, torch::Tensor context_lens, torch::Tensor query_starts,
+                     double scale, int64_t window) {
+  TORCH_CHECK(q.is_contiguous() && out.is_contiguous() && k_cache.is_contiguous() && v_cache.is_contiguous(),
+              "paged_attention: tensors must be contiguous");
+  TORCH_CHECK(block_tables.scalar_type() == torch::kInt32 && context_lens.scalar_type() == torch::kInt32 &&
+                  query_starts.scalar_type() == torch::kInt32, "paged_attention: metadata must be int32");
+  TORCH_CHECK(q.scalar_type() == k_cache.scalar_type() && q.scalar_type() == out.scalar_type(),
+              "paged_attention: q, cache and out must share a dtype");
+  const int64_t n = context_lens.size(0);
+  const int64_t num_heads = q.size(1), head_dim = q.size(2);
+  const int64_t block_size = k_cache.size(1), num_kv_heads = k_cache.size(2);
+  const int64_t max_blocks = block_tables.size(1);
+  const int32_t* tables = block_tables.data_ptr<int32_t>();
+  const int32_t* lens = context_lens.data_ptr<int32_t>();
+  const int32_t* starts = query_starts.data_ptr<int32_t>();
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, q.scalar_type(), "paged_attention", [&] {
+    const scalar_t* qp = q.data_ptr<scalar_t>();
+    const scalar_t* kp = k_cache.data_ptr<scalar_t>();
+    const scalar_t* vp = v_cache.data_ptr<scalar_t>();
+    scalar_t* op = out.data_ptr<scalar_t>();
+    // torch's own thread pool (so torch.set_num_threads holds), items handed out one at a time
+    // because sequences differ in length
+    std::atomic<int64_t> next{0};
+    const int64_t items = n * num_kv_heads;
+    at::parallel_for(0, std::min<int64_t>(at::get_num_threads(), items), 1, [&](int64_t, int64_t) {
+      std::vector<float> scores, acc, query, norm;
+      for (int64_t item = next++; item < items; item = next++) {
+        const int64_t i = item / num_kv_heads, h = item % num_kv_heads;
+        attend<scalar_t>(qp, kp, vp, op, tables + i * max_blocks, lens[i], starts[i + 1] - starts[i], starts[i], h,
+                         num_heads, num_kv_heads, head_dim, block_size, scale, window, scores, acc, query, norm);
+      }
+    });
+  });
+}
+
+TORCH_LIBRARY(agentforge, m) {
+  m.def("paged_attention(Tensor(a!) out, Tensor q, Tensor k_cache, Tensor v_cache, Tensor block_tables, "
+        "Tensor context_lens, Tensor query_starts, float scale, int window) -> ()");
+  m.impl("paged_attention", torch::kCPU, &paged_attention);
+}

@@ -1,0 +1,86 @@
+"""The native paged-attention kernel against the PyTorch reference, and the reference against plain
+SDPA over each sequence's contiguous keys: decodes, draft verification, GQA, sliding windows, dtypes."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from agentforge.engine.attention import PagedBatch, paged_attention_reference
+from agentforge.engine.kernels import native_ops
+
+BLOCK = 16
+
+
+def make_case(dtype: torch.dtype, num_heads: int, num_kv_heads: int, context_lens: list[int], q_lens: list[int],
+              head_dim: int = 64, seed: int = 0):
+    """A shuffled paged cache holding each sequence's keys/values, and the queries of its last tokens."""
+    g = torch.Generator().manual_seed(seed)
+    tables, keys, values, used = [], [], [], 0
+    num_blocks = sum(-(-n // BLOCK) for n in context_lens) + 3
+    perm = torch.randperm(num_blocks, generator=g).tolist()  # blocks scattered over the cache
+    k_cache = torch.randn(num_blocks, BLOCK, num_kv_heads, head_dim, generator=g).to(dtype)
+    v_cache = torch.randn(num_blocks, BLOCK, num_kv_heads, head_dim, generator=g).to(dtype)
+    for n in context_lens:
+        blocks = perm[used : used + -(-n // BLOCK)]
+        used += len(blocks)
+        tables.append(blocks)
+        keys.append(k_cache[blocks].flatten(0, 1)[:n])
+        values.append(v_cache[blocks].flatten(0, 1)[:n])
+    width = max(map(len, tables))
+    starts = [0]
+    for q in q_lens:
+        starts.append(starts[-1] + q)
+    batch = PagedBatch(
+        starts[-1],
+        torch.tensor(starts, dtype=torch.int32),
+        torch.tensor([t + [0] * (width - len(t)) for t in tables], dtype=torch.int32),
+        torch.tensor(context_lens, dtype=torch.int32),
+    )
+    q = torch.randn(starts[-1], num_heads, head_dim, generator=g).to(dtype)
+    return q, k_cache, v_cache, batch, keys, values
+
+
+def contiguous_attention(q, keys, values, batch: PagedBatch, scale: float, window: int | None) -> torch.Tensor:
+    """Each sequence on its own: SDPA over its keys in order, causal from its first query's position."""
+    out = []
+    for i, (k, v) in enumerate(zip(keys, values)):
+        rows = q[batch.query_starts[i] : batch.query_starts[i + 1]]
+        n, length = rows.shape[0], k.shape[0]
+        q_pos = torch.arange(length - n, length)[:, None]
+        k_pos = torch.arange(length)[None, :]
+        mask = k_pos <= q_pos
+        if window is not None:
+            mask &= k_pos > q_pos - window
+        o = F.scaled_dot_product_attention(rows.transpose(0, 1)[None].float(), k.transpose(0, 1)[None].float(),
+                                           v.transpose(0, 1)[None].float(), attn_mask=mask, scale=scale, enable_gqa=True)
+        out.append(o[0].transpose(0, 1))
+    return torch.cat(out)
+
+
+CASES = [
+    # heads, kv heads, context lengths, query tokens per sequence, sliding window
+    (9, 3, [1, 17, 300, 64], [1, 1, 1, 1], None),  # decodes, SmolLM2's GQA
+    (4, 4, [40, 5, 129], [4, 1, 9], None),  # draft verification next to a decode, MHA
+    (8, 1, [100, 33], [1, 3], 24),  # MQA with a sliding window shorter than the context
+]
+
+
+@pytest.mark.parametrize("heads,kv_heads,lens,q_lens,window", CASES)
+def test_the_reference_matches_attention_over_contiguous_keys(heads, kv_heads, lens, q_lens, window):
+    q, k_cache, v_cache, batch, keys, values = make_case(torch.float32, heads, kv_heads, lens, q_lens)
+    got = paged_attention_reference(q, k_cache, v_cache, batch, 0.125, window)
+    assert torch.allclose(got, contiguous_attention(q, keys, values, batch, 0.125, window), atol=1e-5)
+
+
+@pytest.mark.skipif(native_ops() is None, reason="no C++ toolchain to build the native kernels")
+@pytest.mark.parametrize("dtype,atol", [(torch.float32, 1e-5), (torch.bfloat16, 2e-2), (torch.float16, 4e-3)])
+@pytest.mark.parametrize("heads,kv_heads,lens,q_lens,window", CASES)
+def test_the_native_kernel_matches_the_reference(dtype, atol, heads, kv_heads, lens, q_lens, window):
+    q, k_cache, v_cache, batch, keys, values = make_case(dtype, heads, kv_heads, lens, q_lens)
+    out = torch.empty_like(q)
+    native_ops().paged_attention(out, q, k_cache, v_cache, batch.block_tables, batch.context_lens,
+                                 batch.query_starts, 0.125, window or 0)
+    expected = contiguous_attention(q, keys, values, batch, 0.125, window)  # in float32
+    assert (out.float() - expected).abs().max() < atol
