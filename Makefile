@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup system-deps mcp-peers demo lint test test-fast bench clean
+.PHONY: setup system-deps mcp-peers demo lint test test-fast bench bench-peers clean
 MCP_PEERS := .mcp-servers
 
 # torch first, pinned to the CPU wheel (any other spelling pulls a multi-GB CUDA build);
@@ -55,8 +55,14 @@ test: lint system-deps mcp-peers
 test-fast: setup
 	$(BIN)/python -m pytest -m "not slow"
 
+# optional peers for the engine benchmarks, each in its own venv (never installed by CI)
+PEERS ?= $(HOME)/.cache/agentforge/peers
+bench-peers:
+	PEERS=$(PEERS) bash bench/install_peers.sh
+
 bench: setup
-	$(BIN)/python bench/engine_throughput.py
+	$(BIN)/python bench/engine_throughput.py $(if $(wildcard $(PEERS)/vllm/bin/python),--vllm-python $(PEERS)/vllm/bin/python) \
+		$(if $(wildcard $(PEERS)/llama/bin/python),--llama-python $(PEERS)/llama/bin/python)
 	$(BIN)/python bench/graph_overhead.py
 	$(BIN)/python bench/checkpoint_size.py
 

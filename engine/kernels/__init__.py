@@ -46,7 +46,9 @@ def native_ops():
         cpp_extension.load(
             name,
             [str(s) for s in _SOURCES],
-            extra_cflags=["-O3", "-march=native", "-fopenmp-simd"],
+            # -fopenmp: at::parallel_for is OpenMP in torch's headers (libgomp resolves to the copy torch loaded)
+            extra_cflags=["-O3", "-march=native", "-fopenmp", "-fno-math-errno", "-fno-trapping-math"],
+            extra_ldflags=["-fopenmp"],
             is_python_module=False,
         )
     except Exception as exc:  # no compiler, no ninja, a read-only cache: fall back, once, loudly

@@ -21,14 +21,28 @@ namespace {
 template <typename T>
 inline float to_float(T x) { return static_cast<float>(x); }
 
-template <typename scalar_t>
+// Keys/values of tokens [begin, end) of one KV head, visited block by block: fn(token, pointer).
+template <typename scalar_t, typename Fn>
+inline void for_each_token(const scalar_t* cache, const int32_t* block_table, int64_t begin, int64_t end,
+                           int64_t block_size, int64_t token_stride, int64_t head_offset, Fn&& fn) {
+  for (int64_t b = begin / block_size; b * block_size < end; ++b) {
+    const scalar_t* block = cache + static_cast<int64_t>(block_table[b]) * block_size * token_stride + head_offset;
+    const int64_t first = std::max(begin, b * block_size), last = std::min(end, (b + 1) * block_size);
+    for (int64_t t = first; t < last; ++t) fn(t, block + (t - b * block_size) * token_stride);
+  }
+}
+
+// HEAD_DIM > 0 fixes the head size at compile time (fully unrolled loops); 0 reads it at run time.
+template <typename scalar_t, int HEAD_DIM>
 void attend(const scalar_t* q, const scalar_t* k_cache, const scalar_t* v_cache, scalar_t* out,
             const int32_t* block_table, int64_t context_len, int64_t q_len, int64_t first_row,
-            int64_t kv_head, int64_t num_heads, int64_t num_kv_heads, int64_t head_dim,
+            int64_t kv_head, int64_t num_heads, int64_t num_kv_heads, int64_t runtime_head_dim,
             int64_t block_size, double scale, int64_t window, std::vector<float>& scores,
             std::vector<float>& acc, std::vector<float>& query, std::vector<float>& norm) {
+  const int64_t head_dim = HEAD_DIM > 0 ? HEAD_DIM : runtime_head_dim;
   const int64_t group = num_heads / num_kv_heads;
   const int64_t token_stride = num_kv_heads * head_dim;  // between tokens of one block
+  const int64_t head_offset = kv_head * head_dim;
   scores.resize(group * context_len);
   acc.resize(group * head_dim);
   query.resize(group * head_dim);
@@ -42,37 +56,38 @@ void attend(const scalar_t* q, const scalar_t* k_cache, const scalar_t* v_cache,
       const scalar_t* qh = q + (row * num_heads + kv_head * group + g) * head_dim;
       for (int64_t d = 0; d < head_dim; ++d) query[g * head_dim + d] = to_float(qh[d]) * static_cast<float>(scale);
     }
-    for (int64_t t = begin; t < end; ++t) {
-      const scalar_t* key = k_cache + (static_cast<int64_t>(block_table[t / block_size]) * block_size + t % block_size) * token_stride + kv_head * head_dim;
-      for (int64_t g = 0; g < group; ++g) {
-        const float* qg = query.data() + g * head_dim;
-        float s = 0.f;
+    for_each_token(k_cache, block_table, begin, end, block_size, token_stride, head_offset,
+                   [&](int64_t t, const scalar_t* key) {
+                     for (int64_t g = 0; g < group; ++g) {
+                       const float* qg = query.data() + g * head_dim;
+                       float s = 0.f;
 #pragma omp simd reduction(+ : s)
-        for (int64_t d = 0; d < head_dim; ++d) s += qg[d] * to_float(key[d]);
-        scores[g * context_len + t] = s;
-      }
-    }
-    std::fill(acc.begin(), acc.end(), 0.f);
+                       for (int64_t d = 0; d < head_dim; ++d) s += qg[d] * to_float(key[d]);
+                       scores[g * context_len + t] = s;
+                     }
+                   });
     for (int64_t g = 0; g < group; ++g) {
       float* sg = scores.data() + g * context_len;
       float peak = -std::numeric_limits<float>::infinity();
       for (int64_t t = begin; t < end; ++t) peak = std::max(peak, sg[t]);
       float sum = 0.f;
+#pragma omp simd reduction(+ : sum)
       for (int64_t t = begin; t < end; ++t) {
         sg[t] = std::exp(sg[t] - peak);
         sum += sg[t];
       }
       norm[g] = 1.f / sum;
     }
-    for (int64_t t = begin; t < end; ++t) {
-      const scalar_t* value = v_cache + (static_cast<int64_t>(block_table[t / block_size]) * block_size + t % block_size) * token_stride + kv_head * head_dim;
-      for (int64_t g = 0; g < group; ++g) {
-        const float p = scores[g * context_len + t];
-        float* a = acc.data() + g * head_dim;
+    std::fill(acc.begin(), acc.end(), 0.f);
+    for_each_token(v_cache, block_table, begin, end, block_size, token_stride, head_offset,
+                   [&](int64_t t, const scalar_t* value) {
+                     for (int64_t g = 0; g < group; ++g) {
+                       const float p = scores[g * context_len + t];
+                       float* a = acc.data() + g * head_dim;
 #pragma omp simd
-        for (int64_t d = 0; d < head_dim; ++d) a[d] += p * to_float(value[d]);
-      }
-    }
+                       for (int64_t d = 0; d < head_dim; ++d) a[d] += p * to_float(value[d]);
+                     }
+                   });
     for (int64_t g = 0; g < group; ++g) {
       scalar_t* o = out + (row * num_heads + kv_head * group + g) * head_dim;
       for (int64_t d = 0; d < head_dim; ++d) o[d] = static_cast<scalar_t>(acc[g * head_dim + d] * norm[g]);
@@ -113,8 +128,9 @@ void paged_attention(torch::Tensor out, torch::Tensor q, torch::Tensor k_cache, 
       std::vector<float> scores, acc, query, norm;
       for (int64_t item = next++; item < items; item = next++) {
         const int64_t i = item / num_kv_heads, h = item % num_kv_heads;
-        attend<scalar_t>(qp, kp, vp, op, tables + i * max_blocks, lens[i], starts[i + 1] - starts[i], starts[i], h,
-                         num_heads, num_kv_heads, head_dim, block_size, scale, window, scores, acc, query, norm);
+        auto run = head_dim == 64 ? attend<scalar_t, 64> : head_dim == 128 ? attend<scalar_t, 128> : attend<scalar_t, 0>;
+        run(qp, kp, vp, op, tables + i * max_blocks, lens[i], starts[i + 1] - starts[i], starts[i], h, num_heads,
+            num_kv_heads, head_dim, block_size, scale, window, scores, acc, query, norm);
       }
     });
   });
