@@ -22,6 +22,7 @@ import json
 import os
 import platform
 import random
+import resource
 import subprocess
 import tempfile
 import time
@@ -46,6 +47,11 @@ def run_ours(prompts: list[list[int]], out_tokens: int, dtype: str) -> float:
     elapsed = time.perf_counter() - start
     assert sum(len(o.outputs[0].token_ids) for o in outs) == len(prompts) * out_tokens
     print(f"  ours: {llm.stats().counters.num_steps} steps, {llm.stats().counters.num_preemptions} preemptions")
+    weights = sum(t.numel() * t.element_size() for t in llm.engine.model.parameters())
+    budget = weights + llm.engine.config.kv_cache_bytes
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # the process so far: run float32 first
+    print(f"  peak RSS {peak / 2**20:.0f} MiB = weights {weights / 2**20:.0f} MiB + KV budget "
+          f"{llm.engine.config.kv_cache_bytes / 2**20:.0f} MiB + {(peak - budget) / 2**20:.0f} MiB")
     return elapsed
 
 
