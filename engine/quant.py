@@ -87,8 +87,9 @@ def quantize_model(model: nn.Module, mode: str, dtype: torch.dtype) -> nn.Module
     decoder = model.get_submodule("model.layers")
     for name, module in list(decoder.named_modules()):
         for child_name, child in list(module.named_children()):
-            if isinstance(child, nn.Linear) and child.in_features % GROUP == 0 and not name.endswith("mlp.gate"):
-                setattr(module, child_name, layer_type(child))  # MoE routers stay exact
+            router = name.endswith("mlp") and child_name == "gate"  # a MoE router (mlp.gate) stays exact
+            if isinstance(child, nn.Linear) and child.in_features % GROUP == 0 and not router:
+                setattr(module, child_name, layer_type(child))
     embed = model.get_submodule("model.embed_tokens")
     tied = model.lm_head.weight is embed.weight
     model.model.embed_tokens = Int8Embedding(embed, dtype)

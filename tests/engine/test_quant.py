@@ -119,3 +119,16 @@ def test_quantize_model_keeps_a_tied_lm_head_tied():
     model = quantize_model(ARCHITECTURES["LlamaForCausalLM"](config), "int4", torch.float32)
     assert isinstance(model.model.layers[0].self_attn.q_proj, Int4Linear)
     assert model.lm_head.values is model.model.embed_tokens.values  # one int8 table for both
+
+
+def test_a_moe_router_stays_exact():
+    from transformers import MixtralConfig
+
+    from agentforge.engine.models import ARCHITECTURES
+
+    config = MixtralConfig(vocab_size=64, hidden_size=64, intermediate_size=64, num_hidden_layers=1,
+                           num_attention_heads=2, num_key_value_heads=1, num_local_experts=4, num_experts_per_tok=2,
+                           architectures=["MixtralForCausalLM"])
+    model = quantize_model(ARCHITECTURES["MixtralForCausalLM"](config), "int4", torch.float32)
+    assert type(model.model.layers[0].mlp.gate) is nn.Linear
+    assert isinstance(model.model.layers[0].self_attn.q_proj, Int4Linear)
