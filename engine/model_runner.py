@@ -58,12 +58,8 @@ class ModelRunner:
         order = sorted(range(len(batch.seqs)), key=lambda i: batch.num_tokens[i] > PAGED_MAX_QUERY)
         ids: list[int] = []
         pos: list[int] = []
-        slots: list[torch.Tensor] = []
         starts = [0] * len(batch.seqs)
-        paged_tables: list[list[int]] = []
-        paged_lens: list[int] = []
-        paged_starts = [0]
-        prefills: list[Prefill] = []
+        tables: list[list[int]] = []  # each sequence's blocks up to its last token this step, in `order`
         for i in order:
             seq, n = batch.seqs[i], batch.num_tokens[i]
             first = seq.num_computed_tokens
@@ -71,31 +67,32 @@ class ModelRunner:
             tokens = seq.token_ids + seq.draft_token_ids if seq.draft_token_ids else seq.token_ids
             ids.extend(tokens[first : first + n])
             pos.extend(range(first, first + n))
-            num_blocks = -(-(first + n) // bs)
-            table = torch.tensor(seq.block_table[:num_blocks], dtype=torch.int32)
-            span = torch.arange(first, first + n)
-            slots.append(table[span // bs].long() * bs + span % bs)
-            if n <= PAGED_MAX_QUERY:
-                paged_tables.append(seq.block_table[:num_blocks])
-                paged_lens.append(first + n)
-                paged_starts.append(len(ids))
-            else:
-                prefills.append(Prefill(starts[i], n, first + n, table))
+            tables.append(seq.block_table[: -(-(first + n) // bs)])
+        # one padded block table for the step: slots for every token at once, the paged batch's rows
+        width = max(map(len, tables))
+        padded = torch.tensor([t + [0] * (width - len(t)) for t in tables], dtype=torch.int32)
+        counts = [batch.num_tokens[i] for i in order]
+        positions = torch.tensor(pos)
+        row_of_token = torch.repeat_interleave(torch.arange(len(order)), torch.tensor(counts))
+        slots = padded[row_of_token, positions // bs].long() * bs + positions % bs
+        num_paged = sum(n <= PAGED_MAX_QUERY for n in counts)
         paged = None
-        if paged_tables:
-            width = max(map(len, paged_tables))
-            paged = PagedBatch(
-                paged_starts[-1],
-                torch.tensor(paged_starts, dtype=torch.int32),
-                torch.tensor([t + [0] * (width - len(t)) for t in paged_tables], dtype=torch.int32),
-                torch.tensor(paged_lens, dtype=torch.int32),
-            )
-        context = AttentionContext(torch.cat(slots), paged, prefills)
+        if num_paged:
+            query_starts = torch.tensor([0, *counts[:num_paged]], dtype=torch.int32).cumsum(0, dtype=torch.int32)
+            lens = [batch.seqs[i].num_computed_tokens + batch.num_tokens[i] for i in order[:num_paged]]
+            paged = PagedBatch(int(query_starts[-1]), query_starts, padded[:num_paged],
+                               torch.tensor(lens, dtype=torch.int32))
+        prefills = [
+            Prefill(starts[i], batch.num_tokens[i], batch.seqs[i].num_computed_tokens + batch.num_tokens[i],
+                    padded[row, : len(tables[row])])
+            for row, i in enumerate(order[num_paged:], num_paged)
+        ]
+        context = AttentionContext(slots, paged, prefills)
         sample_rows = []
         for i, (seq, n) in enumerate(zip(batch.seqs, batch.num_tokens)):
             first = seq.num_computed_tokens
             sample_rows.extend(starts[i] + p - first for p in logit_rows(seq, first, n))
-        return torch.tensor(ids), torch.tensor(pos), context, torch.tensor(sample_rows, dtype=torch.long), starts
+        return torch.tensor(ids), positions, context, torch.tensor(sample_rows, dtype=torch.long), starts
 
     @staticmethod
     def _lora_rows(batch: ScheduledBatch, starts: list[int]) -> LoRABatch | None:
