@@ -98,9 +98,12 @@ def function_model(fn: Callable, skip: tuple[str, ...] = ()) -> tuple[str, str, 
 
 
 def model_parameters(model: type[BaseModel]) -> dict:
-    """A pydantic model's JSON schema as tool parameters (without pydantic's generated titles)."""
+    """A pydantic model's JSON schema as tool parameters: without pydantic's generated titles, and
+    without the model's docstring, which is the tool's description (OpenAI and LangChain keep it
+    on the function, not in its parameters)."""
     parameters = model.model_json_schema()
     parameters.pop("title", None)
+    parameters.pop("description", None)
     for prop in parameters.get("properties", {}).values():
         prop.pop("title", None)
     return parameters

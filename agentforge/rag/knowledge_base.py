@@ -18,7 +18,7 @@ import numpy as np
 from ._bm25 import BM25Index
 from ._cache import CachedEmbedder
 from ._chroma import embedding_function, open_client
-from .documents import Chunk, Hit
+from .documents import Chunk, Document, Hit, content_hash
 from .embeddings import Embedder, LocalEmbedder
 from .loaders import MAX_FILE_BYTES, LoadError, check_file, iter_files, load_file
 from .rerank import Reranker
@@ -133,15 +133,49 @@ class KnowledgeBase:
         stats.seconds = time.perf_counter() - started
         return stats
 
+    def add_documents(self, documents: Iterable[Document]) -> IngestStats:
+        """Index documents loaded elsewhere (your own, or a LangChain / LlamaIndex loader's output
+        through `agentforge.integrations`). Documents are grouped by `source`, and each source is
+        reconciled to exactly its documents' chunks as a file is: adding the same documents again
+        embeds nothing, and a source given with new text loses the chunks it no longer has."""
+        started, embedded_before = time.perf_counter(), self.embedder.embedded
+        groups: dict[str, list[Document]] = {}
+        for doc in documents:
+            if not isinstance(doc, Document) or not isinstance(doc.text, str) or not isinstance(doc.source, str) \
+                    or not doc.source or not isinstance(doc.metadata, dict):
+                raise ValueError(f"add_documents takes agentforge.rag.Document objects with text, a non-empty source "
+                                 f"and a metadata dict; got {doc!r:.200}")
+            groups.setdefault(doc.source, []).append(doc)
+        stats, indexed = IngestStats(), self._sources()
+        for source, docs in groups.items():
+            digest = content_hash("\0".join(f"{d.markdown}\0{d.text}\0{sorted(d.metadata.items())}" for d in docs))
+            current = indexed.get(source, {})
+            if not self._unchanged(current, digest, stats):
+                self._index(docs, digest, current, stats)
+        if stats.added or stats.updated or stats.removed:
+            self._bump_revision()
+        stats.embedded = self.embedder.embedded - embedded_before
+        stats.seconds = time.perf_counter() - started
+        return stats
+
     def _ingest_file(self, path: Path, current: dict[str, dict], stats: IngestStats) -> None:
         check_file(path, self.max_file_bytes)
         file_hash = _file_hash(path)
-        if current and all(m.get("file_hash") == file_hash and m.get("n") == len(current) for m in current.values()):
-            stats.documents += next(iter(current.values())).get("docs", 1)
-            stats.skipped += len(current)
-            stats.chunks += len(current)
-            return
-        docs = load_file(path, max_bytes=self.max_file_bytes)
+        if not self._unchanged(current, file_hash, stats):
+            self._index(load_file(path, max_bytes=self.max_file_bytes), file_hash, current, stats)
+
+    @staticmethod
+    def _unchanged(current: dict[str, dict], file_hash: str, stats: IngestStats) -> bool:
+        """Whether a source's indexed chunks are all from this version of it (then counted as skipped)."""
+        if not current or not all(m.get("file_hash") == file_hash and m.get("n") == len(current) for m in current.values()):
+            return False
+        stats.documents += next(iter(current.values())).get("docs", 1)
+        stats.skipped += len(current)
+        stats.chunks += len(current)
+        return True
+
+    def _index(self, docs: list[Document], file_hash: str, current: dict[str, dict], stats: IngestStats) -> None:
+        """Reconcile one source's chunks to those of `docs`: embed new ones, update changed metadata, drop gone ones."""
         chunks = [chunk for doc in docs for chunk in self.splitter.split(doc)]
         ids, metadatas, occurrences = [], [], {}
         for ordinal, chunk in enumerate(chunks):
@@ -171,8 +205,10 @@ class KnowledgeBase:
         stats.chunks += len(ids)
 
     def delete(self, source: str | Path) -> int:
-        """Remove every chunk of `source` (a file path); the number removed."""
-        ids = self.collection.get(where={"source": str(Path(source).expanduser().resolve())}, include=[])["ids"]
+        """Remove every chunk of `source` (a file path, or a source given to `add_documents`); the number removed."""
+        ids = self.collection.get(where={"source": str(source)}, include=[])["ids"]
+        if not ids and not (isinstance(source, str) and "://" in source):
+            ids = self.collection.get(where={"source": str(Path(source).expanduser().resolve())}, include=[])["ids"]
         if ids:
             self.collection.delete(ids=ids)
             self._bump_revision()
@@ -294,7 +330,7 @@ class KnowledgeBase:
 def _metadata(chunk: Chunk, ordinal: int, total: int, docs: int, file_hash: str) -> dict:
     meta = {"source": chunk.source, "section": chunk.section, "start": chunk.start, "end": chunk.end,
             "ord": ordinal, "n": total, "docs": docs, "file_hash": file_hash}
-    meta.update({key: chunk.metadata[key] for key in _DOC_META if key in chunk.metadata})
+    meta.update({key: chunk.metadata[key] for key in _DOC_META if isinstance(chunk.metadata.get(key), (str, int, float))})
     return meta
 
 

@@ -14,6 +14,7 @@ def _ours() -> SimpleNamespace:
 
 
 def _langgraph() -> SimpleNamespace:
+    pytest.importorskip("langgraph")  # the reference runtime; ours runs without it
     from langgraph import errors, types
     from langgraph.checkpoint.memory import InMemorySaver
     from langgraph.config import get_stream_writer

@@ -645,8 +645,6 @@ def test_update_state_as_node_routes_from_that_node(lg):
 
 
 def test_cache_policy_skips_repeated_work(lg):
-    from langgraph.cache.memory import InMemoryCache
-
     from agentforge.graphs import InMemoryCache as OurCache
 
     calls = []
@@ -658,7 +656,12 @@ def test_cache_policy_skips_repeated_work(lg):
     g = lg.StateGraph(S)
     g.add_node("slow", slow, cache_policy=lg.CachePolicy(ttl=60))
     g.add_edge(lg.START, "slow")
-    app = g.compile(cache=OurCache() if lg.name == "agentforge" else InMemoryCache())
+    if lg.name == "agentforge":
+        app = g.compile(cache=OurCache())
+    else:
+        from langgraph.cache.memory import InMemoryCache
+
+        app = g.compile(cache=InMemoryCache())
     assert app.invoke({"x": 1, "log": []})["log"] == ["computed 1"]
     assert app.invoke({"x": 1, "log": []})["log"] == ["computed 1"]
     assert app.invoke({"x": 2, "log": []})["log"] == ["computed 2"]

@@ -93,3 +93,23 @@ def test_json_rendering_is_readable(tmp_path):
     path = tmp_path / "x.json"
     path.write_text(json.dumps({"name": "Ada", "tags": ["a", "b"], "items": [{"id": 1}, {"id": 2}], "none": None}))
     assert load_file(path)[0].text == "name: Ada\ntags: a, b\nitems.id: 1\n\nitems.id: 2"
+
+
+@pytest.mark.parametrize("chunk_tokens,overlap_tokens", [(200, 30), (48, 12), (16, 0)])
+def test_splitting_matches_langchains_recursive_splitter(embedder, chunk_tokens, overlap_tokens):
+    """Our splitter runs LangChain's algorithm without needing langchain-core: same pieces, on the
+    project's own docs (prose, lists, code, tables) and on text with no separators at all."""
+    from pathlib import Path
+
+    splitters = pytest.importorskip("langchain_text_splitters")
+    from agentforge.rag.splitter import SEPARATORS
+
+    reference = splitters.RecursiveCharacterTextSplitter.from_huggingface_tokenizer(
+        embedder.tokenizer, chunk_size=chunk_tokens, chunk_overlap=overlap_tokens, separators=SEPARATORS,
+        keep_separator="end")
+    ours = Splitter(embedder.tokenizer, chunk_tokens=chunk_tokens, overlap_tokens=overlap_tokens)
+    docs = Path(__file__).resolve().parents[3] / "docs"
+    texts = [p.read_text() for p in sorted(docs.glob("*.md"))[:6]]
+    texts += ["x" * 3000, "word, " * 500 + "end. " * 40, "  \n\n  \n", ""]
+    for text in texts:
+        assert ours.split_text(text) == reference.split_text(text)
