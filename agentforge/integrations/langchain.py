@@ -88,19 +88,21 @@ class ChatAgentForge(BaseChatModel):
             tool_choice = {"type": "function", "function": {"name": tool_choice}}
         return self.bind(tools=specs, tool_choice=tool_choice, **kwargs)
 
-    def with_structured_output(self, schema: dict | type, *, method: str = "json_schema", include_raw: bool = False,
-                               **kwargs: Any) -> Runnable:
+    def with_structured_output(self, schema: dict | type | None = None, *, method: str = "json_schema",
+                               include_raw: bool = False, **kwargs: Any) -> Runnable:
         """A runnable returning `schema`'s instance (a pydantic class) or a dict (a JSON schema, a
         TypedDict or an OpenAI function spec). `method="json_schema"` decodes the reply under the
-        schema; "function_calling" forces a call of a tool with that schema."""
+        schema; "json_mode" under any JSON object (then parsed with `schema` if given);
+        "function_calling" forces a call of a tool with that schema."""
         if kwargs:
             raise ValueError(f"unsupported arguments: {', '.join(sorted(kwargs))}")
+        if method not in ("json_schema", "json_mode", "function_calling"):
+            raise ValueError(f"method must be 'json_schema', 'json_mode' or 'function_calling', got {method!r}")
+        if schema is None and method != "json_mode":
+            raise ValueError(f"method {method!r} needs a schema")
         if method == "function_calling":
             return super().with_structured_output(schema, include_raw=include_raw)
-        if method != "json_schema":
-            raise ValueError(f"method must be 'json_schema' or 'function_calling', got {method!r}")
         pydantic_class = isinstance(schema, type) and issubclass(schema, BaseModel)
-        json_schema = None if pydantic_class else convert_to_json_schema(schema)
 
         def parse(message: AIMessage) -> Any:
             text = message.content if isinstance(message.content, str) else ""
@@ -112,8 +114,11 @@ class ChatAgentForge(BaseChatModel):
             except ValueError as exc:
                 return {"raw": message, "parsed": None, "parsing_error": exc}
 
-        bound = self.bind(response_format=schema if pydantic_class else json_schema)
-        return bound | RunnableLambda(parse_with_raw if include_raw else parse)
+        if method == "json_mode":
+            response_format = {"type": "object"}
+        else:
+            response_format = schema if pydantic_class else convert_to_json_schema(schema)
+        return self.bind(response_format=response_format) | RunnableLambda(parse_with_raw if include_raw else parse)
 
     # --- calls ------------------------------------------------------------------------------
 

@@ -43,9 +43,9 @@ def langgraph_node(graph: Pregel) -> Callable[[dict], dict]:
     `builder.add_node("research", langgraph_node(their_graph))`."""
     if not isinstance(graph, Pregel):
         raise TypeError(f"expected a compiled LangGraph graph, got {type(graph).__name__}")
-    inner = graph.copy(update={"checkpointer": LangGraphSaver()})
 
     def run_langgraph(state: dict) -> dict:
+        inner = graph.copy(update={"checkpointer": LangGraphSaver()})  # this run's, gone with it
         config = {"configurable": {"thread_id": uuid.uuid4().hex}}
         final = inner.invoke(_convert(_state(state), to_langchain_messages), config)
         while final.get("__interrupt__"):

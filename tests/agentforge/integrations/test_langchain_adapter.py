@@ -157,6 +157,16 @@ def test_structured_output_parse_errors_surface_with_include_raw():
     assert out["parsed"] is None and out["parsing_error"] is not None and out["raw"].content == "not json"
 
 
+def test_json_mode_constrains_to_an_object_and_parses_with_the_schema_if_given():
+    scripted = ScriptedChatModel(['{"item": "tea", "quantity": 2}', '{"any": [1, 2]}'])
+    llm = ChatAgentForge(model=scripted)
+    assert llm.with_structured_output(Order, method="json_mode").invoke("order tea") == Order(item="tea", quantity=2)
+    assert llm.with_structured_output(method="json_mode").invoke("anything") == {"any": [1, 2]}
+    assert [c["response_format"] for c in scripted.calls] == [{"type": "object"}] * 2
+    with pytest.raises(ValueError, match="needs a schema"):
+        llm.with_structured_output(None)
+
+
 # --- on the embedded SmolLM2 ---------------------------------------------------------------------
 
 
