@@ -8,7 +8,7 @@ from .checkpoint import BaseCheckpointSaver, Checkpoint, CheckpointTuple, InMemo
 from .graph import StateGraph
 from .messages import REMOVE_ALL_MESSAGES, MessagesState, RemoveMessage, add_messages
 from .pregel import CompiledStateGraph
-from .runtime import Runtime, get_message_writer, get_runtime, get_store, get_stream_writer, interrupt
+from .runtime import Runtime, get_config, get_message_writer, get_runtime, get_store, get_stream_writer, interrupt
 from .sqlite import SqliteSaver
 from .state import RemainingSteps
 from .types import (
@@ -62,6 +62,7 @@ __all__ = [
     "StateGraph",
     "StateSnapshot",
     "add_messages",
+    "get_config",
     "get_message_writer",
     "get_runtime",
     "get_store",

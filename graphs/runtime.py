@@ -1,5 +1,5 @@
 """What a node can reach while it runs: `interrupt`, the stream and message writers, and its `Runtime`
-(the run's `context`), as in LangGraph. A node asks for the runtime by taking a `runtime` argument
+(the run's `context`) and the run's config, as in LangGraph. A node asks for the runtime by taking a `runtime` argument
 (or calls `get_runtime()`), for the run config with a `config` argument, for the custom stream's
 writer with a `writer` argument.
 """
@@ -82,6 +82,16 @@ def get_runtime(context_schema: type[ContextT] | None = None) -> Runtime[Context
     if ctx is None:
         raise RuntimeError("get_runtime() can only be called inside a graph node")
     return Runtime(ctx.run.context, get_stream_writer(), ctx.run.store)
+
+
+def get_config() -> dict:
+    """Inside a node, or a tool it runs: the run's config, with this task's namespace
+    ("parent|node:task_id") as `configurable["checkpoint_ns"]`, as LangGraph's `get_config()` gives it."""
+    ctx = _current.get()
+    if ctx is None:
+        raise RuntimeError("get_config() can only be called inside a graph node")
+    namespace = f"{ctx.run.ns}|{ctx.task.name}:{ctx.task.id}".lstrip("|")
+    return {**ctx.run.config, "configurable": {**ctx.run.config.get("configurable", {}), "checkpoint_ns": namespace}}
 
 
 def get_store() -> Any:

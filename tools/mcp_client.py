@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import re
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +24,7 @@ from mcp.shared.exceptions import MCPError
 from mcp_types.jsonrpc import CONNECTION_CLOSED
 
 from .mcp_content import call_maybe_async
+from .mcp_meta import request_meta
 from .tool import Tool, ToolResult
 
 _SERVER_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,32}$")
@@ -269,13 +271,13 @@ class MCPClient:
     def call_tool(self, server: str, name: str, arguments: dict | None = None,
                   on_progress: Callable[[float, float | None, str | None], Any] | None = None) -> ToolResult:
         """Call one tool; errors (from the tool or the connection) come back as an error result."""
-        return self._run(self._call(server, name, arguments, on_progress))
+        return self._run(self._call(server, name, arguments, on_progress, request_meta()))
 
     async def acall_tool(self, server: str, name: str, arguments: dict | None = None,
                          on_progress: Callable[[float, float | None, str | None], Any] | None = None) -> ToolResult:
-        return await self._arun(self._call(server, name, arguments, on_progress))
+        return await self._arun(self._call(server, name, arguments, on_progress, request_meta()))
 
-    async def _call(self, server, name, arguments, on_progress) -> ToolResult:
+    async def _call(self, server, name, arguments, on_progress, meta) -> ToolResult:
         async def progress(value, total, message):
             if on_progress is not None:
                 outcome = on_progress(value, total, message)
@@ -283,8 +285,9 @@ class MCPClient:
                     await outcome
 
         try:
-            result = await self._connection(server).request(
-                lambda c: c.call_tool(name, arguments or {}, progress_callback=progress), retry=False)
+            with _trace_context(meta):
+                result = await self._connection(server).request(
+                    lambda c: c.call_tool(name, arguments or {}, progress_callback=progress, meta=meta), retry=False)
         except (MCPToolError, ValueError) as exc:
             return ToolResult(f"Error: {exc}", is_error=True)
         text = _content_text(result.content)
@@ -312,6 +315,24 @@ class MCPClient:
         """A prompt's messages as chat messages (role and text)."""
         result = self._run(self._connection(server).request(lambda c: c.get_prompt(name, arguments or {}), retry=True))
         return [{"role": m.role, "content": _content_text([m.content])} for m in result.messages]
+
+
+@contextlib.contextmanager
+def _trace_context(meta: dict | None) -> Iterator[None]:
+    """The caller's `traceparent` as the current OpenTelemetry context while the request is made:
+    the SDK's own client span (when an OpenTelemetry SDK is configured) hangs under the caller's span,
+    and the trace context the SDK writes into `_meta` (SEP-414) continues the caller's trace."""
+    if not meta or "traceparent" not in meta:
+        yield
+        return
+    from opentelemetry import context
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    token = context.attach(TraceContextTextMapPropagator().extract(meta))
+    try:
+        yield
+    finally:
+        context.detach(token)
 
 
 def _callbacks(elicitation, sampling, roots) -> dict[str, Any]:

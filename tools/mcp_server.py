@@ -67,7 +67,10 @@ def graph_tool(graph, name: str, description: str = "", *, timeout: float | None
 
     async def run(**arguments):
         final, steps = None, 0
-        async for mode, chunk in graph.astream(arguments, stream_mode=["updates", "values"]):
+        # the caller's trace context (SEP-414 `_meta`, made current by the SDK's server span) goes with
+        # the run, where a traced graph continues the caller's trace
+        config = {"metadata": _current_trace_context()}
+        async for mode, chunk in graph.astream(arguments, config, stream_mode=["updates", "values"]):
             if mode == "updates":
                 steps += 1
                 report_progress(steps, None, f"finished {', '.join(chunk)}")
@@ -78,6 +81,14 @@ def graph_tool(graph, name: str, description: str = "", *, timeout: float | None
     run.__name__ = name
     return Tool(run, name=name, description=description or f"Run the {name} graph.", parameters=schema,
                 timeout=timeout)
+
+
+def _current_trace_context() -> dict[str, str]:
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    carrier: dict[str, str] = {}
+    TraceContextTextMapPropagator().inject(carrier)
+    return carrier
 
 
 class MCPToolServer:

@@ -184,7 +184,7 @@ def _run_async(coro, timeout: float | None):
     except RuntimeError:
         return asyncio.run(bounded())
     # called from inside an event loop (a sync node in an async graph): run on a fresh loop in a worker
-    return _POOL.submit(asyncio.run, bounded()).result()
+    return _POOL.submit(contextvars.copy_context().run, asyncio.run, bounded()).result()
 
 
 def _error(exc: Exception) -> ToolResult:

@@ -37,6 +37,7 @@ from agentforge.agents.model import new_message_id, to_messages
 from agentforge.engine.protocol import ChatMessage
 from agentforge.graphs import get_message_writer, get_stream_writer, interrupt
 from agentforge.tools import Tool
+from agentforge.tracing import trace_headers
 
 from ._parts import message_text, value_parts
 from .card import API_KEY_HEADER
@@ -119,7 +120,8 @@ class RemoteAgent:
     def _http(self) -> httpx.AsyncClient:
         loop = asyncio.get_running_loop()
         if loop not in self._clients:
-            self._clients[loop] = (httpx.AsyncClient(headers=self._headers, timeout=self._timeout), None)
+            self._clients[loop] = (httpx.AsyncClient(headers=self._headers, timeout=self._timeout,
+                                                     event_hooks={"request": [_send_trace_context]}), None)
         return self._clients[loop][0]
 
     async def _connect(self) -> Client:
@@ -278,6 +280,12 @@ class RemoteAgent:
                 await asyncio.sleep(0.2 * 2 ** attempt)
             except (httpx.HTTPError, ValueError) as exc:
                 raise RemoteAgentError(f"A2A agent at {self.url} gave no valid agent card: {exc}") from exc
+
+
+async def _send_trace_context(request: httpx.Request) -> None:
+    """Inside a traced run, each request names the calling node's or tool's span (W3C `traceparent`,
+    LangSmith's `langsmith-trace`), so a traced agent on the other side joins the caller's trace."""
+    request.headers.update(trace_headers())
 
 
 def _reply_of_task(task: Task) -> RemoteReply:

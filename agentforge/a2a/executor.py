@@ -24,6 +24,7 @@ from a2a.types import Artifact, Message, Task, TaskState
 from agentforge.agents import ChatChunk
 from agentforge.agents.model import to_messages
 from agentforge.graphs import Command, CompiledStateGraph
+from agentforge.tracing import continue_trace
 
 from ._parts import agent_message, message_text, message_value, value_parts
 
@@ -63,8 +64,9 @@ class GraphAgentExecutor(AgentExecutor):
             await run.open()
             await run.updater.reject(_message(run.updater, str(exc)))
             return
+        headers = context.call_context.state.get("headers") or {}  # a traced caller's trace context
         async with self._context_locks[task.context_id]:  # one run at a time per thread
-            await run.execute(self.graph, graph_input, context.message.message_id)
+            await run.execute(self.graph, graph_input, context.message.message_id, headers)
 
     async def resume(self, task: Task, sink: _Sink) -> None:
         """Resume a known task from the graph's last checkpoint (after a restart), reporting into
@@ -116,10 +118,12 @@ class _TaskRun:
             self.working = True
             await self.updater.start_work()
 
-    async def execute(self, graph: CompiledStateGraph, graph_input: Any, message_id: str | None) -> None:
-        # nodes that take `config` see which A2A task and message they serve
-        config = {"configurable": {"thread_id": self.task.context_id, "a2a_task_id": self.task.id,
-                                   "a2a_message_id": message_id}}
+    async def execute(self, graph: CompiledStateGraph, graph_input: Any, message_id: str | None,
+                      headers: dict | None = None) -> None:
+        # nodes that take `config` see which A2A task and message they serve; a traced graph joins
+        # the trace of a caller that sent its trace context
+        config = continue_trace({"configurable": {"thread_id": self.task.context_id, "a2a_task_id": self.task.id,
+                                                  "a2a_message_id": message_id}}, headers or {})
         if not self.unannounced:  # a task the client knows of is working from now on
             await self.open()
         try:

@@ -11,6 +11,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any
 
 MAX_CHARS = 20_000  # a span's inputs or outputs as JSON, cut beyond this
@@ -54,9 +55,14 @@ class Recorder:
 
     modes = ("tasks", "messages")
 
-    def __init__(self, name: str, inputs: Any, trace_id: str | None = None) -> None:
-        self.trace_id = trace_id or uuid.uuid4().hex
-        self.root = Span(self.trace_id, uuid.uuid4().hex[:16], None, name, "graph", time.time(), inputs=inputs)
+    def __init__(self, name: str, inputs: Any, trace_id: str | None = None, parent: RemoteParent | None = None) -> None:
+        """`trace_id` names the trace (any string; normalized to 32 hex digits); a remote `parent`
+        (a span of the process that asked for this run) makes the run a child in the caller's trace."""
+        self.trace_id = parent.trace_id if parent is not None else normalize_trace_id(trace_id or uuid.uuid4().hex)
+        self.root = Span(self.trace_id, uuid.uuid4().hex[:16], parent.span_id if parent else None, name, "graph",
+                         time.time(), inputs=inputs)
+        if parent is not None and parent.langsmith_trace:
+            self.root.attributes["langsmith.parent_dotted_order"] = parent.langsmith_trace
         self.spans: dict[str, Span] = {}  # by task id (nodes, tools) or message id (LLM calls)
         self._llm_start: dict[str, float] = {}  # node span id -> when its next LLM call can have started
         self._lock = threading.Lock()  # parallel tasks report from their own threads
@@ -116,6 +122,23 @@ class Recorder:
                       and s.parent_id == parent_id]
         return candidates[-1] if candidates else None
 
+    def span_of_task(self, task_id: str) -> Span | None:
+        with self._lock:
+            return self.spans.get(task_id)
+
+    def dotted_order(self, span: Span) -> str:
+        """LangSmith's dotted order of `span` (its ancestors' start times and run ids, root first),
+        what a remote run needs to join this trace in LangSmith."""
+        by_id = {s.span_id: s for s in self.spans.values()}
+        by_id[self.root.span_id] = self.root
+        chain = [span]
+        while chain[-1].parent_id in by_id:
+            chain.append(by_id[chain[-1].parent_id])
+        own = ".".join(f"{datetime.fromtimestamp(s.start, timezone.utc):%Y%m%dT%H%M%S%fZ}{run_id(s.trace_id, s.span_id)}"
+                       for s in reversed(chain))
+        parent = self.root.attributes.get("langsmith.parent_dotted_order")
+        return f"{parent}.{own}" if parent else own
+
     def finish(self, outputs: Any = None, error: BaseException | None = None) -> list[Span]:
         """The spans; `outputs` is the run's result (what invoke returned; None for a stream)."""
         now = time.time()
@@ -126,6 +149,33 @@ class Recorder:
             if span.end is None:  # a task that failed, was interrupted or cancelled
                 span.end, span.error = now, self.root.error or "did not finish"
         return [self.root, *sorted(self.spans.values(), key=lambda s: s.start)]
+
+
+@dataclass(slots=True, frozen=True)
+class RemoteParent:
+    """The span of another process that a run continues: from a W3C `traceparent`, plus LangSmith's
+    `langsmith-trace` dotted order when the caller sent it."""
+
+    trace_id: str
+    span_id: str
+    langsmith_trace: str | None = None
+
+
+def normalize_trace_id(value: str) -> str:
+    """A trace id as W3C trace context writes it (32 lowercase hex digits): kept if it is one, a
+    UUID's hex, else a stable hash, so a run id of any spelling finds its trace."""
+    text = str(value).strip().lower()
+    if len(text) == 32 and all(c in "0123456789abcdef" for c in text):
+        return text
+    try:
+        return uuid.UUID(text).hex
+    except ValueError:
+        return uuid.uuid5(uuid.NAMESPACE_URL, f"agentforge-trace:{value}").hex
+
+
+def run_id(trace_id: str, span_id: str) -> uuid.UUID:
+    """The LangSmith run id of a span: the same on every process that knows the span's ids."""
+    return uuid.UUID(hex=trace_id[:16] + span_id)
 
 
 def to_json(spans: list[Span]) -> list[Span]:

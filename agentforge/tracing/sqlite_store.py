@@ -7,7 +7,7 @@ import sqlite3
 import threading
 from pathlib import Path
 
-from .spans import Span
+from .spans import Span, normalize_trace_id
 
 _COLUMNS = ("trace_id", "span_id", "parent_id", "name", "kind", "start", "end", "inputs", "outputs", "error",
             "attributes")
@@ -34,15 +34,20 @@ class SqliteTraceStore:
             self._db.executemany(f"INSERT OR REPLACE INTO spans VALUES ({', '.join('?' * len(_COLUMNS))})", rows)
 
     def traces(self, limit: int = 50) -> list[Span]:
-        """The root span of each of the latest `limit` runs."""
+        """The root span of each of the latest `limit` traces: a run's, or a served run's whose
+        caller (in another process) exported elsewhere."""
         with self._lock:
-            rows = self._db.execute("SELECT * FROM spans WHERE parent_id IS NULL ORDER BY start DESC LIMIT ?",
-                                    (limit,)).fetchall()
+            rows = self._db.execute(
+                "SELECT * FROM spans s WHERE s.parent_id IS NULL OR (s.kind = 'graph' AND NOT EXISTS "
+                "(SELECT 1 FROM spans p WHERE p.trace_id = s.trace_id AND p.span_id = s.parent_id)) "
+                "ORDER BY s.start DESC LIMIT ?", (limit,)).fetchall()
         return [_span(row) for row in rows]
 
     def trace(self, trace_id: str) -> list[Span]:
+        """The spans of a trace (by its id, or the run id that named it), in start order."""
         with self._lock:
-            rows = self._db.execute("SELECT * FROM spans WHERE trace_id = ? ORDER BY start, rowid", (trace_id,)).fetchall()
+            rows = self._db.execute("SELECT * FROM spans WHERE trace_id IN (?, ?) ORDER BY start, rowid",
+                                    (trace_id, normalize_trace_id(trace_id))).fetchall()
         return [_span(row) for row in rows]
 
     def close(self) -> None:

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 from types import SimpleNamespace
 from typing import Any, Protocol, runtime_checkable
 
+from .propagation import remote_parent
 from .spans import Recorder, Span, to_json
 
 _POOL = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="agentforge-tracing")
@@ -95,8 +96,10 @@ class TracedGraph:
         exporters when the run ends, with its error if it failed (or was closed early) and with
         `run.out` as its result (what invoke returned; None for a stream)."""
         config = dict(config or {})
-        # a caller's run id (LangGraph's config["run_id"]; the Agent Protocol's runs) names the trace
-        recorder = Recorder(getattr(self.graph, "name", None) or "graph", input, str(config.get("run_id") or "") or None)
+        # a caller's run id (LangGraph's config["run_id"]; the Agent Protocol's runs) names the trace,
+        # unless the run continues a remote caller's trace (`continue_trace`)
+        recorder = Recorder(getattr(self.graph, "name", None) or "graph", input, str(config.get("run_id") or "") or None,
+                            parent=remote_parent(config.get("metadata") or {}))
         config["observers"] = [*config.get("observers", ()), recorder]
         run = SimpleNamespace(config=config, out=None)
         try:

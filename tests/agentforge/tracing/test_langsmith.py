@@ -4,59 +4,15 @@ token counts; and `LANGSMITH_TRACING=true agentforge chat --once` sends its runs
 
 from __future__ import annotations
 
-import email
-import email.policy
-import json
 import os
 import subprocess
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from agentforge.agents import ScriptedChatModel, create_react_agent
 from agentforge.tools.servers.calculator import calculate
 from agentforge.tracing import flush, traced
-
-
-@pytest.fixture
-def langsmith_server():
-    """A stand-in LangSmith endpoint: `runs` maps run id -> the run as posted (fields, inputs, outputs)."""
-    runs: dict[str, dict] = {}
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):
-            self._reply({})
-
-        def do_POST(self):
-            body = self.rfile.read(int(self.headers.get("content-length", 0)))
-            if self.path.endswith("/runs/multipart"):
-                message = email.message_from_bytes(
-                    f"Content-Type: {self.headers['content-type']}\r\n\r\n".encode() + body, policy=email.policy.HTTP)
-                for part in message.iter_parts():
-                    kind, run_id, *field = part.get_param("name", header="content-disposition").split(".")
-                    value = json.loads(part.get_payload(decode=True))
-                    run = runs.setdefault(run_id, {})
-                    if field:
-                        run[field[0]] = value
-                    else:
-                        run.update(value)
-            self._reply({})
-
-        def _reply(self, data):
-            self.send_response(200)
-            self.send_header("content-type", "application/json")
-            self.end_headers()
-            self.wfile.write(json.dumps(data).encode())
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}", runs
-    server.shutdown()
 
 
 def test_run_tree_reaches_langsmith(langsmith_server, monkeypatch):
