@@ -52,9 +52,11 @@ class RotaryEmbedding(nn.Module):
         if layer_type is not None and layer_type in params:
             params = params[layer_type]
         rope_type = params.get("rope_type", "default")
-        if rope_type == "default":
+        if rope_type == "default" or (rope_type == "dynamic" and params.get("alpha")):
+            # Hunyuan's "dynamic" with a fixed alpha only stretches the base: static, like the default
             dim = head_dim_of(config)
-            inv_freq = 1.0 / (params["rope_theta"] ** (torch.arange(0, dim, 2, dtype=torch.float) / dim))
+            base = params["rope_theta"] * (params["alpha"] ** (dim / (dim - 2)) if rope_type == "dynamic" else 1.0)
+            inv_freq = 1.0 / (base ** (torch.arange(0, dim, 2, dtype=torch.float) / dim))
             scaling = 1.0
         else:
             from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS

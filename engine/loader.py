@@ -26,6 +26,10 @@ class LoadedModel:
     eos_token_ids: set[int] = field(default_factory=set)
 
 
+# per-expert tensor names -> Mixtral's: w1 gate, w3 up, w2 down
+_EXPERT_PARTS = {"w1": "w1", "w2": "w2", "w3": "w3", "gate_proj": "w1", "up_proj": "w3", "down_proj": "w2"}
+
+
 def load_model(model: str | Path, dtype: torch.dtype = torch.float32) -> LoadedModel:
     """Resolve `model` (alias, GGUF file or HF folder) and load weights, config and tokenizer."""
     path = resolve_model(model)
@@ -126,10 +130,10 @@ def _open_hf_folder(path: Path):
                 for key in f.keys():
                     name = key.replace(".block_sparse_moe.", ".mlp.")  # Mixtral checkpoints' name
                     parts = name.split(".")
-                    if "experts" in parts and parts[-2] in ("w1", "w2", "w3"):  # per-expert Mixtral layout
+                    if "experts" in parts and parts[-2] in _EXPERT_PARTS:  # per-expert layout (Mixtral's, Qwen-MoE's)
                         i = parts.index("experts")
                         prefix = ".".join(parts[: i + 1])
-                        experts.setdefault(prefix, {})[(int(parts[i + 1]), parts[-2])] = f.get_tensor(key)
+                        experts.setdefault(prefix, {})[(int(parts[i + 1]), _EXPERT_PARTS[parts[-2]])] = f.get_tensor(key)
                     else:
                         yield name, f.get_tensor(key)
         for prefix, tensors in experts.items():

@@ -1,9 +1,11 @@
 """Model architectures, keyed by the `architectures` name in a Hugging Face config."""
 
 from .gemma3 import Gemma3ForCausalLM
+from .hunyuan import HunYuanDenseV1ForCausalLM
 from .llama import LlamaForCausalLM
 from .mixtral import MixtralForCausalLM
-from .qwen import Qwen2ForCausalLM, Qwen3ForCausalLM
+from .qwen import Qwen2ForCausalLM, Qwen2MoeForCausalLM, Qwen3ForCausalLM, Qwen3MoeForCausalLM
+from .seed_oss import SeedOssForCausalLM
 
 ARCHITECTURES = {
     "LlamaForCausalLM": LlamaForCausalLM,
@@ -12,6 +14,10 @@ ARCHITECTURES = {
     "Qwen3ForCausalLM": Qwen3ForCausalLM,
     "MixtralForCausalLM": MixtralForCausalLM,
     "Gemma3ForCausalLM": Gemma3ForCausalLM,
+    "Qwen2MoeForCausalLM": Qwen2MoeForCausalLM,
+    "Qwen3MoeForCausalLM": Qwen3MoeForCausalLM,
+    "SeedOssForCausalLM": SeedOssForCausalLM,
+    "HunYuanDenseV1ForCausalLM": HunYuanDenseV1ForCausalLM,
 }
 
 __all__ = ["ARCHITECTURES", *(cls.__name__ for cls in set(ARCHITECTURES.values()))]

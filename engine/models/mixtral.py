@@ -1,41 +1,64 @@
-"""Mixtral-style sparse mixture of experts: a router picks the top-k experts of every token."""
+"""Sparse mixtures of experts: a router picks the top-k experts of every token (Mixtral, Qwen3-MoE),
+optionally beside an always-on shared expert (Qwen2-MoE)."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from ..layers import ACTIVATIONS, Attention
+from ..layers import ACTIVATIONS, MLP, Attention
 from .llama import DecoderLayer, LlamaForCausalLM
 
 
 class SparseMoeBlock(nn.Module):
-    """Experts stored as 3-D tensors, as in transformers 5: gate_up_proj [E, 2I, H], down_proj [E, H, I]."""
+    """Experts stored as 3-D tensors, as in transformers 5: gate_up_proj [E, 2I, H], down_proj [E, H, I].
+    `normalize` rescales the top-k probabilities to sum to 1 (Mixtral always; Qwen's `norm_topk_prob`)."""
 
-    def __init__(self, config) -> None:
+    def __init__(self, hidden: int, experts: int, inter: int, top_k: int, activation: str, *, normalize: bool = True,
+                 shared_inter: int = 0) -> None:
         super().__init__()
-        self.top_k = config.num_experts_per_tok
-        experts, hidden, inter = config.num_local_experts, config.hidden_size, config.intermediate_size
+        self.top_k, self.normalize = top_k, normalize
         self.gate = nn.Linear(hidden, experts, bias=False)
         self.experts = nn.Module()
         self.experts.gate_up_proj = nn.Parameter(torch.empty(experts, 2 * inter, hidden))
         self.experts.down_proj = nn.Parameter(torch.empty(experts, hidden, inter))
-        self.act = ACTIVATIONS[config.hidden_act]
+        self.act = ACTIVATIONS[activation]
+        if shared_inter:  # Qwen2-MoE: a dense expert every token goes through, scaled by a sigmoid gate
+            self.shared_expert = MLP(hidden, shared_inter, activation)
+            self.shared_expert_gate = nn.Linear(hidden, 1, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         probs = torch.softmax(self.gate(x).float(), dim=-1)
         weights, chosen = torch.topk(probs, self.top_k, dim=-1)
-        weights = (weights / weights.sum(dim=-1, keepdim=True)).to(x.dtype)
+        if self.normalize:
+            weights = weights / weights.sum(dim=-1, keepdim=True)
+        weights = weights.to(x.dtype)
         out = torch.zeros_like(x)
         for expert in chosen.unique().tolist():
             token, slot = torch.where(chosen == expert)
             gate, up = (x[token] @ self.experts.gate_up_proj[expert].T).chunk(2, dim=-1)
             y = (self.act(gate) * up) @ self.experts.down_proj[expert].T
             out.index_add_(0, token, y * weights[token, slot, None])
+        if hasattr(self, "shared_expert"):
+            out = out + torch.sigmoid(self.shared_expert_gate(x)) * self.shared_expert(x)
         return out
 
 
 class MixtralForCausalLM(LlamaForCausalLM):
     @staticmethod
     def make_layer(config, layer_idx: int) -> nn.Module:
-        return DecoderLayer(config, Attention(config, layer_idx), SparseMoeBlock(config))
+        moe = SparseMoeBlock(config.hidden_size, config.num_local_experts, config.intermediate_size,
+                             config.num_experts_per_tok, config.hidden_act)
+        return DecoderLayer(config, Attention(config, layer_idx), moe)
+
+
+def qwen_moe_mlp(config, layer_idx: int, shared: bool) -> nn.Module:
+    """Qwen-MoE's feed-forward for one layer: sparse every `decoder_sparse_step` layers unless listed
+    in `mlp_only_layers`, else dense."""
+    sparse = (layer_idx not in (getattr(config, "mlp_only_layers", None) or []) and config.num_experts > 0
+              and (layer_idx + 1) % getattr(config, "decoder_sparse_step", 1) == 0)
+    if not sparse:
+        return MLP(config.hidden_size, config.intermediate_size, config.hidden_act)
+    return SparseMoeBlock(config.hidden_size, config.num_experts, config.moe_intermediate_size, config.num_experts_per_tok,
+                          config.hidden_act, normalize=config.norm_topk_prob,
+                          shared_inter=config.shared_expert_intermediate_size if shared else 0)

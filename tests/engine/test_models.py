@@ -45,6 +45,25 @@ ARCHITECTURES = {
     "mixtral": (
         "MixtralConfig", "MixtralForCausalLM", dict(num_key_value_heads=2, num_local_experts=4, num_experts_per_tok=2)
     ),
+    "qwen2-moe-shared-expert": (
+        "Qwen2MoeConfig", "Qwen2MoeForCausalLM",
+        dict(num_key_value_heads=2, num_experts=4, num_experts_per_tok=2, moe_intermediate_size=32,
+             shared_expert_intermediate_size=48, norm_topk_prob=False, decoder_sparse_step=1, mlp_only_layers=[1]),
+    ),
+    "qwen3-moe": (
+        "Qwen3MoeConfig", "Qwen3MoeForCausalLM",
+        dict(num_key_value_heads=2, head_dim=32, num_experts=4, num_experts_per_tok=2, moe_intermediate_size=32,
+             norm_topk_prob=True),
+    ),
+    "seed-oss": (
+        "SeedOssConfig", "SeedOssForCausalLM",
+        dict(num_key_value_heads=2, head_dim=32, attention_bias=True, attention_out_bias=True),
+    ),
+    "hunyuan-dense-ntk-alpha": (
+        "HunYuanDenseV1Config", "HunYuanDenseV1ForCausalLM",
+        dict(num_key_value_heads=2, head_dim=16, attention_bias=False,
+             rope_parameters={"rope_type": "dynamic", "rope_theta": 10000.0, "alpha": 50.0, "factor": 1.0}),
+    ),
 }
 
 
@@ -77,3 +96,20 @@ def test_logits_match_transformers(tiny_model, chunk):
         expected = logits.log_softmax(-1)[len(prompt) - 1 : len(prompt) - 1 + steps]
         torch.testing.assert_close(ours, expected, atol=2e-4, rtol=1e-4)
         assert completion.token_ids == expected.argmax(-1).tolist()
+
+
+def test_64_greedy_tokens_match_transformers_with_chunked_prefill_and_prefix_caching(tiny_model):
+    """Past the sliding window (8) and the Llama 3 RoPE threshold (64): a 40-token prompt, prefilled
+    in chunks of 16, then 64 greedy tokens; the same prompt again reuses the cached prefix blocks."""
+    path, reference = tiny_model
+    llm = LLM(path, max_num_batched_tokens=16, block_size=8, enable_prefix_caching=True)
+    torch.manual_seed(2)
+    prompt = torch.randint(0, VOCAB, (40,)).tolist()
+    greedy = SamplingParams(temperature=0, max_tokens=64, ignore_eos=True)
+    first, again = (llm.generate([prompt], greedy)[0] for _ in range(2))
+    expected = list(prompt)
+    with torch.no_grad():
+        for _ in range(64):
+            expected.append(int(reference(torch.tensor([expected])).logits[0, -1].argmax()))
+    assert first.outputs[0].token_ids == expected[40:]
+    assert again.outputs[0].token_ids == expected[40:] and again.usage.cached_tokens >= 32
