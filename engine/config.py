@@ -13,6 +13,9 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch
 QUANTIZATIONS = ("int4", "int8")
 
 
+ROPE_SCALINGS = ("yarn", "linear", "llama3")
+
+
 @dataclass(slots=True)
 class EngineConfig:
     """Knobs of the scheduler and the KV cache.
@@ -21,7 +24,11 @@ class EngineConfig:
     - `max_num_batched_tokens`: the token budget of one step, shared by decodes and prompt chunks;
       longer prompts are prefilled in chunks of at most this size.
     - `kv_cache_bytes`: memory for the paged KV cache; it decides how many blocks exist.
-    - `max_model_len`: context window; defaults to the model's, capped by what the cache holds.
+    - `max_model_len`: context window; defaults to the model's, capped by what the cache holds. More
+      than the model was trained on is refused unless `rope_scaling` extends the window.
+    - `rope_scaling`: RoPE scaling that stretches the model's window by `factor`, as transformers
+      writes it: {"rope_type": "yarn" | "linear" | "llama3", "factor": 4.0, ...} (YaRN's
+      `beta_fast`/`beta_slow`, Llama 3's `low_freq_factor`/`high_freq_factor` as needed).
     - `dtype`: weights, activations and KV cache ("float32" is exact against transformers).
     - `quantization`: weight-only quantization — "int4" (decoder linears in groups of 32, exact for
       a Q4_1 GGUF up to bfloat16 scales) or "int8" (per output channel); either way the token
@@ -45,6 +52,7 @@ class EngineConfig:
     kv_cache_bytes: int = 2 << 30
     block_size: int = 16
     max_model_len: int | None = None
+    rope_scaling: dict | None = None
     enable_prefix_caching: bool = True
     dtype: str = "float32"
     quantization: str | None = None
@@ -66,6 +74,14 @@ class EngineConfig:
                 raise InvalidRequestError(f"{name} must be a non-negative integer, got {value!r}")
         if self.max_model_len is not None and (not isinstance(self.max_model_len, int) or self.max_model_len < 2):
             raise InvalidRequestError(f"max_model_len must be an integer >= 2, got {self.max_model_len!r}")
+        if self.rope_scaling is not None:
+            scaling = self.rope_scaling
+            if not isinstance(scaling, dict) or scaling.get("rope_type") not in ROPE_SCALINGS:
+                raise InvalidRequestError(f"rope_scaling must be a dict with rope_type one of {list(ROPE_SCALINGS)}, "
+                                          f"got {scaling!r}")
+            factor = scaling.get("factor")
+            if not isinstance(factor, (int, float)) or isinstance(factor, bool) or factor <= 1:
+                raise InvalidRequestError(f"rope_scaling needs a factor > 1, got {factor!r}")
         if self.tool_format is not None and self.tool_format not in TOOL_FORMATS:
             raise InvalidRequestError(f"tool_format must be one of {sorted(TOOL_FORMATS)} or None, got {self.tool_format!r}")
         if self.lora_adapters is not None and not isinstance(self.lora_adapters, dict):

@@ -63,7 +63,7 @@ class LLMEngine:
         if self.config.num_threads:
             torch.set_num_threads(self.config.num_threads)
         self.model_path = resolve_model(model)
-        loaded = load_model(self.model_path, self.config.torch_dtype)
+        loaded = load_model(self.model_path, self.config.torch_dtype, self.config.rope_scaling)
         self.model, self.model_config, self.tokenizer = loaded.model, loaded.config, loaded.tokenizer
         if self.config.quantization:
             quantize_model(self.model, self.config.quantization, self.config.torch_dtype)
@@ -73,6 +73,11 @@ class LLMEngine:
         num_blocks = self.config.kv_cache_bytes // (kv_bytes_per_token(self.model, self.config.torch_dtype) * bs)
         capacity = num_blocks * bs
         model_len = getattr(self.model_config, "max_position_embeddings", None) or capacity
+        if self.config.max_model_len is not None and self.config.max_model_len > model_len:
+            raise InvalidRequestError(
+                f"max_model_len={self.config.max_model_len} is beyond the {model_len} tokens the model was trained on"
+                f"{' (with this rope_scaling)' if self.config.rope_scaling else ''}; extend the window with "
+                f"rope_scaling, e.g. {{'rope_type': 'yarn', 'factor': {-(-self.config.max_model_len // model_len)}}}")
         if self.config.max_model_len is not None and self.config.max_model_len > capacity:
             raise InvalidRequestError(
                 f"max_model_len={self.config.max_model_len} needs more KV cache than kv_cache_bytes "

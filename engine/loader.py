@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .errors import EngineError, ModelLoadError
+from .errors import EngineError, InvalidRequestError, ModelLoadError
 from .gguf_file import gguf_tokenizer, open_gguf
 from .models import ARCHITECTURES
 from .registry import resolve_model
@@ -30,14 +30,17 @@ class LoadedModel:
 _EXPERT_PARTS = {"w1": "w1", "w2": "w2", "w3": "w3", "gate_proj": "w1", "up_proj": "w3", "down_proj": "w2"}
 
 
-def load_model(model: str | Path, dtype: torch.dtype = torch.float32) -> LoadedModel:
-    """Resolve `model` (alias, GGUF file or HF folder) and load weights, config and tokenizer."""
+def load_model(model: str | Path, dtype: torch.dtype = torch.float32, rope_scaling: dict | None = None) -> LoadedModel:
+    """Resolve `model` (alias, GGUF file or HF folder) and load weights, config and tokenizer;
+    `rope_scaling` (see EngineConfig) stretches its context window."""
     path = resolve_model(model)
     try:
         if path.is_dir():
             config, tokenizer, weights = _open_hf_folder(path)
         else:
             config, tokenizer, weights = open_gguf(path)
+        if rope_scaling:
+            _scale_rope(config, rope_scaling)
         net = _build(config, weights, dtype)
     except EngineError:
         raise
@@ -83,6 +86,16 @@ def _skip_init() -> Iterator[None]:
         yield
     finally:
         nn.Linear.reset_parameters, nn.Embedding.reset_parameters = saved
+
+
+def _scale_rope(config, scaling: dict) -> None:
+    """Replace the model's RoPE parameters by `scaling` over its trained window, which grows by the factor."""
+    params = getattr(config, "rope_parameters", None) or {}
+    if "rope_theta" not in params:  # per-layer-type parameters (Gemma 3): which layers to stretch is the model's call
+        raise InvalidRequestError("rope_scaling is not supported for models with per-layer RoPE parameters")
+    original = int(scaling.get("original_max_position_embeddings") or config.max_position_embeddings)
+    config.rope_parameters = {"rope_theta": params["rope_theta"], **scaling, "original_max_position_embeddings": original}
+    config.max_position_embeddings = int(original * scaling["factor"])
 
 
 def _build(config, weights: Iterator[tuple[str, torch.Tensor]], dtype: torch.dtype) -> nn.Module:

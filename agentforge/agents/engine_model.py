@@ -17,7 +17,7 @@ _LOCK = threading.Lock()
 
 def shared_engine(model: str | Path = DEFAULT_MODEL, **config: object) -> AsyncLLM:
     """The process's engine for `model` with this config, loaded on first use."""
-    key = (str(resolve_model(model)), tuple(sorted(config.items())))
+    key = (str(resolve_model(model)), tuple(sorted((name, repr(value)) for name, value in config.items())))
     with _LOCK:
         llm = _ENGINES.get(key)
         if llm is None:

@@ -8,6 +8,7 @@ import torch
 import transformers
 
 from agentforge.engine import LLM, SamplingParams
+from agentforge.engine.errors import InvalidRequestError
 
 VOCAB = 256
 COMMON = dict(
@@ -29,6 +30,15 @@ ARCHITECTURES = {
                 "high_freq_factor": 4.0, "original_max_position_embeddings": 64,
             },
         ),
+    ),
+    "llama-linear-rope": (
+        "LlamaConfig", "LlamaForCausalLM",
+        dict(num_key_value_heads=2, rope_parameters={"rope_type": "linear", "rope_theta": 10000.0, "factor": 4.0}),
+    ),
+    "qwen2-yarn-rope": (
+        "Qwen2Config", "Qwen2ForCausalLM",
+        dict(num_key_value_heads=2, rope_parameters={"rope_type": "yarn", "rope_theta": 10000.0, "factor": 4.0,
+                                                     "original_max_position_embeddings": 32}),
     ),
     "mistral-sliding": ("MistralConfig", "MistralForCausalLM", dict(num_key_value_heads=2, sliding_window=8)),
     "qwen2": ("Qwen2Config", "Qwen2ForCausalLM", dict(num_key_value_heads=2)),
@@ -113,3 +123,26 @@ def test_64_greedy_tokens_match_transformers_with_chunked_prefill_and_prefix_cac
             expected.append(int(reference(torch.tensor([expected])).logits[0, -1].argmax()))
     assert first.outputs[0].token_ids == expected[40:]
     assert again.outputs[0].token_ids == expected[40:] and again.usage.cached_tokens >= 32
+
+
+def test_a_window_past_the_trained_one_needs_rope_scaling_and_then_matches_transformers(tmp_path, smollm2_tokenizer):
+    torch.manual_seed(0)
+    config = transformers.LlamaConfig(**{**COMMON, "max_position_embeddings": 48}, num_key_value_heads=2)
+    transformers.LlamaForCausalLM(config).save_pretrained(tmp_path)
+    smollm2_tokenizer.save_pretrained(tmp_path)
+    with pytest.raises(InvalidRequestError, match="beyond the 48 tokens the model was trained on.*rope_scaling"):
+        LLM(tmp_path, max_model_len=160)
+    with pytest.raises(InvalidRequestError, match="factor > 1"):
+        LLM(tmp_path, rope_scaling={"rope_type": "yarn", "factor": 0.5})
+    scaling = {"rope_type": "yarn", "factor": 4.0}
+    llm = LLM(tmp_path, max_model_len=160, rope_scaling=scaling, max_num_batched_tokens=16, block_size=8)
+    scaled = transformers.LlamaConfig(**{**COMMON, "max_position_embeddings": 192}, num_key_value_heads=2,
+                                      rope_parameters={"rope_theta": 10000.0, **scaling, "original_max_position_embeddings": 48})
+    reference = transformers.LlamaForCausalLM.from_pretrained(tmp_path, config=scaled).eval()
+    prompt = torch.randint(0, VOCAB, (40,)).tolist()
+    out = llm.generate([prompt], SamplingParams(temperature=0, max_tokens=64, ignore_eos=True))[0].outputs[0]
+    expected = list(prompt)
+    with torch.no_grad():
+        for _ in range(64):  # to position 104, past the trained 48
+            expected.append(int(reference(torch.tensor([expected])).logits[0, -1].argmax()))
+    assert out.token_ids == expected[40:]
