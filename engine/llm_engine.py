@@ -162,6 +162,12 @@ class LLMEngine:
             self._decisions = ToolDecisions(self.scheduler, self.constraints, self._seq_ids)
         return self._decisions
 
+    def expert_load(self) -> dict[int, list[int]]:
+        """Tokens routed to each expert of each mixture-of-experts layer since the model loaded
+        (layer index -> count per expert); empty for dense models. Safe to read from any thread."""
+        return {i: layer.mlp.tokens_routed.tolist() for i, layer in enumerate(self.model.model.layers)
+                if hasattr(layer.mlp, "tokens_routed")}
+
     def snapshot(self) -> EngineSnapshot:
         total = len(self.block_manager.blocks)
         return EngineSnapshot(len(self.scheduler.waiting), len(self.scheduler.running),

@@ -1,9 +1,11 @@
-"""Prometheus metrics for `GET /metrics`: requests, tokens, latency, the engine's load, and the
-served graphs' runs, nodes, errors and interrupts (fed as a trace exporter)."""
+"""Prometheus metrics for `GET /metrics`: requests, tokens, latency, the engine's load (and a MoE
+model's expert load), and the served graphs' runs, nodes, errors and interrupts (fed as a trace
+exporter)."""
 
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily
 
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
@@ -33,6 +35,10 @@ class Metrics:
         Gauge("agentforge_kv_cache_usage_ratio", "Fraction of KV cache blocks in use", registry=r).set_function(
             lambda: stats().kv_blocks_used / max(stats().kv_blocks_total, 1))
 
+        engine = getattr(llm, "engine", None)
+        if engine is not None and engine.expert_load():  # a mixture-of-experts model: how its experts are used
+            r.register(_ExpertLoad(engine))
+
         self.graph_runs = Counter("agentforge_graph_runs", "Graph runs by outcome", ["graph", "status"], registry=r)
         self.graph_run_seconds = Histogram("agentforge_graph_run_seconds", "Graph run duration", ["graph"],
                                            buckets=LATENCY_BUCKETS, registry=r)
@@ -58,3 +64,18 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _ExpertLoad:
+    """`agentforge_moe_expert_tokens_total{layer, expert}`, read from the model when scraped."""
+
+    def __init__(self, engine) -> None:
+        self.engine = engine
+
+    def collect(self):
+        family = CounterMetricFamily("agentforge_moe_expert_tokens", "Tokens routed to each expert of each MoE layer",
+                                     labels=["layer", "expert"])
+        for layer, counts in self.engine.expert_load().items():
+            for expert, count in enumerate(counts):
+                family.add_metric([str(layer), str(expert)], count)
+        yield family

@@ -4,6 +4,7 @@ optionally beside an always-on shared expert (Qwen2-MoE)."""
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..layers import ACTIVATIONS, MLP, Attention
@@ -23,6 +24,8 @@ class SparseMoeBlock(nn.Module):
         self.experts.gate_up_proj = nn.Parameter(torch.empty(experts, 2 * inter, hidden))
         self.experts.down_proj = nn.Parameter(torch.empty(experts, hidden, inter))
         self.act = ACTIVATIONS[activation]
+        # tokens routed to each expert since load: the engine's expert load statistics (/metrics)
+        self.register_buffer("tokens_routed", torch.zeros(experts, dtype=torch.long), persistent=False)
         if shared_inter:  # Qwen2-MoE: a dense expert every token goes through, scaled by a sigmoid gate
             self.shared_expert = MLP(hidden, shared_inter, activation)
             self.shared_expert_gate = nn.Linear(hidden, 1, bias=False)
@@ -32,16 +35,38 @@ class SparseMoeBlock(nn.Module):
         weights, chosen = torch.topk(probs, self.top_k, dim=-1)
         if self.normalize:
             weights = weights / weights.sum(dim=-1, keepdim=True)
-        weights = weights.to(x.dtype)
-        out = torch.zeros_like(x)
-        for expert in chosen.unique().tolist():
-            token, slot = torch.where(chosen == expert)
-            gate, up = (x[token] @ self.experts.gate_up_proj[expert].T).chunk(2, dim=-1)
-            y = (self.act(gate) * up) @ self.experts.down_proj[expert].T
-            out.index_add_(0, token, y * weights[token, slot, None])
+        self.tokens_routed += torch.bincount(chosen.flatten(), minlength=self.tokens_routed.numel())
+        out = grouped_experts(x, chosen, weights.to(x.dtype), self.experts.gate_up_proj, self.experts.down_proj, self.act)
         if hasattr(self, "shared_expert"):
             out = out + torch.sigmoid(self.shared_expert_gate(x)) * self.shared_expert(x)
         return out
+
+
+def grouped_experts(x: torch.Tensor, chosen: torch.Tensor, weights: torch.Tensor, gate_up: torch.Tensor,
+                    down: torch.Tensor, act) -> torch.Tensor:
+    """Every token through its chosen experts in two grouped matmuls: the (token, expert) pairs sorted
+    by expert, each expert's rows multiplied by its weights in one call (`grouped_mm`), the results
+    weighted and summed back per token. No Python loop over experts."""
+    top_k, experts = chosen.shape[1], gate_up.shape[0]
+    flat = chosen.flatten()
+    order = flat.argsort(stable=True)
+    token = order // top_k
+    offsets = torch.bincount(flat, minlength=experts).cumsum(0).to(torch.int32)
+    gate, up = F.grouped_mm(x[token], gate_up.transpose(1, 2), offs=offsets).chunk(2, dim=-1)
+    y = F.grouped_mm(act(gate) * up, down.transpose(1, 2), offs=offsets) * weights.flatten()[order, None]
+    return torch.zeros_like(x).index_add_(0, token, y)
+
+
+def looped_experts(x: torch.Tensor, chosen: torch.Tensor, weights: torch.Tensor, gate_up: torch.Tensor,
+                   down: torch.Tensor, act) -> torch.Tensor:
+    """The same as `grouped_experts`, one expert at a time (what transformers does): the reference
+    `bench/moe.py` measures the grouped path against."""
+    out = torch.zeros_like(x)
+    for expert in chosen.unique().tolist():
+        token, slot = torch.where(chosen == expert)
+        g, u = (x[token] @ gate_up[expert].T).chunk(2, dim=-1)
+        out.index_add_(0, token, ((act(g) * u) @ down[expert].T) * weights[token, slot, None])
+    return out
 
 
 class MixtralForCausalLM(LlamaForCausalLM):
