@@ -22,12 +22,13 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-# PostgreSQL for the graph checkpointer tests (they start their own server on 127.0.0.1) and
-# Debian's chromium for the chat-app browser test.
+# PostgreSQL for the graph checkpointer tests (they start their own server on 127.0.0.1), Debian's
+# chromium for the chat-app browser test, and Tesseract for OCR of scanned pages in the RAG loaders.
 system-deps:
 	@missing=""; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	command -v tesseract >/dev/null 2>&1 || missing="$$missing tesseract-ocr"; \
 	if [ -n "$$missing" ]; then \
 		sudo=""; [ "$$(id -u)" = 0 ] || sudo=sudo; \
 		$$sudo apt-get update -q && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \

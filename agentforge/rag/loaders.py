@@ -1,5 +1,5 @@
-"""Load files into `Document`s: text, Markdown, HTML, PDF (pypdf), DOCX (python-docx), JSON,
-JSONL and CSV, and directories by glob pattern. A file that cannot be loaded raises `LoadError`
+"""Load files into `Document`s: text, Markdown, HTML, PDF (pypdf; scanned pages through OCR), DOCX
+(python-docx), JSON, JSONL, CSV and images (OCR), and directories by glob pattern. A file that cannot be loaded raises `LoadError`
 naming it and saying why, so one bad file never stops the others."""
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 from .documents import Document
+from .ocr import IMAGES, OCRError, ocr_available, ocr_file, ocr_image
 
 MAX_FILE_BYTES = 50 * 1024 * 1024
 MARKDOWN = {".md", ".markdown", ".mdx"}
@@ -66,6 +67,11 @@ def load_file(path: str | Path, *, max_bytes: int = MAX_FILE_BYTES) -> list[Docu
     source = str(path)
     if suffix == ".pdf":
         docs = _pdf(path)
+    elif suffix in IMAGES:
+        try:
+            docs = [Document(ocr_file(path), source, {"format": "image"})]
+        except OCRError as exc:
+            raise LoadError(path, str(exc)) from None
     elif suffix == ".docx":
         docs = [Document(_docx(path), source, {"format": "docx"}, markdown=True)]
     else:
@@ -141,14 +147,22 @@ def _pdf(path: Path) -> list[Document]:
         reader = PdfReader(path)
         if reader.is_encrypted and not reader.decrypt(""):
             raise LoadError(path, "encrypted PDF (needs a password)")
-        pages = [page.extract_text() or "" for page in reader.pages]
+        pages = [(page.extract_text() or "", page) for page in reader.pages]
+        docs = []
+        for n, (text, page) in enumerate(pages, 1):
+            if not text.strip() and ocr_available():  # a scanned page: read its pictures
+                text = "\n".join(ocr_image(image.data) for image in page.images)
+            if text.strip():
+                docs.append(Document(text, str(path), {"format": "pdf", "page": n}))
     except LoadError:
         raise
+    except OCRError as exc:
+        raise LoadError(path, f"a scanned page could not be read: {exc}") from None
     except (PyPdfError, ValueError, KeyError, TypeError, OSError) as exc:
         raise LoadError(path, f"unreadable PDF ({type(exc).__name__}: {exc})") from None
-    docs = [Document(text, str(path), {"format": "pdf", "page": n}) for n, text in enumerate(pages, 1) if text.strip()]
     if not docs:
-        raise LoadError(path, "no extractable text in the PDF (a scanned image?)")
+        hint = "" if ocr_available() else "; scanned pages need OCR: install Tesseract (apt install tesseract-ocr)"
+        raise LoadError(path, f"no extractable text in the PDF{hint}")
     return docs
 
 

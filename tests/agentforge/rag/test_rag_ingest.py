@@ -71,7 +71,7 @@ def test_bad_input_is_reported_and_loses_nothing(tmp_path, docs, embedder):
     stats = kb.ingest([bad, docs, tmp_path / "missing"])
     reasons = {os.path.basename(e.path): e.reason for e in stats.errors}
     assert set(reasons) == {"empty.txt", "image.png", "broken.pdf", "huge.txt", "missing", pdf.name}
-    assert reasons["empty.txt"] == "empty file" and "binary" in reasons["image.png"]
+    assert reasons["empty.txt"] == "empty file" and "not a readable image" in reasons["image.png"]
     assert "too large (200.0 MiB" in reasons["huge.txt"] and reasons["missing"] == "no such file or directory"
     assert "unreadable PDF" in reasons["broken.pdf"]
     assert kb.sources()[str(pdf)] == pdf_chunks
