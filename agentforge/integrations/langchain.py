@@ -38,6 +38,7 @@ from agentforge.rag import Document, Hit, KnowledgeBase, LocalEmbedder, Retrieve
 from agentforge.tools import Tool
 
 from ._messages import from_langchain_messages, to_langchain_messages
+from ._spec_tool import spec_tool
 
 __all__ = ["AgentForgeEmbeddings", "AgentForgeRetriever", "ChatAgentForge", "from_langchain_documents",
            "from_langchain_messages", "from_langchain_retriever", "from_langchain_tool", "to_langchain_messages",
@@ -161,24 +162,13 @@ class ChatAgentForge(BaseChatModel):
             model = copy.copy(model)
             model.sampling = dataclasses.replace(model.sampling, stop=list(stop))
         if options.get("tools"):
-            tools = [_spec_tool(spec) for spec in options["tools"]]
+            tools = [spec_tool(spec, "LangChain") for spec in options["tools"]]
             model = model.bind_tools(tools, tool_choice=options.get("tool_choice"),
                                      parallel_tool_calls=options.get("parallel_tool_calls", True))
         if options.get("response_format") is not None:
             model = copy.copy(model)
             model.tools, model.tool_choice, model.response_format = (), None, options["response_format"]
         return model
-
-
-def _spec_tool(spec: dict) -> Tool:
-    """A tool LangChain runs itself, given to our model only for its name and schema."""
-    function = spec["function"]
-
-    def run_by_langchain(**_: Any) -> None:
-        raise RuntimeError(f"tool {function['name']!r} is run by LangChain, not by the chat model")
-
-    return Tool(run_by_langchain, name=function["name"], description=function.get("description", ""),
-                parameters=function.get("parameters") or {"type": "object", "properties": {}})
 
 
 def _usage(message: ChatMessage) -> dict | None:

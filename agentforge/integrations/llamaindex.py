@@ -40,7 +40,8 @@ except ImportError as exc:  # the extra is not installed
 from agentforge.agents import ChatModel, as_chat_model
 from agentforge.engine.protocol import ChatMessage
 from agentforge.rag import Document, Hit, KnowledgeBase, LocalEmbedder, Retriever
-from agentforge.tools import Tool
+
+from ._spec_tool import spec_tool
 
 __all__ = ["AgentForgeEmbedding", "AgentForgeLLM", "AgentForgeRetriever", "chroma_vector_store",
            "from_llamaindex_documents", "from_llamaindex_retriever"]
@@ -162,7 +163,7 @@ class AgentForgeLLM(FunctionCallingLLM):
             raise ValueError(f"AgentForgeLLM does not take {', '.join(sorted(unknown))}")
         if not options.get("tools"):
             return self.model
-        tools = [_spec_tool(spec) for spec in options["tools"]]
+        tools = [spec_tool(spec, "LlamaIndex") for spec in options["tools"]]
         return self.model.bind_tools(tools, tool_choice=options.get("tool_choice"),
                                      parallel_tool_calls=options.get("parallel_tool_calls", True))
 
@@ -178,16 +179,6 @@ def _arguments(text: str) -> dict:
         except ValueError:
             return {}
     return value if isinstance(value, dict) else {}
-
-
-def _spec_tool(spec: dict) -> Tool:
-    function = spec["function"]
-
-    def run_by_llamaindex(**_: Any) -> None:
-        raise RuntimeError(f"tool {function['name']!r} is run by LlamaIndex, not by the chat model")
-
-    return Tool(run_by_llamaindex, name=function["name"], description=function.get("description", ""),
-                parameters=function.get("parameters") or {"type": "object", "properties": {}})
 
 
 def _to_ours(messages: Sequence[LIMessage]) -> list[ChatMessage]:
