@@ -36,6 +36,8 @@ CORE_TESTS = ["tests/test_layers.py", "tests/tools/test_tool.py", "tests/graphs/
               "tests/agentforge/rag/test_rag_loaders.py", "tests/agentforge/agents/test_react.py",
               "tests/agentforge/rag/test_rag_ingest.py"]
 
+KILLED_INGEST = "tests/agentforge/rag/test_rag_ingest.py::test_a_killed_ingestion_is_finished_by_the_next_run"  # 20 s, runs anyway
+
 
 def test_every_core_module_imports_without_the_interop_packages():
     done = subprocess.run([sys.executable, "-c", IMPORT_EVERYTHING], cwd=ROOT, env=ENV, capture_output=True, text=True,
@@ -46,6 +48,6 @@ def test_every_core_module_imports_without_the_interop_packages():
 
 def test_core_tests_pass_without_the_interop_packages():
     done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "_hidden_interop", "-p", "no:cacheprovider",
-                           "-m", "not slow", *CORE_TESTS], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=1200)
+                           "-m", "not slow", *CORE_TESTS, "--deselect", KILLED_INGEST], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=1200)
     assert done.returncode == 0, done.stdout[-3000:]
     assert " passed" in done.stdout and " failed" not in done.stdout
