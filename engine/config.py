@@ -93,6 +93,24 @@ class EngineConfig:
         if self.dtype not in DTYPES:
             raise InvalidRequestError(f"dtype must be one of {sorted(DTYPES)}, got {self.dtype!r}")
 
+    def context_window(self, trained: int, capacity: int) -> int:
+        """`max_model_len` as it can be served: the model's `trained` window (stretched by
+        `rope_scaling` when loaded with it) and the KV cache's `capacity` in tokens; asking for more
+        than either is refused."""
+        if self.max_model_len is not None and self.max_model_len > trained:
+            raise InvalidRequestError(
+                f"max_model_len={self.max_model_len} is beyond the {trained} tokens the model was trained on"
+                f"{' (with this rope_scaling)' if self.rope_scaling else ''}; extend the window with "
+                f"rope_scaling, e.g. {{'rope_type': 'yarn', 'factor': {-(-self.max_model_len // trained)}}}")
+        if self.max_model_len is not None and self.max_model_len > capacity:
+            raise InvalidRequestError(
+                f"max_model_len={self.max_model_len} needs more KV cache than kv_cache_bytes "
+                f"={self.kv_cache_bytes} holds ({capacity} tokens); raise kv_cache_bytes")
+        window = min(self.max_model_len or trained, trained, capacity)
+        if window < 2:
+            raise InvalidRequestError("kv_cache_bytes is too small to hold even one short sequence")
+        return window
+
     @property
     def torch_dtype(self) -> torch.dtype:
         return DTYPES[self.dtype]

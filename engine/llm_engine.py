@@ -72,20 +72,8 @@ class LLMEngine:
         bs = self.config.block_size
         num_blocks = self.config.kv_cache_bytes // (kv_bytes_per_token(self.model, self.config.torch_dtype) * bs)
         capacity = num_blocks * bs
-        model_len = getattr(self.model_config, "max_position_embeddings", None) or capacity
-        if self.config.max_model_len is not None and self.config.max_model_len > model_len:
-            raise InvalidRequestError(
-                f"max_model_len={self.config.max_model_len} is beyond the {model_len} tokens the model was trained on"
-                f"{' (with this rope_scaling)' if self.config.rope_scaling else ''}; extend the window with "
-                f"rope_scaling, e.g. {{'rope_type': 'yarn', 'factor': {-(-self.config.max_model_len // model_len)}}}")
-        if self.config.max_model_len is not None and self.config.max_model_len > capacity:
-            raise InvalidRequestError(
-                f"max_model_len={self.config.max_model_len} needs more KV cache than kv_cache_bytes "
-                f"={self.config.kv_cache_bytes} holds ({capacity} tokens); raise kv_cache_bytes"
-            )
-        self.max_model_len = min(self.config.max_model_len or model_len, model_len, capacity)
-        if self.max_model_len < 2:
-            raise InvalidRequestError("kv_cache_bytes is too small to hold even one short sequence")
+        trained = getattr(self.model_config, "max_position_embeddings", None) or capacity
+        self.max_model_len = self.config.context_window(trained, capacity)
         self.block_manager = BlockManager(num_blocks, bs, self.config.enable_prefix_caching)
         self.scheduler = Scheduler(self.config, self.block_manager)
         self.runner = ModelRunner(self.model, num_blocks, bs, self.config.torch_dtype)

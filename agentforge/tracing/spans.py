@@ -129,7 +129,8 @@ class Recorder:
     def dotted_order(self, span: Span) -> str:
         """LangSmith's dotted order of `span` (its ancestors' start times and run ids, root first),
         what a remote run needs to join this trace in LangSmith."""
-        by_id = {s.span_id: s for s in self.spans.values()}
+        with self._lock:  # parallel tasks add spans while a tool asks for this
+            by_id = {s.span_id: s for s in self.spans.values()}
         by_id[self.root.span_id] = self.root
         chain = [span]
         while chain[-1].parent_id in by_id:

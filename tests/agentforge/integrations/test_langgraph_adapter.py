@@ -24,16 +24,30 @@ from agentforge.graphs import END, START, Command, InMemorySaver, MessagesState,
 from agentforge.integrations.langgraph import as_langgraph_node, langgraph_node  # noqa: E402
 
 
+def their_one_node_graph(name, node, state=LGMessagesState, **compile):
+    """LangGraph: START -> name -> END, compiled."""
+    builder = LGStateGraph(state)
+    builder.add_node(name, node)
+    builder.add_edge(LG_START, name)
+    builder.add_edge(name, LG_END)
+    return builder.compile(**compile)
+
+
+def our_one_node_graph(name, node, state=MessagesState):
+    """Ours: START -> name -> END, compiled."""
+    builder = StateGraph(state)
+    builder.add_node(name, node)
+    builder.add_edge(START, name)
+    builder.add_edge(name, END)
+    return builder.compile()
+
+
 def their_approval_graph():
     def ask(state):
         answer = lg_interrupt({"question": "approve?", "seen": len(state["messages"])})
         return {"messages": [AIMessage(content=f"approved={answer}")]}
 
-    builder = LGStateGraph(LGMessagesState)
-    builder.add_node("ask", ask)
-    builder.add_edge(LG_START, "ask")
-    builder.add_edge("ask", LG_END)
-    return builder.compile()
+    return their_one_node_graph("ask", ask)
 
 
 def our_graph_around(node, checkpointer=None):
@@ -65,15 +79,7 @@ def test_our_graph_in_theirs_and_our_interrupt_pauses_theirs():
         second = interrupt(f"confirm {first}?")
         return {"messages": [{"role": "assistant", "content": f"{first}:{second}"}]}
 
-    inner = StateGraph(MessagesState)
-    inner.add_node("ask", ask)
-    inner.add_edge(START, "ask")
-    inner.add_edge("ask", END)
-    builder = LGStateGraph(LGMessagesState)
-    builder.add_node("ours", as_langgraph_node(inner.compile()))
-    builder.add_edge(LG_START, "ours")
-    builder.add_edge("ours", LG_END)
-    theirs = builder.compile(checkpointer=LGSaver())
+    theirs = their_one_node_graph("ours", as_langgraph_node(our_one_node_graph("ask", ask)), checkpointer=LGSaver())
     config = {"configurable": {"thread_id": "t"}}
     assert theirs.invoke({"messages": [("user", "hi")]}, config)["__interrupt__"][0].value == "name?"
     assert theirs.invoke(LGCommand(resume="Ada"), config)["__interrupt__"][0].value == "confirm Ada?"
@@ -89,11 +95,8 @@ def test_our_react_agent_runs_as_a_node_of_their_graph():
         """Add two integers."""
         return a + b
 
-    builder = LGStateGraph(LGMessagesState)
-    builder.add_node("agent", as_langgraph_node(create_react_agent(model, [add])))
-    builder.add_edge(LG_START, "agent")
-    builder.add_edge("agent", LG_END)
-    final = builder.compile().invoke({"messages": [("user", "40 + 2?")]})
+    theirs = their_one_node_graph("agent", as_langgraph_node(create_react_agent(model, [add])))
+    final = theirs.invoke({"messages": [("user", "40 + 2?")]})
     assert [m.type for m in final["messages"]] == ["human", "ai", "tool", "ai"]
     assert final["messages"][1].tool_calls[0]["args"] == {"a": 40, "b": 2} and final["messages"][2].content == "42"
     assert final["messages"][3].content == "The answer is 42."
@@ -104,16 +107,10 @@ def test_plain_state_crosses_and_their_prebuilt_agent_runs_in_ours():
         n: int
         log: Annotated[list, operator.add]
 
-    builder = LGStateGraph(Count)
-    builder.add_node("double", lambda s: {"n": s["n"] * 2, "log": ["doubled"]})
-    builder.add_edge(LG_START, "double")
-    builder.add_edge("double", LG_END)
-    ours = StateGraph(Count)
-    ours.add_node("theirs", langgraph_node(builder.compile()))
-    ours.add_edge(START, "theirs")
-    ours.add_edge("theirs", END)
+    theirs = their_one_node_graph("double", lambda s: {"n": s["n"] * 2, "log": ["doubled"]}, state=Count)
+    ours = our_one_node_graph("theirs", langgraph_node(theirs), state=Count)
     # their final state is the node's update, as for a subgraph node: a plain list reducer appends it again
-    assert ours.compile().invoke({"n": 21, "log": ["start"]}) == {"n": 42, "log": ["start", "start", "doubled"]}
+    assert ours.invoke({"n": 21, "log": ["start"]}) == {"n": 42, "log": ["start", "start", "doubled"]}
 
     from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 
@@ -128,14 +125,10 @@ def test_plain_state_crosses_and_their_prebuilt_agent_runs_in_ours():
 
 
 def test_a_failing_inner_graph_fails_the_node_with_its_error_and_bad_arguments_are_refused():
-    builder = LGStateGraph(LGMessagesState)
-
     def broken(state):
         raise RuntimeError("inner failure")
 
-    builder.add_node("broken", broken)
-    builder.add_edge(LG_START, "broken")
-    ours = our_graph_around(langgraph_node(builder.compile()))
+    ours = our_graph_around(langgraph_node(their_one_node_graph("broken", broken)))
     with pytest.raises(RuntimeError, match="inner failure"):
         ours.invoke({"messages": [{"role": "user", "content": "hi"}]})
     with pytest.raises(TypeError, match="compiled LangGraph graph"):
