@@ -115,6 +115,12 @@ class BlockManager:
                 block.hash, block.token_ids = h, tokens
                 self.cached[h] = block.block_id
 
+    def forget_cached(self) -> None:
+        """Drop every cached prefix (the model's weights changed, so their KV is stale)."""
+        for block in self.blocks:
+            block.hash, block.token_ids = None, ()
+        self.cached.clear()
+
     def free_seq(self, seq: Sequence) -> None:
         """Drop the sequence's references; unreferenced blocks become evictable, tail blocks first."""
         for block_id in reversed(seq.block_table):

@@ -114,6 +114,22 @@ class LLMEngine:
         if self.tool_adapter == name:
             self.tool_adapter = None
 
+    def load_weights(self, weights: dict[str, torch.Tensor]) -> None:
+        """Copy new values into the model's parameters, by name (e.g. a trainer's current policy);
+        refused while requests run. The prefix cache is dropped: its KV came from the old weights."""
+        if self.requests:
+            raise InvalidRequestError(f"cannot change the weights while {len(self.requests)} request(s) run")
+        params = dict(self.model.named_parameters())
+        for name, value in weights.items():
+            target = params.get(name)
+            if target is None or target.shape != value.shape:
+                raise InvalidRequestError(f"weight {name!r} {tuple(value.shape)} does not match a parameter of the "
+                                          f"model ({tuple(target.shape) if target is not None else 'no such name'})")
+        with torch.no_grad():
+            for name, value in weights.items():
+                params[name].copy_(value)
+        self.block_manager.forget_cached()
+
     def _tool_adapter(self) -> str | None:
         setting = self.config.tool_adapter
         if setting != "auto":

@@ -58,23 +58,19 @@ def adapter_meta(adapter: str | Path) -> dict:
     return json.loads(meta.read_text()) if meta.is_file() else {}
 
 
+def _check_name(name: str) -> None:
+    if not isinstance(name, str) or not name or name == BASE or ":" in name:
+        raise InvalidRequestError(f"adapter name must be a non-empty string without ':' and not {BASE!r}, got {name!r}")
+
+
 def read_adapter(name: str, path: str | Path, model: nn.Module, config, dtype: torch.dtype) -> LoRAAdapter:
     """Read and check a PEFT LoRA folder against the model it will run on."""
     from safetensors.torch import load_file
 
+    _check_name(name)
     path = Path(path).expanduser()
-    if not isinstance(name, str) or not name or name == BASE or ":" in name:
-        raise InvalidRequestError(f"adapter name must be a non-empty string without ':' and not {BASE!r}, got {name!r}")
     meta = adapter_meta(path)
     settings = json.loads((path / "adapter_config.json").read_text())
-    if settings.get("peft_type", "LORA") != "LORA":
-        raise ModelLoadError(f"{path}: only LoRA adapters can be served, this one is {settings['peft_type']}")
-    for flag in ("use_dora", "fan_in_fan_out"):
-        if settings.get(flag):
-            raise ModelLoadError(f"{path}: {flag} adapters are not supported")
-    if settings.get("modules_to_save"):
-        raise ModelLoadError(f"{path}: adapters that also train whole modules ({settings['modules_to_save']}) "
-                             "cannot be served side by side; merge it into the base instead")
     expected = meta.get("base_fingerprint")
     if expected and expected != fingerprint(config, model.get_submodule("model.embed_tokens").weight):
         raise ModelLoadError(f"adapter {path} was trained for another base model ({meta.get('base_model')!r}), "
@@ -85,6 +81,23 @@ def read_adapter(name: str, path: str | Path, model: nn.Module, config, dtype: t
     tensors: dict[str, torch.Tensor] = {}
     for file in files:
         tensors.update(load_file(str(file)))
+    return adapter_from_tensors(name, tensors, settings, model, dtype, path, meta)
+
+
+def adapter_from_tensors(name: str, tensors: dict[str, torch.Tensor], settings: dict, model: nn.Module,
+                         dtype: torch.dtype, path: str | Path = "<memory>", meta: dict | None = None) -> LoRAAdapter:
+    """An adapter from PEFT's saved tensors (`get_peft_model_state_dict`) and its `adapter_config.json`
+    settings, checked against the model it will run on; the tensors are copied."""
+    path = Path(path)
+    _check_name(name)
+    if settings.get("peft_type", "LORA") != "LORA":
+        raise ModelLoadError(f"{path}: only LoRA adapters can be served, this one is {settings['peft_type']}")
+    for flag in ("use_dora", "fan_in_fan_out"):
+        if settings.get(flag):
+            raise ModelLoadError(f"{path}: {flag} adapters are not supported")
+    if settings.get("modules_to_save"):
+        raise ModelLoadError(f"{path}: adapters that also train whole modules ({settings['modules_to_save']}) "
+                             "cannot be served side by side; merge it into the base instead")
     rank = int(settings["r"])
     alpha = float(settings.get("lora_alpha", rank))
     scaling = alpha / rank ** 0.5 if settings.get("use_rslora") else alpha / rank
@@ -105,10 +118,10 @@ def read_adapter(name: str, path: str | Path, model: nn.Module, config, dtype: t
             raise ModelLoadError(f"adapter {path}: {module_name} has shapes {tuple(a.shape)}/{tuple(b.shape)}, "
                                  f"the model's layer is {module.in_features}->{module.out_features} "
                                  "(trained for another base model?)")
-        pairs[module_name] = (a.to(dtype).contiguous(), b.to(dtype).contiguous())
+        pairs[module_name] = (a.detach().to(dtype, copy=True).contiguous(), b.detach().to(dtype, copy=True).contiguous())
     if not pairs:
         raise ModelLoadError(f"adapter {path} holds no LoRA weights")
-    return LoRAAdapter(name, path, scaling, pairs, meta, next(_uids))
+    return LoRAAdapter(name, path, scaling, pairs, meta or {}, next(_uids))
 
 
 SHIPPED = Path(__file__).parent / "adapters"  # tool-calling adapters trained for the default models

@@ -56,6 +56,10 @@ class Renderer:
 
         return {"prompt": prompt, "chosen": reply(row.chosen), "rejected": reply(row.rejected)}
 
-    def prompt(self, row: Prompt) -> str:
+    def prompt(self, row: Prompt, max_length: int) -> str:
+        """The prompt as the engine renders it, generation prompt included."""
         messages, kwargs = self.messages(row.prompt, None)
-        return self.text(messages, kwargs, True)
+        text = self.text(messages, kwargs, True)
+        if len(self.tokenizer(text, add_special_tokens=False)["input_ids"]) > max_length:
+            raise ValueError(f"the prompt is longer than max_length={max_length} tokens")
+        return text

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from agentforge.engine.registry import DEFAULT_MODEL
 from agentforge.engine.tool_parser import TOOL_FORMATS
@@ -32,18 +33,22 @@ class LoraSettings(BaseModel):
 class FinetuneConfig(BaseModel):
     """What to train, on what, how long, and where the result goes.
 
-    - `method`: "sft" (supervised, loss on assistant tokens) or "dpo" (preference pairs).
+    - `method`: "sft" (supervised, loss on assistant tokens), "dpo" (preference pairs) or "grpo"
+      (reinforcement learning from `rewards` on prompt-only rows; see `rewards.py`).
     - `model`: the base model — an alias, a GGUF file or a Hugging Face folder.
     - `adapter`: "lora" trains a PEFT adapter; "full" updates every parameter.
     - `dataset` / `eval_dataset`: JSONL files in one of `data.FORMATS` (`format` "auto" detects it).
     - `output_dir`: checkpoints (`checkpoint-N/`, resumed from automatically) and the result
       (`adapter/` or `model/`, and `merged/` with `merge: true`).
     - `strict`: a malformed row stops the run instead of being skipped and reported.
+    - GRPO: `batch_size` counts completions (`num_generations` per prompt, so a multiple of it);
+      `rollouts: engine` samples them with the embedded engine, the policy's weights synced in before
+      each generation, `transformers` with TRL's own `model.generate`.
     """
 
     model_config = ConfigDict(extra="forbid")
 
-    method: Literal["sft", "dpo"] = "sft"
+    method: Literal["sft", "dpo", "grpo"] = "sft"
     model: str = DEFAULT_MODEL
     adapter: Literal["lora", "full"] = "lora"
     lora: LoraSettings = Field(default_factory=LoraSettings)
@@ -69,12 +74,25 @@ class FinetuneConfig(BaseModel):
     bf16: bool = False  # bfloat16 autocast: TRL's default, but far slower than float32 on most CPUs
     gradient_checkpointing: bool = False  # recompute activations: less memory, ~30% more time
     dpo_beta: float = Field(0.1, gt=0)
+    rewards: list[str | dict | Callable[..., Any]] = Field(default_factory=list)  # see rewards.reward_functions
+    reward_weights: list[float] | None = None
+    num_generations: int = Field(8, ge=2)
+    max_completion_length: int = Field(128, ge=1)
+    temperature: float = Field(1.0, gt=0)
+    top_p: float = Field(1.0, gt=0, le=1)
+    kl_beta: float = Field(0.0, ge=0)  # weight of the KL penalty to the base model (0: no reference model)
+    rollouts: Literal["engine", "transformers"] = "engine"
     merge: bool = False
     resume: bool = True
     strict: bool = False
     report_to: list[Literal["wandb"]] = Field(default_factory=list)
     run_name: str | None = None
     threads: int | None = Field(None, ge=1)
+
+    @field_validator("model", mode="before")
+    @classmethod
+    def _model_path(cls, value):
+        return str(value) if isinstance(value, Path) else value
 
     @field_validator("format")
     @classmethod
@@ -89,6 +107,21 @@ class FinetuneConfig(BaseModel):
         if value is not None and value not in TOOL_FORMATS:
             raise ValueError(f"must be one of {sorted(TOOL_FORMATS)}")
         return value
+
+    @model_validator(mode="after")
+    def _method_settings(self) -> FinetuneConfig:
+        if self.method == "grpo":
+            if not self.rewards:
+                raise ValueError("method 'grpo' needs at least one reward in `rewards`")
+            if self.reward_weights is not None and len(self.reward_weights) != len(self.rewards):
+                raise ValueError(f"{len(self.reward_weights)} reward_weights for {len(self.rewards)} rewards")
+            if (self.batch_size * self.gradient_accumulation_steps) % self.num_generations:
+                raise ValueError(f"batch_size × gradient_accumulation_steps "
+                                 f"({self.batch_size * self.gradient_accumulation_steps}) must be a multiple of "
+                                 f"num_generations ({self.num_generations}): a step scores whole groups")
+        elif self.rewards:
+            raise ValueError(f"`rewards` are for method 'grpo', not {self.method!r}")
+        return self
 
     @classmethod
     def of(cls, value: FinetuneConfig | dict | str | Path) -> FinetuneConfig:
@@ -116,7 +149,15 @@ class FinetuneConfig(BaseModel):
                 path = getattr(config, name)
                 if path is not None and not path.is_absolute():
                     setattr(config, name, base / path)
+            config.rewards = [_relative_file(r, base) for r in config.rewards]
         return config
+
+
+def _relative_file(reward, base: Path):
+    """`file.py:function` in a YAML config is relative to the config's folder."""
+    if isinstance(reward, str) and ".py:" in reward and not Path(reward.split(".py:")[0]).is_absolute():
+        return str(base / reward)
+    return reward
 
 
 def _explain(exc: ValidationError) -> str:
@@ -127,5 +168,5 @@ def _explain(exc: ValidationError) -> str:
             known = LoraSettings.model_fields if error["loc"][0] == "lora" and len(error["loc"]) > 1 else FinetuneConfig.model_fields
             problems.append(f"unknown key {where!r} (known: {', '.join(sorted(known))})")
         else:
-            problems.append(f"{where}: {error['msg']}")
+            problems.append(f"{where}: {error['msg']}" if where else error["msg"].removeprefix("Value error, "))
     return "invalid fine-tuning config: " + "; ".join(problems)

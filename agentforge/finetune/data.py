@@ -145,10 +145,10 @@ def detect_format(record: dict) -> str:
 
 
 def _messages(value: Any, what: str) -> list[dict]:
-    if isinstance(value, str):
+    if isinstance(value, str) and value.strip():
         return [{"role": "user" if what == "prompt" else "assistant", "content": value}]
     if not isinstance(value, list) or not value:
-        raise ValueError(f"{what} must be a string or a non-empty list of messages")
+        raise ValueError(f"{what} must be a non-empty string or a non-empty list of messages")
     return [ChatMessage.model_validate(m).model_dump(exclude_none=True) for m in value]
 
 

@@ -16,7 +16,7 @@ from agentforge.engine.lora import ADAPTER_META
 
 from .base import BaseModel, load_base
 from .config import ConfigError, FinetuneConfig
-from .data import Conversation, Dataset, DatasetError, Preference, RowError, read_dataset
+from .data import Conversation, Dataset, DatasetError, Preference, Prompt, RowError, read_dataset
 from .export import merge_adapter
 
 log = logging.getLogger(__name__)
@@ -50,8 +50,9 @@ def finetune(config: FinetuneConfig | dict | str | Path) -> FinetuneResult:
     result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     metrics = dict(result.metrics)
     if evaluation is not None:
-        before = next((h["eval_loss"] for h in trainer.state.log_history if "eval_loss" in h), None)
-        metrics.update(trainer.evaluate(), eval_loss_before=before)
+        key = "eval_reward" if config.method == "grpo" else "eval_loss"
+        before = next((h[key] for h in trainer.state.log_history if key in h), None)
+        metrics.update(trainer.evaluate(), **{f"{key}_before": before})
     output, merged = _save(config, base, trainer, metrics)
     skipped = train.skipped + (evaluation.skipped if evaluation else [])
     return FinetuneResult(output, merged, len(trainer.train_dataset), skipped, metrics, trainer.state.log_history)
@@ -59,7 +60,7 @@ def finetune(config: FinetuneConfig | dict | str | Path) -> FinetuneResult:
 
 def _read(path: Path, config: FinetuneConfig) -> Dataset:
     dataset = read_dataset(path, config.format)
-    wanted = Preference if config.method == "dpo" else Conversation
+    wanted = {"sft": Conversation, "dpo": Preference, "grpo": Prompt}[config.method]
     wrong = [r for r in dataset.rows if not isinstance(r, wanted)]
     if wrong:
         raise DatasetError(f"{path}: method {config.method!r} needs {wanted.__name__.lower()} rows, "
@@ -72,7 +73,8 @@ def _read(path: Path, config: FinetuneConfig) -> Dataset:
 
 
 def _rows(dataset: Dataset, config: FinetuneConfig, base: BaseModel):
-    """The rows as TRL wants them: token ids with assistant masks (SFT), texts (DPO)."""
+    """The rows as TRL wants them: token ids with assistant masks (SFT), texts (DPO), a rendered
+    prompt and the row's other keys for the rewards (GRPO)."""
     from datasets import Dataset as HFDataset
 
     from ._render import Renderer
@@ -81,8 +83,12 @@ def _rows(dataset: Dataset, config: FinetuneConfig, base: BaseModel):
     rows = []
     for row in dataset.rows:
         try:
-            rows.append(renderer.conversation(row, config.max_length) if config.method == "sft"
-                        else renderer.preference(row))
+            if config.method == "sft":
+                rows.append(renderer.conversation(row, config.max_length))
+            elif config.method == "dpo":
+                rows.append(renderer.preference(row))
+            else:
+                rows.append({**row.extra, "prompt": renderer.prompt(row, config.max_length)})
         except (ValueError, TypeError) as exc:  # e.g. too long for max_length, a template that refuses the row
             dataset.skipped.append(RowError(row.line, str(exc)))
     if not rows:
@@ -119,14 +125,37 @@ def _trainer(config: FinetuneConfig, base: BaseModel, train: Dataset, evaluation
         trainer = SFTTrainer(model=base.model, args=SFTConfig(**common, completion_only_loss=False),
                              train_dataset=train_rows, eval_dataset=eval_rows, processing_class=base.tokenizer,
                              peft_config=peft_config)
-    else:
+    elif config.method == "dpo":
         from trl import DPOConfig, DPOTrainer
 
         trainer = DPOTrainer(model=base.model, args=DPOConfig(**common, beta=config.dpo_beta),
                              train_dataset=train_rows, eval_dataset=eval_rows, processing_class=base.tokenizer,
                              peft_config=peft_config)
+    else:
+        trainer = _grpo_trainer(config, base, common, train_rows, eval_rows, peft_config)
     trainer.callback_handler.callbacks.insert(0, _Throughput())
     return trainer
+
+
+def _grpo_trainer(config: FinetuneConfig, base: BaseModel, common: dict, train_rows, eval_rows, peft_config):
+    import os
+
+    from trl import GRPOConfig, GRPOTrainer
+
+    from .rewards import reward_functions
+    from .rollouts import EngineRollouts
+
+    del common["max_length"], common["include_num_input_tokens_seen"]  # GRPO counts prompt and completion tokens itself
+    args = GRPOConfig(**common, num_generations=config.num_generations, max_completion_length=config.max_completion_length,
+                      temperature=config.temperature, top_p=config.top_p, beta=config.kl_beta,
+                      reward_weights=config.reward_weights)
+    rollouts = None
+    if config.rollouts == "engine":
+        os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # rollout_func is TRL's documented hook
+        rollouts = EngineRollouts(base.path, base.model.config, config)
+    return GRPOTrainer(model=base.model, reward_funcs=reward_functions(config.rewards), args=args,
+                       train_dataset=train_rows, eval_dataset=eval_rows, processing_class=base.tokenizer,
+                       peft_config=peft_config, rollout_func=rollouts)
 
 
 class _Throughput(TrainerCallback):
@@ -153,7 +182,10 @@ _BOOKKEEPING = {"resume", "threads", "output_dir", "report_to", "logging_steps",
 def _claim_output_dir(config: FinetuneConfig, checkpoint: Path | None) -> None:
     """Record what this run trains (settings and data) in `output_dir/run.json`; refuse to resume
     the checkpoints of a different run, which would silently return the old model."""
-    digest = hashlib.sha256(json.dumps(config.model_dump(mode="json", exclude=_BOOKKEEPING), sort_keys=True).encode())
+    settings = config.model_dump(mode="json", exclude=_BOOKKEEPING | {"rewards"})
+    settings["rewards"] = [f"{r.__module__}.{getattr(r, '__qualname__', type(r).__qualname__)}" if callable(r) else r
+                           for r in config.rewards]
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
     for path in (config.dataset, config.eval_dataset):
         if path is not None:
             digest.update(Path(path).read_bytes())
