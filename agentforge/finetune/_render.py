@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from agentforge.engine.protocol import ChatOptions
 from agentforge.engine.tool_format import ToolCalling
 
-from .data import Conversation, Preference, Prompt
+from .data import Conversation, Feedback, Preference, Prompt
 
 
 @dataclass(slots=True)
@@ -55,6 +55,11 @@ class Renderer:
             return self.text(rendered, kwargs, False)[len(prompt):].rstrip()
 
         return {"prompt": prompt, "chosen": reply(row.chosen), "rejected": reply(row.rejected)}
+
+    def feedback(self, row: Feedback) -> dict:
+        """Prompt text and the judged reply, as `preference` renders them, with its label."""
+        texts = self.preference(Preference(row.prompt, row.completion, row.completion, row.tools))
+        return {"prompt": texts["prompt"], "completion": texts["chosen"], "label": row.label}
 
     def prompt(self, row: Prompt, max_length: int) -> str:
         """The prompt as the engine renders it, generation prompt included."""

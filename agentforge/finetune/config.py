@@ -33,7 +33,8 @@ class LoraSettings(BaseModel):
 class FinetuneConfig(BaseModel):
     """What to train, on what, how long, and where the result goes.
 
-    - `method`: "sft" (supervised, loss on assistant tokens), "dpo" (preference pairs) or "grpo"
+    - `method`: "sft" (supervised, loss on assistant tokens), "dpo" (preference pairs), "kto"
+      (replies judged good or bad, unpaired; preference pairs are split into such rows) or "grpo"
       (reinforcement learning from `rewards` on prompt-only rows; see `rewards.py`).
     - `model`: the base model — an alias, a GGUF file or a Hugging Face folder.
     - `adapter`: "lora" trains a PEFT adapter; "full" updates every parameter.
@@ -48,7 +49,7 @@ class FinetuneConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    method: Literal["sft", "dpo", "grpo"] = "sft"
+    method: Literal["sft", "dpo", "kto", "grpo"] = "sft"
     model: str = DEFAULT_MODEL
     adapter: Literal["lora", "full"] = "lora"
     lora: LoraSettings = Field(default_factory=LoraSettings)
@@ -74,6 +75,7 @@ class FinetuneConfig(BaseModel):
     bf16: bool = False  # bfloat16 autocast: TRL's default, but far slower than float32 on most CPUs
     gradient_checkpointing: bool = False  # recompute activations: less memory, ~30% more time
     dpo_beta: float = Field(0.1, gt=0)
+    kto_beta: float = Field(0.1, gt=0)
     rewards: list[str | dict | Callable[..., Any]] = Field(default_factory=list)  # see rewards.reward_functions
     reward_weights: list[float] | None = None
     num_generations: int = Field(8, ge=2)

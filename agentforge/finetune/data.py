@@ -6,6 +6,8 @@ Formats (LlamaFactory's and TRL's conventions), detected from the first row's ke
   "value": ...}], "system": ..., "tools": ...}`;
 - `alpaca`: `{"instruction", "input", "output", "system", "history": [[question, answer], ...]}`;
 - `preference`: `{"prompt", "chosen", "rejected"}`, each a string or a list of messages;
+- `feedback`: `{"prompt", "completion", "label"}` — one reply marked good (true) or bad (false),
+  unpaired (KTO; TRL's "unpaired preference");
 - `prompt`: `{"prompt", ...}` — prompt-only rows for RL; every other key goes to the reward function.
 
 A malformed row never stops a run: it is skipped and reported with its line number. A file with
@@ -24,7 +26,7 @@ from pydantic import ValidationError
 from agentforge.engine.protocol import ChatMessage
 from agentforge.engine.tool_schema import tool_specs
 
-FORMATS = ("openai", "sharegpt", "alpaca", "preference", "prompt")
+FORMATS = ("openai", "sharegpt", "alpaca", "preference", "feedback", "prompt")
 _SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
                    "system": "system", "function_call": "assistant", "observation": "tool"}
 
@@ -54,6 +56,17 @@ class Preference:
 
 
 @dataclass(slots=True)
+class Feedback:
+    """A prompt and one reply, marked desirable or not (KTO learns from such unpaired judgements)."""
+
+    prompt: list[dict]
+    completion: list[dict]
+    label: bool
+    tools: list[dict] | None = None
+    line: int = 0
+
+
+@dataclass(slots=True)
 class Prompt:
     """A prompt for RL; `extra` (e.g. the answer a verifier checks) goes to the reward function."""
 
@@ -62,7 +75,7 @@ class Prompt:
     line: int = 0
 
 
-Row = Conversation | Preference | Prompt
+Row = Conversation | Preference | Feedback | Prompt
 
 
 @dataclass(slots=True)
@@ -136,6 +149,8 @@ def detect_format(record: dict) -> str:
         return "alpaca"
     if "chosen" in record and "rejected" in record:
         return "preference"
+    if "completion" in record and "label" in record:
+        return "feedback"
     if "prompt" in record:
         return "prompt"
     raise ValueError(f"cannot tell the format from the keys {sorted(record)}; name it with `format`")
@@ -220,6 +235,15 @@ def _preference(record: dict) -> Preference:
     return Preference(prompt, chosen, rejected, _tools(record.get("tools")))
 
 
+def _feedback(record: dict) -> Feedback:
+    prompt = _messages(record["prompt"], "prompt")
+    if prompt[-1]["role"] != "user":
+        raise ValueError("the prompt must end with a user turn")
+    if not isinstance(record["label"], bool):
+        raise ValueError(f"label must be true (a good reply) or false (a bad one), got {record['label']!r}")
+    return Feedback(prompt, _messages(record["completion"], "completion"), record["label"], _tools(record.get("tools")))
+
+
 def _prompt(record: dict) -> Prompt:
     prompt = _messages(record["prompt"], "prompt")
     if prompt[-1]["role"] != "user":
@@ -227,4 +251,5 @@ def _prompt(record: dict) -> Prompt:
     return Prompt(prompt, {k: v for k, v in record.items() if k != "prompt"})
 
 
-_PARSERS = {"openai": _openai, "sharegpt": _sharegpt, "alpaca": _alpaca, "preference": _preference, "prompt": _prompt}
+_PARSERS = {"openai": _openai, "sharegpt": _sharegpt, "alpaca": _alpaca, "preference": _preference,
+            "feedback": _feedback, "prompt": _prompt}

@@ -21,10 +21,10 @@ POLICY = "policy"
 class EngineRollouts:
     """TRL's `rollout_func` on the embedded engine, for `GRPOTrainer(rollout_func=...)`."""
 
-    def __init__(self, model_path, model_config, config: FinetuneConfig) -> None:
+    def __init__(self, model_path, model_config, config: FinetuneConfig, max_prompt_tokens: int | None = None) -> None:
         self.config = config
         group = config.batch_size * config.gradient_accumulation_steps
-        tokens = group * (config.max_length + config.max_completion_length)
+        tokens = group * ((max_prompt_tokens or config.max_length) + config.max_completion_length)
         per_token = 2 * model_config.num_hidden_layers * _kv_heads(model_config) * _head_dim(model_config) * 4
         self.llm = LLM(str(model_path), dtype="float32", tool_adapter=None, max_num_seqs=max(group, 8),
                        kv_cache_bytes=min(max(tokens * per_token, 32 << 20), 2 << 30))

@@ -16,7 +16,7 @@ from agentforge.engine.lora import ADAPTER_META
 
 from .base import BaseModel, load_base
 from .config import ConfigError, FinetuneConfig
-from .data import Conversation, Dataset, DatasetError, Preference, Prompt, RowError, read_dataset
+from .data import Conversation, Dataset, DatasetError, Feedback, Preference, Prompt, RowError, read_dataset
 from .export import merge_adapter
 
 log = logging.getLogger(__name__)
@@ -60,10 +60,10 @@ def finetune(config: FinetuneConfig | dict | str | Path) -> FinetuneResult:
 
 def _read(path: Path, config: FinetuneConfig) -> Dataset:
     dataset = read_dataset(path, config.format)
-    wanted = {"sft": Conversation, "dpo": Preference, "grpo": Prompt}[config.method]
-    wrong = [r for r in dataset.rows if not isinstance(r, wanted)]
-    if wrong:
-        raise DatasetError(f"{path}: method {config.method!r} needs {wanted.__name__.lower()} rows, "
+    wanted = {"sft": (Conversation,), "dpo": (Preference,), "kto": (Feedback, Preference), "grpo": (Prompt,)}[config.method]
+    if any(not isinstance(r, wanted) for r in dataset.rows):
+        kinds = " or ".join(w.__name__.lower() for w in wanted)
+        raise DatasetError(f"{path}: method {config.method!r} needs {kinds} rows, "
                            f"but the file is in the {dataset.format!r} format")
     if dataset.skipped:
         if config.strict:
@@ -73,7 +73,7 @@ def _read(path: Path, config: FinetuneConfig) -> Dataset:
 
 
 def _rows(dataset: Dataset, config: FinetuneConfig, base: BaseModel):
-    """The rows as TRL wants them: token ids with assistant masks (SFT), texts (DPO), a rendered
+    """The rows as TRL wants them: token ids with assistant masks (SFT), texts (DPO, KTO), a rendered
     prompt and the row's other keys for the rewards (GRPO)."""
     from datasets import Dataset as HFDataset
 
@@ -85,8 +85,10 @@ def _rows(dataset: Dataset, config: FinetuneConfig, base: BaseModel):
         try:
             if config.method == "sft":
                 rows.append(renderer.conversation(row, config.max_length))
-            elif config.method == "dpo":
+            elif isinstance(row, Preference):
                 rows.append(renderer.preference(row))
+            elif isinstance(row, Feedback):
+                rows.append(renderer.feedback(row))
             else:
                 rows.append({**row.extra, "prompt": renderer.prompt(row, config.max_length)})
         except (ValueError, TypeError) as exc:  # e.g. too long for max_length, a template that refuses the row
@@ -131,6 +133,12 @@ def _trainer(config: FinetuneConfig, base: BaseModel, train: Dataset, evaluation
         trainer = DPOTrainer(model=base.model, args=DPOConfig(**common, beta=config.dpo_beta),
                              train_dataset=train_rows, eval_dataset=eval_rows, processing_class=base.tokenizer,
                              peft_config=peft_config)
+    elif config.method == "kto":
+        from trl import KTOConfig, KTOTrainer
+
+        trainer = KTOTrainer(model=base.model, args=KTOConfig(**common, beta=config.kto_beta),
+                             train_dataset=train_rows, eval_dataset=eval_rows, processing_class=base.tokenizer,
+                             peft_config=peft_config)
     else:
         trainer = _grpo_trainer(config, base, common, train_rows, eval_rows, peft_config)
     trainer.callback_handler.callbacks.insert(0, _Throughput())
@@ -152,7 +160,9 @@ def _grpo_trainer(config: FinetuneConfig, base: BaseModel, common: dict, train_r
     rollouts = None
     if config.rollouts == "engine":
         os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # rollout_func is TRL's documented hook
-        rollouts = EngineRollouts(base.path, base.model.config, config)
+        longest = max(len(base.tokenizer(row["prompt"], add_special_tokens=False)["input_ids"])
+                      for rows in (train_rows, eval_rows) if rows is not None for row in rows)
+        rollouts = EngineRollouts(base.path, base.model.config, config, longest)
     return GRPOTrainer(model=base.model, reward_funcs=reward_functions(config.rewards), args=args,
                        train_dataset=train_rows, eval_dataset=eval_rows, processing_class=base.tokenizer,
                        peft_config=peft_config, rollout_func=rollouts)

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from agentforge.finetune import Conversation, DatasetError, Preference, Prompt, read_dataset
+from agentforge.finetune import Conversation, DatasetError, Feedback, Preference, Prompt, read_dataset
 
 
 def write(tmp_path, rows, name="data.jsonl"):
@@ -58,6 +58,17 @@ def test_preference_and_prompt_rows(tmp_path):
     prompts = read_dataset(write(tmp_path, [{"prompt": "2+2?", "answer": 4}], "rl.jsonl"))
     (prompt,) = prompts.rows
     assert isinstance(prompt, Prompt) and prompt.extra == {"answer": 4}
+
+
+def test_feedback_rows_are_single_replies_judged_good_or_bad(tmp_path):
+    data = read_dataset(write(tmp_path, [{"prompt": "2+2?", "completion": "4", "label": True},
+                                         {"prompt": "2+2?", "completion": "5", "label": False},
+                                         {"prompt": "2+2?", "completion": "5", "label": "bad"},
+                                         {"prompt": "   ", "completion": "5", "label": False}]))
+    assert data.format == "feedback" and [r.label for r in data.rows] == [True, False]
+    assert isinstance(data.rows[0], Feedback) and data.rows[0].completion == [{"role": "assistant", "content": "4"}]
+    assert [s.line for s in data.skipped] == [3, 4] and "label must be true" in data.skipped[0].reason
+    assert "non-empty string" in data.skipped[1].reason
 
 
 def test_bad_rows_are_skipped_and_named_by_line(tmp_path):

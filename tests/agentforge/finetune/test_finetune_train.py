@@ -55,41 +55,53 @@ def test_lora_adapter_in_the_engine_equals_the_merged_folder(tiny_llama_dir, fac
         == ours[0].outputs[0].token_ids
 
 
-def test_dpo_raises_held_out_preference_accuracy(tiny_llama_dir, tmp_path, smollm2_tokenizer, write_jsonl):
+def _pair(i):
+    return {"prompt": f"Request {i}: please confirm.", "chosen": f"Confirmed, request {i} is done.",
+            "rejected": f"I refuse request {i}."}
+
+
+def _preference_accuracy(model, tokenizer, held_out) -> float:
+    """How often the model gives the chosen reply a higher mean token log-probability than the rejected one."""
     from agentforge.finetune import read_dataset
     from agentforge.finetune._render import Renderer
-    from agentforge.finetune.base import load_base
 
-    def pair(i):
-        return {"prompt": f"Request {i}: please confirm.", "chosen": f"Confirmed, request {i} is done.",
-                "rejected": f"I refuse request {i}."}
+    renderer, right = Renderer(tokenizer), 0
+    rows = read_dataset(held_out).rows
+    for row in rows:
+        texts = renderer.preference(row)
+        scores = []
+        for reply in (texts["chosen"], texts["rejected"]):
+            prompt = tokenizer(texts["prompt"], add_special_tokens=False).input_ids
+            ids = torch.tensor([prompt + tokenizer(reply, add_special_tokens=False).input_ids])
+            with torch.no_grad():
+                logp = model(ids).logits[0, :-1].log_softmax(-1).gather(1, ids[0, 1:, None])[:, 0]
+            scores.append(logp[len(prompt) - 1:].mean().item())
+        right += scores[0] > scores[1]
+    return right / len(rows)
 
-    train = write_jsonl(tmp_path / "train.jsonl", [pair(i) for i in range(32)])
-    held_out = write_jsonl(tmp_path / "held.jsonl", [pair(i) for i in range(100, 116)])
 
-    def accuracy(model):
-        renderer, right = Renderer(smollm2_tokenizer), 0
-        rows = read_dataset(held_out).rows
-        for row in rows:
-            texts = renderer.preference(row)
-            scores = []
-            for reply in (texts["chosen"], texts["rejected"]):
-                prompt = smollm2_tokenizer(texts["prompt"], add_special_tokens=False).input_ids
-                ids = torch.tensor([prompt + smollm2_tokenizer(reply, add_special_tokens=False).input_ids])
-                with torch.no_grad():
-                    logp = model(ids).logits[0, :-1].log_softmax(-1).gather(1, ids[0, 1:, None])[:, 0]
-                scores.append(logp[len(prompt) - 1:].mean().item())
-            right += scores[0] > scores[1]
-        return right / len(rows)
-
-    before = accuracy(load_base(str(tiny_llama_dir)).model.eval())
-    result = finetune({"method": "dpo", "model": str(tiny_llama_dir), "dataset": str(train),
-                       "output_dir": str(tmp_path / "out"), "max_steps": 12, "learning_rate": 5e-3, "batch_size": 8,
-                       "lora": {"r": 8, "dropout": 0.0}, "merge": True})
+@pytest.mark.parametrize("method", ["dpo", "kto"])
+def test_preference_training_raises_held_out_preference_accuracy(method, tiny_llama_dir, tmp_path, smollm2_tokenizer,
+                                                                  write_jsonl):
+    """DPO learns from pairs; KTO from unpaired replies, each marked good or bad."""
     from transformers import AutoModelForCausalLM
 
-    after = accuracy(AutoModelForCausalLM.from_pretrained(result.merged, dtype=torch.float32).eval())
-    print(f"held-out preference accuracy: {before:.2f} -> {after:.2f}")
+    from agentforge.finetune.base import load_base
+
+    if method == "dpo":
+        rows = [_pair(i) for i in range(32)]
+    else:
+        rows = [{"prompt": p["prompt"], "completion": p["chosen" if i % 2 else "rejected"], "label": bool(i % 2)}
+                for i, p in enumerate(map(_pair, range(64)))]
+    train = write_jsonl(tmp_path / "train.jsonl", rows)
+    held_out = write_jsonl(tmp_path / "held.jsonl", [_pair(i) for i in range(100, 116)])
+    before = _preference_accuracy(load_base(str(tiny_llama_dir)).model.eval(), smollm2_tokenizer, held_out)
+    result = finetune({"method": method, "model": str(tiny_llama_dir), "dataset": str(train),
+                       "output_dir": str(tmp_path / "out"), "max_steps": 12, "learning_rate": 5e-3, "batch_size": 8,
+                       "lora": {"r": 8, "dropout": 0.0}, "merge": True})
+    merged = AutoModelForCausalLM.from_pretrained(result.merged, dtype=torch.float32).eval()
+    after = _preference_accuracy(merged, smollm2_tokenizer, held_out)
+    print(f"{method}: held-out preference accuracy {before:.2f} -> {after:.2f}")
     assert after > before and after >= 0.9
 
 
