@@ -5,7 +5,7 @@
   SmolLM2-135M, LoRA r16, one-digit sums, 8 samples per prompt, 16 completions a step.
 - LoRA SFT tokens/s and peak RSS: `agentforge.finetune` against a plain TRL `SFTTrainer` on the
   same rows and LoRA settings — once with TRL's defaults (bf16 autocast and gradient checkpointing
-  on) and once with both off, as our config defaults them.
+  on) and once with both off, as our config defaults them; and our QLoRA (NF4 base) beside them.
 
     python bench/finetune.py [--grpo-steps 3] [--completion-tokens 128] [--sft-steps 12] [--parts ...]
 """
@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-PARTS = ("grpo-engine", "grpo-transformers", "sft-ours", "sft-trl-defaults", "sft-trl-fp32")
+PARTS = ("grpo-engine", "grpo-transformers", "sft-ours", "sft-ours-qlora", "sft-trl-defaults", "sft-trl-fp32")
 LORA = {"r": 16, "alpha": 32, "dropout": 0.0}
 
 
@@ -77,11 +77,12 @@ def _facts() -> list[dict]:
             for i in range(48)]
 
 
-def sft_ours(work: Path, steps: int) -> dict:
+def sft_ours(work: Path, steps: int, adapter: str) -> dict:
     from agentforge.finetune import finetune
 
     data = _write(work / "facts.jsonl", _facts())
     result = finetune({"model": "smollm2-135m", "dataset": str(data), "output_dir": str(work / "out"), "lora": LORA,
+                       "adapter": adapter,
                        "max_steps": steps, "batch_size": 4, "learning_rate": 1e-3, "logging_steps": steps,
                        "save_steps": 10_000})
     return {"tokens": result.metrics["num_input_tokens_seen"], "train_s": result.metrics["train_runtime"],
@@ -119,8 +120,8 @@ def run_part(part: str, args) -> dict:
         work = Path(tmp)
         if part.startswith("grpo"):
             result = grpo(work, part.removeprefix("grpo-"), args.grpo_steps, args.completion_tokens)
-        elif part == "sft-ours":
-            result = sft_ours(work, args.sft_steps)
+        elif part.startswith("sft-ours"):
+            result = sft_ours(work, args.sft_steps, "qlora" if part.endswith("qlora") else "lora")
         else:
             result = sft_trl(work, args.sft_steps, trl_defaults=part == "sft-trl-defaults")
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -163,7 +164,7 @@ def main() -> None:
         ours = results["sft-ours"]
         rate = ours["tokens"] / ours["train_s"]
         print(f"LoRA SFT ({args.sft_steps} steps): ours {rate:.0f} tokens/s, peak RSS {ours['peak_rss_mb']:.0f} MB")
-        for part in ("sft-trl-defaults", "sft-trl-fp32"):
+        for part in ("sft-ours-qlora", "sft-trl-defaults", "sft-trl-fp32"):
             if part in results:
                 theirs = results[part]
                 their_rate = theirs["tokens"] / theirs["train_s"]

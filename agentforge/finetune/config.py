@@ -37,7 +37,8 @@ class FinetuneConfig(BaseModel):
       (replies judged good or bad, unpaired; preference pairs are split into such rows) or "grpo"
       (reinforcement learning from `rewards` on prompt-only rows; see `rewards.py`).
     - `model`: the base model — an alias, a GGUF file or a Hugging Face folder.
-    - `adapter`: "lora" trains a PEFT adapter; "full" updates every parameter.
+    - `adapter`: "lora" trains a PEFT adapter; "qlora" the same over a 4-bit base (bitsandbytes NF4:
+      less memory, slower steps); "full" updates every parameter.
     - `dataset` / `eval_dataset`: JSONL files in one of `data.FORMATS` (`format` "auto" detects it).
     - `output_dir`: checkpoints (`checkpoint-N/`, resumed from automatically) and the result
       (`adapter/` or `model/`, and `merged/` with `merge: true`).
@@ -51,7 +52,7 @@ class FinetuneConfig(BaseModel):
 
     method: Literal["sft", "dpo", "kto", "grpo"] = "sft"
     model: str = DEFAULT_MODEL
-    adapter: Literal["lora", "full"] = "lora"
+    adapter: Literal["lora", "qlora", "full"] = "lora"
     lora: LoraSettings = Field(default_factory=LoraSettings)
     dataset: Path
     eval_dataset: Path | None = None
@@ -88,6 +89,7 @@ class FinetuneConfig(BaseModel):
     resume: bool = True
     strict: bool = False
     report_to: list[Literal["wandb"]] = Field(default_factory=list)
+    trace_store: Path | None = None  # a SQLite trace store (`agentforge serve --trace-store`) to record the run in
     run_name: str | None = None
     threads: int | None = Field(None, ge=1)
 
@@ -147,7 +149,7 @@ class FinetuneConfig(BaseModel):
         except ValidationError as exc:
             raise ConfigError(_explain(exc)) from None
         if base is not None:
-            for name in ("dataset", "eval_dataset", "output_dir"):
+            for name in ("dataset", "eval_dataset", "output_dir", "trace_store"):
                 path = getattr(config, name)
                 if path is not None and not path.is_absolute():
                     setattr(config, name, base / path)

@@ -6,6 +6,7 @@ import hashlib
 import json
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,7 +14,9 @@ import torch
 from transformers import TrainerCallback
 
 from agentforge.engine.lora import ADAPTER_META
+from agentforge.tracing import Exporter
 
+from ._traced import TracedRun, exporters_for
 from .base import BaseModel, load_base
 from .config import ConfigError, FinetuneConfig
 from .data import Conversation, Dataset, DatasetError, Feedback, Preference, Prompt, RowError, read_dataset
@@ -34,8 +37,9 @@ class FinetuneResult:
     log_history: list[dict] = field(default_factory=list)
 
 
-def finetune(config: FinetuneConfig | dict | str | Path) -> FinetuneResult:
-    """Train as `config` says; resumes from the newest checkpoint in `output_dir` when there is one."""
+def finetune(config: FinetuneConfig | dict | str | Path, exporters: Sequence[Exporter] = ()) -> FinetuneResult:
+    """Train as `config` says; resumes from the newest checkpoint in `output_dir` when there is one.
+    The run is also a trace (`_traced.py`) for `exporters`, the `trace_store` and LangSmith when on."""
     config = FinetuneConfig.of(config)
     if config.threads:
         torch.set_num_threads(config.threads)
@@ -43,19 +47,41 @@ def finetune(config: FinetuneConfig | dict | str | Path) -> FinetuneResult:
     evaluation = _read(config.eval_dataset, config) if config.eval_dataset else None
     checkpoint = _last_checkpoint(config.output_dir) if config.resume else None
     _claim_output_dir(config, checkpoint)
-    base = load_base(config.model)
+    base = load_base(config.model, four_bit=config.adapter == "qlora")
     trainer = _trainer(config, base, train, evaluation)
+    targets = exporters_for(config.trace_store, exporters)
+    traced = TracedRun(targets, config.run_name or f"finetune {config.method}", _settings(config)) if targets else None
+    if traced:
+        trainer.add_callback(traced)
     if checkpoint:
         log.warning("resuming from %s", checkpoint)
-    result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
-    metrics = dict(result.metrics)
-    if evaluation is not None:
-        key = "eval_reward" if config.method == "grpo" else "eval_loss"
-        before = next((h[key] for h in trainer.state.log_history if key in h), None)
-        metrics.update(trainer.evaluate(), **{f"{key}_before": before})
-    output, merged = _save(config, base, trainer, metrics)
+    try:
+        metrics = dict(trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None).metrics)
+        if evaluation is not None:
+            key = "eval_reward" if config.method == "grpo" else "eval_loss"
+            before = next((h[key] for h in trainer.state.log_history if key in h), None)
+            metrics.update(trainer.evaluate(), **{f"{key}_before": before})
+        output, merged = _save(config, base, trainer, metrics)
+    except BaseException as exc:
+        if traced:
+            traced.finish(error=exc)
+        _finish_wandb(config, failed=True)
+        raise
+    if traced:
+        traced.finish(metrics)
+    _finish_wandb(config, failed=False)
     skipped = train.skipped + (evaluation.skipped if evaluation else [])
     return FinetuneResult(output, merged, len(trainer.train_dataset), skipped, metrics, trainer.state.log_history)
+
+
+def _finish_wandb(config: FinetuneConfig, failed: bool) -> None:
+    """Close the run's W&B run (the trainer leaves it open until the process exits), so its summary
+    is written now and the next run in this process gets a run of its own."""
+    if "wandb" in config.report_to:
+        import wandb
+
+        if wandb.run is not None:
+            wandb.finish(exit_code=1 if failed else 0)
 
 
 def _read(path: Path, config: FinetuneConfig) -> Dataset:
@@ -116,7 +142,7 @@ def _trainer(config: FinetuneConfig, base: BaseModel, train: Dataset, evaluation
         include_num_input_tokens_seen="all", eval_on_start=evaluation is not None, bf16=config.bf16, gradient_checkpointing=config.gradient_checkpointing,
     )
     peft_config = None
-    if config.adapter == "lora":
+    if config.adapter != "full":
         peft_config = LoraConfig(r=config.lora.r, lora_alpha=config.lora.alpha, lora_dropout=config.lora.dropout,
                                  target_modules=config.lora.target_modules, task_type="CAUSAL_LM")
     train_rows = _rows(train, config, base)
@@ -186,16 +212,21 @@ class _Throughput(TrainerCallback):
 
 # settings that do not change what is trained: a run may resume under other values of these
 _BOOKKEEPING = {"resume", "threads", "output_dir", "report_to", "logging_steps", "save_steps", "save_total_limit",
-                "eval_steps"}
+                "eval_steps", "trace_store", "run_name"}
+
+
+def _settings(config: FinetuneConfig, exclude: set[str] = frozenset()) -> dict:
+    """The config as JSON data; reward functions by their import name."""
+    settings = config.model_dump(mode="json", exclude=set(exclude) | {"rewards"})
+    settings["rewards"] = [f"{r.__module__}.{getattr(r, '__qualname__', type(r).__qualname__)}" if callable(r) else r
+                           for r in config.rewards]
+    return settings
 
 
 def _claim_output_dir(config: FinetuneConfig, checkpoint: Path | None) -> None:
     """Record what this run trains (settings and data) in `output_dir/run.json`; refuse to resume
     the checkpoints of a different run, which would silently return the old model."""
-    settings = config.model_dump(mode="json", exclude=_BOOKKEEPING | {"rewards"})
-    settings["rewards"] = [f"{r.__module__}.{getattr(r, '__qualname__', type(r).__qualname__)}" if callable(r) else r
-                           for r in config.rewards]
-    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
+    digest = hashlib.sha256(json.dumps(_settings(config, _BOOKKEEPING), sort_keys=True).encode())
     for path in (config.dataset, config.eval_dataset):
         if path is not None:
             digest.update(Path(path).read_bytes())

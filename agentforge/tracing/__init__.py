@@ -8,7 +8,7 @@ from .otel import OpenTelemetryExporter
 from .propagation import continue_trace, trace_headers
 from .spans import Span
 from .sqlite_store import SqliteTraceStore
-from .tracer import Exporter, TracedGraph, flush, traced
+from .tracer import Exporter, TracedGraph, export_spans, flush, traced
 
 __all__ = ["Exporter", "LangSmithExporter", "OpenTelemetryExporter", "Span", "SqliteTraceStore", "TracedGraph",
-           "continue_trace", "flush", "trace_headers", "traced"]
+           "continue_trace", "export_spans", "flush", "trace_headers", "traced"]

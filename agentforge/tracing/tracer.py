@@ -33,7 +33,9 @@ def flush(timeout: float | None = 30.0) -> bool:
     return not concurrent.futures.wait(pending, timeout=timeout).not_done
 
 
-def _export(exporters: Sequence[Exporter], spans: list[Span]) -> None:
+def export_spans(exporters: Sequence[Exporter], spans: list[Span]) -> None:
+    """Hand finished spans to the exporters on the tracing thread (`flush` waits for it)."""
+
     def run() -> None:
         to_json(spans)
         for exporter in exporters:
@@ -105,9 +107,9 @@ class TracedGraph:
         try:
             yield run
         except BaseException as exc:
-            _export(self.exporters, recorder.finish(error=exc))
+            export_spans(self.exporters, recorder.finish(error=exc))
             raise
-        _export(self.exporters, recorder.finish(run.out))
+        export_spans(self.exporters, recorder.finish(run.out))
 
 
 def traced(graph, exporters: Sequence[Exporter]) -> TracedGraph:

@@ -100,35 +100,7 @@ def test_the_embedded_model_as_judge_always_parses():
 
 
 
-def wandb_summary(run_file) -> dict:
-    """The summary updates in an offline W&B run file (W&B's LevelDB-style log of protobuf records:
-    7-byte file header, 32 KiB blocks, records as crc32, length, type, then the fragment)."""
-    import struct
-
-    from wandb.proto import wandb_internal_pb2
-
-    data, pos, pending, summary = run_file.read_bytes(), 7, b"", {}
-    while pos + 7 <= len(data):
-        if 32768 - pos % 32768 < 7:
-            pos += 32768 - pos % 32768
-            continue
-        _, length, kind = struct.unpack("<IHB", data[pos:pos + 7])
-        if kind == 0:
-            break
-        pending, pos = pending + data[pos + 7:pos + 7 + length], pos + 7 + length
-        if kind in (1, 4):  # a full record, or the last fragment of one
-            record = wandb_internal_pb2.Record()
-            record.ParseFromString(pending)
-            pending = b""
-            if record.WhichOneof("record_type") == "summary":
-                summary.update((u.key, json.loads(u.value_json)) for u in record.summary.update if u.key)
-    return summary
-
-
-def test_wandb_offline_run_holds_the_metrics(tmp_path, monkeypatch):
-    monkeypatch.setenv("WANDB_MODE", "offline")
-    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
-    monkeypatch.setenv("WANDB_SILENT", "true")
+def test_wandb_offline_run_holds_the_metrics(tmp_path, wandb_offline, wandb_summary):
     run = evaluate(answer, DATA, ["normalized_exact_match", "token_f1"], progress=False, name="wandb-check")
     run.log_to_wandb(project="agentforge-tests")
     [run_file] = tmp_path.glob("wandb/offline-run-*/run-*.wandb")

@@ -169,3 +169,29 @@ def test_checkpoints_of_a_different_run_are_not_resumed(tiny_llama_dir, facts_ro
     assert again.output.exists()
     fresh = finetune({**settings, "dataset": str(changed), "resume": False})
     assert fresh.train_rows == len(facts_rows)
+
+
+def test_qlora_trains_an_adapter_over_a_four_bit_base_that_the_engine_serves(tiny_llama_dir, facts_rows, tmp_path,
+                                                                            write_jsonl, monkeypatch):
+    import bitsandbytes as bnb
+
+    from agentforge.finetune import train as train_module
+
+    bases = []
+    load_base = train_module.load_base
+    monkeypatch.setattr(train_module, "load_base", lambda *a, **k: bases.append(load_base(*a, **k)) or bases[-1])
+    data = write_jsonl(tmp_path / "facts.jsonl", facts_rows)
+    result = finetune({"model": str(tiny_llama_dir), "adapter": "qlora", "dataset": str(data),
+                       "output_dir": str(tmp_path / "out"), "max_steps": 10, "learning_rate": 5e-3, "batch_size": 8,
+                       "logging_steps": 5, "lora": {"r": 8, "dropout": 0.0}, "merge": True})
+    first, *_, last = losses(result)
+    assert last < first
+    q_proj = bases[0].model.model.layers[0].self_attn.q_proj.base_layer  # PEFT wrapped the layer in place
+    assert isinstance(q_proj, bnb.nn.Linear4bit) and q_proj.weight.quant_type == "nf4"
+    assert not isinstance(bases[1].model.model.layers[0].self_attn.q_proj, bnb.nn.Linear4bit)  # merged in float32
+    llm = LLM(str(tiny_llama_dir), kv_cache_bytes=1 << 24, lora_adapters={"q": str(result.output)})
+    prompt = llm.engine.make_chat_request(facts_rows[0]["messages"][:1]).prompt_token_ids
+    ours = llm.generate(prompt, SamplingParams(temperature=0, max_tokens=6, ignore_eos=True, lora="q"))
+    merged = LLM(str(result.merged), kv_cache_bytes=1 << 24).generate(prompt, SamplingParams(temperature=0, max_tokens=6,
+                                                                                             ignore_eos=True))
+    assert ours[0].outputs[0].token_ids == merged[0].outputs[0].token_ids
