@@ -7,7 +7,7 @@ import argparse
 
 
 def add_commands(commands) -> None:
-    finetune = commands.add_parser("finetune", help="fine-tune a model (SFT, LoRA, DPO) from one YAML config")
+    finetune = commands.add_parser("finetune", help="fine-tune a model (SFT, LoRA/QLoRA, DPO, KTO, GRPO) from one YAML config")
     sub = finetune.add_subparsers(dest="finetune_command", metavar="FINETUNE_COMMAND", required=True)
     run = sub.add_parser("run", help="train as a config file says (resumes from the last checkpoint)")
     run.add_argument("config", help="a YAML file of FinetuneConfig settings")

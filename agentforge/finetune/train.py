@@ -21,6 +21,7 @@ from .base import BaseModel, load_base
 from .config import ConfigError, FinetuneConfig
 from .data import Conversation, Dataset, DatasetError, Feedback, Preference, Prompt, RowError, read_dataset
 from .export import merge_adapter
+from .rewards import reward_functions
 
 log = logging.getLogger(__name__)
 
@@ -45,10 +46,11 @@ def finetune(config: FinetuneConfig | dict | str | Path, exporters: Sequence[Exp
         torch.set_num_threads(config.threads)
     train = _read(config.dataset, config)
     evaluation = _read(config.eval_dataset, config) if config.eval_dataset else None
+    rewards = reward_functions(config.rewards)  # a reward that cannot load fails before the model does
     checkpoint = _last_checkpoint(config.output_dir) if config.resume else None
     _claim_output_dir(config, checkpoint)
     base = load_base(config.model, four_bit=config.adapter == "qlora")
-    trainer = _trainer(config, base, train, evaluation)
+    trainer = _trainer(config, base, train, evaluation, rewards)
     targets = exporters_for(config.trace_store, exporters)
     traced = TracedRun(targets, config.run_name or f"finetune {config.method}", _settings(config)) if targets else None
     if traced:
@@ -124,7 +126,7 @@ def _rows(dataset: Dataset, config: FinetuneConfig, base: BaseModel):
     return HFDataset.from_list(rows)
 
 
-def _trainer(config: FinetuneConfig, base: BaseModel, train: Dataset, evaluation: Dataset | None):
+def _trainer(config: FinetuneConfig, base: BaseModel, train: Dataset, evaluation: Dataset | None, rewards: list):
     try:
         from peft import LoraConfig
     except ImportError as exc:
@@ -166,17 +168,17 @@ def _trainer(config: FinetuneConfig, base: BaseModel, train: Dataset, evaluation
                              train_dataset=train_rows, eval_dataset=eval_rows, processing_class=base.tokenizer,
                              peft_config=peft_config)
     else:
-        trainer = _grpo_trainer(config, base, common, train_rows, eval_rows, peft_config)
+        trainer = _grpo_trainer(config, base, common, train_rows, eval_rows, peft_config, rewards)
     trainer.callback_handler.callbacks.insert(0, _Throughput())
     return trainer
 
 
-def _grpo_trainer(config: FinetuneConfig, base: BaseModel, common: dict, train_rows, eval_rows, peft_config):
+def _grpo_trainer(config: FinetuneConfig, base: BaseModel, common: dict, train_rows, eval_rows, peft_config,
+                  rewards: list):
     import os
 
     from trl import GRPOConfig, GRPOTrainer
 
-    from .rewards import reward_functions
     from .rollouts import EngineRollouts
 
     del common["max_length"], common["include_num_input_tokens_seen"]  # GRPO counts prompt and completion tokens itself
@@ -189,7 +191,7 @@ def _grpo_trainer(config: FinetuneConfig, base: BaseModel, common: dict, train_r
         longest = max(len(base.tokenizer(row["prompt"], add_special_tokens=False)["input_ids"])
                       for rows in (train_rows, eval_rows) if rows is not None for row in rows)
         rollouts = EngineRollouts(base.path, base.model.config, config, longest)
-    return GRPOTrainer(model=base.model, reward_funcs=reward_functions(config.rewards), args=args,
+    return GRPOTrainer(model=base.model, reward_funcs=rewards, args=args,
                        train_dataset=train_rows, eval_dataset=eval_rows, processing_class=base.tokenizer,
                        peft_config=peft_config, rollout_func=rollouts)
 

@@ -164,3 +164,18 @@ def test_grpo_refuses_rows_that_are_not_prompts(tmp_path, facts_rows, write_json
     with pytest.raises(DatasetError, match="method 'grpo' needs prompt rows"):
         finetune({"method": "grpo", "dataset": str(data), "output_dir": str(tmp_path / "o"), "rewards": [len],
                   "batch_size": 8})
+
+
+def test_grpo_from_a_yaml_file_with_a_reward_beside_it(tiny_llama_dir, tmp_path, write_jsonl, capsys):
+    from agentforge.cli import main
+
+    write_jsonl(tmp_path / "prompts.jsonl", [{"prompt": f"Count to {i}.", "upto": i} for i in range(4)])
+    (tmp_path / "checks.py").write_text("def counts(completion, upto):\n    return str(upto) in completion\n")
+    settings = (f"method: grpo\nmodel: {tiny_llama_dir}\ndataset: prompts.jsonl\n"
+                "num_generations: 2\nbatch_size: 4\nmax_completion_length: 4\nmax_steps: 1\n")
+    (tmp_path / "grpo.yaml").write_text(settings + "output_dir: out\nrewards: ['checks.py:counts']\n")
+    assert main(["finetune", "run", str(tmp_path / "grpo.yaml")]) == 0
+    assert (tmp_path / "out" / "adapter" / "adapter_model.safetensors").exists()
+    (tmp_path / "bad.yaml").write_text(settings + "output_dir: bad\nrewards: ['checks.py:missing']\n")
+    assert main(["finetune", "run", str(tmp_path / "bad.yaml")]) == 2  # refused before the model loads
+    assert "could not be loaded" in capsys.readouterr().err and not (tmp_path / "bad").exists()
