@@ -34,7 +34,7 @@ class FinetuneResult:
     merged: Path | None
     train_rows: int
     skipped: list[RowError]
-    metrics: dict = field(default_factory=dict)  # train_loss, train_runtime, eval_loss(_before), ...
+    metrics: dict = field(default_factory=dict)  # train_loss, train_runtime, eval_loss(_before) or, for GRPO, eval_reward(_before)
     log_history: list[dict] = field(default_factory=list)
 
 
