@@ -47,19 +47,22 @@ class Renderer:
 
     def preference(self, row: Preference) -> dict:
         """Prompt text (generation prompt included) and each reply with the template's end of turn."""
-        messages, kwargs = self.messages(row.prompt, row.tools)
-        prompt = self.text(messages, kwargs, True)
-
-        def reply(answer: list[dict]) -> str:
-            rendered, _ = self.messages(row.prompt + answer, row.tools)
-            return self.text(rendered, kwargs, False)[len(prompt):].rstrip()
-
-        return {"prompt": prompt, "chosen": reply(row.chosen), "rejected": reply(row.rejected)}
+        prompt, (chosen, rejected) = self._replies(row.prompt, row.tools, [row.chosen, row.rejected])
+        return {"prompt": prompt, "chosen": chosen, "rejected": rejected}
 
     def feedback(self, row: Feedback) -> dict:
-        """Prompt text and the judged reply, as `preference` renders them, with its label."""
-        texts = self.preference(Preference(row.prompt, row.completion, row.completion, row.tools))
-        return {"prompt": texts["prompt"], "completion": texts["chosen"], "label": row.label}
+        """Prompt text and the judged reply, rendered as `preference` renders them, with its label."""
+        prompt, (completion,) = self._replies(row.prompt, row.tools, [row.completion])
+        return {"prompt": prompt, "completion": completion, "label": row.label}
+
+    def _replies(self, prompt: list[dict], tools: list[dict] | None, answers: list[list[dict]]) -> tuple[str, list[str]]:
+        messages, kwargs = self.messages(prompt, tools)
+        text = self.text(messages, kwargs, True)
+        replies = []
+        for answer in answers:
+            rendered, _ = self.messages(prompt + answer, tools)
+            replies.append(self.text(rendered, kwargs, False)[len(text):].rstrip())
+        return text, replies
 
     def prompt(self, row: Prompt, max_length: int) -> str:
         """The prompt as the engine renders it, generation prompt included."""

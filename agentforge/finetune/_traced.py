@@ -32,7 +32,7 @@ class TracedRun(TrainerCallback):
 
     def on_log(self, args, state, control, logs=None, **kwargs) -> None:
         logged = state.log_history[-1] if state.log_history else {}  # raw values (the progress bar formats `logs`)
-        numbers = {k: v for k, v in logged.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        numbers = _numbers(logged)
         if "train_loss" in numbers:  # the closing summary: the root's outputs
             return
         now = time.time()
@@ -45,9 +45,12 @@ class TracedRun(TrainerCallback):
     def finish(self, metrics: dict | None = None, error: BaseException | None = None) -> None:
         self.root.end = time.time()
         self.root.outputs = metrics
-        self.root.attributes.update({k: v for k, v in (metrics or {}).items()
-                                     if isinstance(v, (int, float)) and not isinstance(v, bool)})
+        self.root.attributes.update(_numbers(metrics or {}))
         if error is not None:
             self.root.error = f"{type(error).__name__}: {error}"
         export_spans(self.exporters, [self.root, *self.children])
         flush(timeout=30)
+
+
+def _numbers(values: dict) -> dict:
+    return {k: v for k, v in values.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
