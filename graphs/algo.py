@@ -200,11 +200,21 @@ def by_task(pending: list[tuple[str, str, Any]]) -> tuple[dict[str, list], dict[
 def update_dict(writes: list[tuple[str, Any]], channels: dict) -> dict | None:
     """A task's state writes as the `updates` stream shows them: {key: value}, or a list of values
     for a key written several times."""
+    update: dict[str, Any] = {}
+    for key, value in writes:  # on every step's hot path: one pass unless a key repeats
+        if key in channels:
+            if key in update:
+                return _grouped(writes, channels)
+            update[key] = value
+    return update or None
+
+
+def _grouped(writes: list[tuple[str, Any]], channels: dict) -> dict:
     grouped: dict[str, list] = {}
     for key, value in writes:
         if key in channels:
             grouped.setdefault(key, []).append(value)
-    return {k: v[0] if len(v) == 1 else v for k, v in grouped.items()} or None
+    return {k: v[0] if len(v) == 1 else v for k, v in grouped.items()}
 
 
 def initial_values(spec: GraphSpec) -> dict:

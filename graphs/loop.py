@@ -97,7 +97,12 @@ class _Run:
         self.sink = lambda item: None
         # observers (config["observers"], a subgraph shares its parent's) see events where they happen
         self.observers = tuple(self.config.get("observers") or (parent.run.observers if parent is not None else ()))
-        self.observed = {mode for observer in self.observers for mode in observer.modes}
+        self.observed: dict[str, tuple] = {}  # mode -> the observers that see it
+        for observer in self.observers:
+            for mode in observer.modes:
+                self.observed[mode] = (*self.observed.get(mode, ()), observer)
+        self.wanted = frozenset((*self.modes, *self.observed, *(("debug",) if debug else ()),
+                                 *(self.forward_to.wanted if self.forward_to is not None else ())))
         self.ns_path = tuple(ns.split("|")) if ns else ()
         self.checkpoint: Checkpoint | None = None
         self.step = 0
@@ -115,8 +120,13 @@ class _Run:
 
     def emit(self, mode: str, payload: Any) -> None:
         """Send an event to this run's caller and, with subgraphs=True, up to the outermost stream."""
-        if mode == "debug" and self.debug:
-            _print_debug(payload)
+        if mode in self.observed:
+            for observer in self.observed[mode]:
+                try:
+                    observer.on_event(self.ns_path, mode, payload)
+                except Exception as exc:  # an observer never breaks the run it watches
+                    warnings.warn(f"graph observer {type(observer).__name__} failed: {exc}", RuntimeWarning,
+                                  stacklevel=2)
         if mode in self.modes:
             if self.subgraphs and self.forward_to is None:  # LangGraph's (namespace, [mode,] chunk)
                 self.sink(((), payload) if self.single_mode else ((), mode, payload))
@@ -124,22 +134,12 @@ class _Run:
                 self.sink(payload if self.single_mode else (mode, payload))
         if self.forward_to is not None:
             self.forward_to.publish(tuple(self.ns.split("|")), mode, payload)
-        if mode in self.observed:
-            self._notify(mode, payload)
-
-    def _notify(self, mode: str, payload: Any) -> None:
-        for observer in self.observers:
-            if mode in observer.modes:
-                try:
-                    observer.on_event(self.ns_path, mode, payload)
-                except Exception as exc:  # an observer never breaks the run it watches
-                    warnings.warn(f"graph observer {type(observer).__name__} failed: {exc}", RuntimeWarning,
-                                  stacklevel=2)
+        if mode == "debug" and self.debug:
+            _print_debug(payload)
 
     def wants(self, mode: str) -> bool:
         """Whether anyone listens to `mode` (so its payload is worth building)."""
-        return (mode in self.modes or (mode == "debug" and self.debug) or mode in self.observed
-                or (self.forward_to is not None and self.forward_to.wants(mode)))
+        return mode in self.wanted
 
     def publish(self, ns: tuple, mode: str, payload: Any) -> None:
         """A subgraph's event, namespaced, for the outermost stream."""
@@ -264,12 +264,15 @@ class _Run:
             if task.id in self.done:
                 task.writes = self.done[task.id]
         todo = [t for t in self.step_tasks if t.id not in self.done]
-        for task in todo if self.wants("debug") or self.wants("tasks") else ():
+        debug, tasks = self.wants("debug"), self.wants("tasks")
+        for task in todo if debug or tasks else ():
             if task.kind == "start":
                 continue
             event = {"id": task.id, "name": task.name, "input": task.input, "triggers": task.path}
-            self.emit("debug", {"type": "task", "step": self.step, "timestamp": now(), "payload": event})
-            self.emit("tasks", event)
+            if debug:
+                self.emit("debug", {"type": "task", "step": self.step, "timestamp": now(), "payload": event})
+            if tasks:
+                self.emit("tasks", event)
         return todo
 
     @staticmethod

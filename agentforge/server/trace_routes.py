@@ -4,6 +4,7 @@ the server keeps a trace store (`trace_store` in the config)."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import html
 import json
@@ -11,6 +12,7 @@ import json
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 
+from ..tracing import flush
 from .errors import APIError
 from .openai_routes import guard
 
@@ -25,8 +27,11 @@ def _store(request: Request):
     return store
 
 
-def _spans(request: Request, trace_id: str):
+async def _spans(request: Request, trace_id: str):
     spans = _store(request).trace(trace_id)
+    if not spans:  # a run that just ended may still wait for the tracing thread
+        await asyncio.to_thread(flush, 2.0)
+        spans = _store(request).trace(trace_id)
     if not spans:
         raise APIError(404, f"no trace {trace_id!r}", code="trace_not_found")
     return spans
@@ -34,16 +39,18 @@ def _spans(request: Request, trace_id: str):
 
 @router.get("/api/traces")
 async def list_traces(request: Request, limit: int = 50, who: str = Depends(guard)):
+    await asyncio.to_thread(flush, 2.0)  # runs that just ended, too
     return [_summary(span) for span in _store(request).traces(limit=max(1, min(limit, 1000)))]
 
 
 @router.get("/api/traces/{trace_id}")
 async def get_trace(trace_id: str, request: Request, who: str = Depends(guard)):
-    return [dataclasses.asdict(span) for span in _spans(request, trace_id)]
+    return [dataclasses.asdict(span) for span in await _spans(request, trace_id)]
 
 
 @router.get("/traces", response_class=HTMLResponse, include_in_schema=False)
 async def traces_page(request: Request):
+    await asyncio.to_thread(flush, 2.0)
     rows = "".join(
         f"<tr class='{'error' if s['error'] else ''}'><td><a href='/traces/{html.escape(s['trace_id'])}'>"
         f"{html.escape(s['name'])}</a></td><td>{s['started']}</td><td>{s['ms']:.0f} ms</td>"
@@ -54,7 +61,7 @@ async def traces_page(request: Request):
 
 @router.get("/traces/{trace_id}", response_class=HTMLResponse, include_in_schema=False)
 async def trace_page(trace_id: str, request: Request):
-    spans = _spans(request, trace_id)
+    spans = await _spans(request, trace_id)
     children: dict = {}
     for span in spans:
         children.setdefault(span.parent_id, []).append(span)

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+import orjson
+
 MAX_CHARS = 20_000  # a span's inputs or outputs as JSON, cut beyond this
 
 
@@ -36,40 +38,80 @@ class Span:
 
 def jsonable(value: Any) -> Any:
     """`value` as plain JSON data (pydantic models, dataclasses, tuples), long texts cut."""
-    def default(obj):
-        if hasattr(obj, "model_dump"):
-            return obj.model_dump(exclude_none=True)
-        if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-            return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
-        return repr(obj)
-
-    text = json.dumps(value, default=default)
+    if 0 <= _plain_size(value) <= MAX_CHARS:  # already plain JSON data, and short: kept as it is
+        return value
+    text = dumps(value)
     if len(text) > MAX_CHARS:
         return {"truncated": text[:MAX_CHARS]}
     return json.loads(text)
 
 
+def dumps(value: Any) -> str:
+    """`value` as JSON text, fast (orjson; the standard library's encoder for what orjson refuses,
+    such as integers beyond 64 bits); objects as `jsonable` turns them into data."""
+    try:
+        return orjson.dumps(value, default=_to_plain, option=orjson.OPT_NON_STR_KEYS).decode()
+    except (TypeError, orjson.JSONEncodeError):
+        return json.dumps(value, default=_to_plain)
+
+
+def _to_plain(obj: Any) -> Any:
+    if hasattr(obj, "model_dump"):
+        return obj.model_dump(exclude_none=True)
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
+    return repr(obj)
+
+
+def _plain_size(value: Any, depth: int = 0) -> int:
+    """About how long `value` is as JSON if it is plain JSON data (dicts with string keys, lists,
+    strings, numbers, booleans, None; not too deep), else -1: a cheap check before a full encode."""
+    kind = type(value)
+    if value is None or kind is bool or kind is int or kind is float:
+        return 8
+    if kind is str:
+        return len(value) + 2
+    if depth > 8 or kind not in (dict, list):
+        return -1
+    size = 2
+    for key, item in value.items() if kind is dict else enumerate(value):
+        inner = _plain_size(item, depth + 1)
+        if inner < 0 or (kind is dict and type(key) is not str):
+            return -1
+        size += inner + (len(key) + 4 if kind is dict else 1)
+        if size > MAX_CHARS:
+            return size
+    return size
+
+
 class Recorder:
-    """A graph observer for one run; `finish()` returns the spans, their inputs and outputs still
-    the run's own objects (`to_json` turns them into JSON data off the hot path)."""
+    """A graph observer for one run. Seeing an event only queues it (the run's hot path); the spans
+    are built from the queue when someone asks (`span_of_task`, `dotted_order`) or by `finish()`,
+    which the tracer calls on its export thread. Inputs and outputs stay the run's own objects
+    (`to_json` turns them into JSON data, also off the hot path)."""
 
     modes = ("tasks", "messages")
 
     def __init__(self, name: str, inputs: Any, trace_id: str | None = None, parent: RemoteParent | None = None) -> None:
         """`trace_id` names the trace (any string; normalized to 32 hex digits); a remote `parent`
         (a span of the process that asked for this run) makes the run a child in the caller's trace."""
-        self.trace_id = parent.trace_id if parent is not None else normalize_trace_id(trace_id or uuid.uuid4().hex)
+        self.trace_id = parent.trace_id if parent is not None else (normalize_trace_id(trace_id) if trace_id else uuid.uuid4().hex)
         self.root = Span(self.trace_id, uuid.uuid4().hex[:16], parent.span_id if parent else None, name, "graph",
                          time.time(), inputs=inputs)
         if parent is not None and parent.langsmith_trace:
             self.root.attributes["langsmith.parent_dotted_order"] = parent.langsmith_trace
         self.spans: dict[str, Span] = {}  # by task id (nodes, tools) or message id (LLM calls)
+        self._events: list[tuple] = []  # (time, namespace, mode, payload), not yet made spans
         self._llm_start: dict[str, float] = {}  # node span id -> when its next LLM call can have started
         self._lock = threading.Lock()  # parallel tasks report from their own threads
 
     def on_event(self, namespace: tuple, mode: str, payload: Any) -> None:
-        now = time.time()
-        with self._lock:
+        self._events.append((time.time(), namespace, mode, payload))  # atomic: safe from any thread
+
+    def _catch_up(self) -> None:
+        """Turn the queued events into spans, in the order they happened (call with the lock held)."""
+        events, count = self._events, len(self._events)
+        for now, namespace, mode, payload in events[:count]:
             if mode == "tasks" and "input" in payload:
                 self._task_started(namespace, payload, now)
             elif mode == "tasks":
@@ -80,8 +122,9 @@ class Recorder:
                         span.error = f"{type(payload['error']).__name__}: {payload['error']}"
                     elif payload["interrupts"]:
                         span.attributes["interrupted"] = True
-            elif mode == "messages":
+            else:
                 self._llm_chunk(namespace, *payload, now)
+        del events[:count]  # events queued meanwhile stay for the next catch-up
 
     def _task_started(self, namespace: tuple, task: dict, now: float) -> None:
         parent = self.spans.get(namespace[-1].rsplit(":", 1)[-1]) if namespace else None
@@ -124,12 +167,14 @@ class Recorder:
 
     def span_of_task(self, task_id: str) -> Span | None:
         with self._lock:
+            self._catch_up()
             return self.spans.get(task_id)
 
     def dotted_order(self, span: Span) -> str:
         """LangSmith's dotted order of `span` (its ancestors' start times and run ids, root first),
         what a remote run needs to join this trace in LangSmith."""
         with self._lock:  # parallel tasks add spans while a tool asks for this
+            self._catch_up()
             by_id = {s.span_id: s for s in self.spans.values()}
         by_id[self.root.span_id] = self.root
         chain = [span]
@@ -140,15 +185,18 @@ class Recorder:
         parent = self.root.attributes.get("langsmith.parent_dotted_order")
         return f"{parent}.{own}" if parent else own
 
-    def finish(self, outputs: Any = None, error: BaseException | None = None) -> list[Span]:
-        """The spans; `outputs` is the run's result (what invoke returned; None for a stream)."""
-        now = time.time()
-        self.root.end, self.root.outputs = now, outputs
+    def finish(self, outputs: Any = None, error: BaseException | None = None, end: float | None = None) -> list[Span]:
+        """The spans; `outputs` is the run's result (what invoke returned; None for a stream), `end`
+        when the run ended (now if not given: the tracer calls this later, on its export thread)."""
+        end = time.time() if end is None else end
+        with self._lock:
+            self._catch_up()
+        self.root.end, self.root.outputs = end, outputs
         if error is not None:
             self.root.error = f"{type(error).__name__}: {error}"
         for span in self.spans.values():
             if span.end is None:  # a task that failed, was interrupted or cancelled
-                span.end, span.error = now, self.root.error or "did not finish"
+                span.end, span.error = end, self.root.error or "did not finish"
         return [self.root, *sorted(self.spans.values(), key=lambda s: s.start)]
 
 

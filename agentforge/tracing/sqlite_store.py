@@ -7,7 +7,7 @@ import sqlite3
 import threading
 from pathlib import Path
 
-from .spans import Span, normalize_trace_id
+from .spans import Span, dumps, normalize_trace_id
 
 _COLUMNS = ("trace_id", "span_id", "parent_id", "name", "kind", "start", "end", "inputs", "outputs", "error",
             "attributes")
@@ -21,6 +21,8 @@ class SqliteTraceStore:
         self.path = Path(path)
         self._lock = threading.Lock()
         self._db = sqlite3.connect(self.path, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")  # the viewer reads while runs write
+        self._db.execute("PRAGMA synchronous=NORMAL")  # a trace may be lost on power loss, never corrupted
         with self._db:
             self._db.execute("CREATE TABLE IF NOT EXISTS spans (trace_id TEXT, span_id TEXT, parent_id TEXT, name TEXT, "
                              "kind TEXT, start REAL, end REAL, inputs TEXT, outputs TEXT, error TEXT, attributes TEXT, "
@@ -28,8 +30,8 @@ class SqliteTraceStore:
             self._db.execute("CREATE INDEX IF NOT EXISTS roots ON spans (parent_id, start)")
 
     def export(self, spans: list[Span]) -> None:
-        rows = [(s.trace_id, s.span_id, s.parent_id, s.name, s.kind, s.start, s.end, json.dumps(s.inputs),
-                 json.dumps(s.outputs), s.error, json.dumps(s.attributes)) for s in spans]
+        rows = [(s.trace_id, s.span_id, s.parent_id, s.name, s.kind, s.start, s.end, dumps(s.inputs),
+                 dumps(s.outputs), s.error, dumps(s.attributes)) for s in spans]
         with self._lock, self._db:
             self._db.executemany(f"INSERT OR REPLACE INTO spans VALUES ({', '.join('?' * len(_COLUMNS))})", rows)
 

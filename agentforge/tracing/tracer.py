@@ -1,24 +1,21 @@
 """`traced(graph, exporters)`: the same graph, its runs recorded as span trees by a graph observer
 (no change to what the run streams or returns) and handed to the exporters off the hot path (a
-background thread). A failing exporter costs one warning, never the run."""
+background thread, `_export_thread`). A failing exporter costs one warning, never the run."""
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
-import threading
+import time
 import warnings
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from types import SimpleNamespace
 from typing import Any, Protocol, runtime_checkable
 
+from ._export_thread import submit
 from .propagation import remote_parent
 from .spans import Recorder, Span, to_json
 
-_POOL = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="agentforge-tracing")
-_pending: set[concurrent.futures.Future] = set()
 _warned: set[int] = set()
-_lock = threading.Lock()
 
 
 @runtime_checkable
@@ -26,18 +23,20 @@ class Exporter(Protocol):
     def export(self, spans: list[Span]) -> None: ...
 
 
-def flush(timeout: float | None = 30.0) -> bool:
-    """Wait until every finished run has been exported; False if some export is still going."""
-    with _lock:
-        pending = list(_pending)
-    return not concurrent.futures.wait(pending, timeout=timeout).not_done
-
-
 def export_spans(exporters: Sequence[Exporter], spans: list[Span]) -> None:
     """Hand finished spans to the exporters on the tracing thread (`flush` waits for it)."""
+    _export(exporters, lambda: spans)
+
+
+def _export(exporters: Sequence[Exporter], build: Callable[[], list[Span]]) -> None:
+    """Build the spans (`build`), make them JSON and export them, all on the tracing thread."""
 
     def run() -> None:
-        to_json(spans)
+        try:
+            spans = to_json(build())
+        except Exception as exc:  # a run whose spans cannot be built is dropped, with one warning
+            warnings.warn(f"a trace could not be built and is dropped: {exc!r}", RuntimeWarning, stacklevel=1)
+            return
         for exporter in exporters:
             try:
                 exporter.export(spans)
@@ -47,10 +46,7 @@ def export_spans(exporters: Sequence[Exporter], spans: list[Span]) -> None:
                     warnings.warn(f"trace exporter {type(exporter).__name__} failed, its traces are dropped: {exc}",
                                   RuntimeWarning, stacklevel=1)
 
-    future = _POOL.submit(run)
-    with _lock:
-        _pending.add(future)
-    future.add_done_callback(lambda f: _pending.discard(f))
+    submit(run)
 
 
 class TracedGraph:
@@ -107,9 +103,11 @@ class TracedGraph:
         try:
             yield run
         except BaseException as exc:
-            export_spans(self.exporters, recorder.finish(error=exc))
+            end = time.time()
+            _export(self.exporters, lambda error=exc: recorder.finish(error=error, end=end))
             raise
-        export_spans(self.exporters, recorder.finish(run.out))
+        end = time.time()
+        _export(self.exporters, lambda: recorder.finish(run.out, end=end))
 
 
 def traced(graph, exporters: Sequence[Exporter]) -> TracedGraph:

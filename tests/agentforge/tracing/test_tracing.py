@@ -4,6 +4,9 @@ streaming is unchanged; a failing exporter costs a warning, never the run."""
 
 from __future__ import annotations
 
+import time
+import warnings
+
 import pytest
 from typing_extensions import TypedDict
 
@@ -134,3 +137,33 @@ def test_a_dead_otlp_collector_does_not_hold_up_the_run():
         assert flush(timeout=60) is True
     finally:
         blackhole.close()
+
+
+def test_runs_reach_the_exporter_without_a_flush_and_in_order(tmp_path):
+    # runs hand their spans to the tracing thread in batches; a quiet process still exports them
+    # shortly after (no flush needed), each run as its own export, with the run's own values as data
+    sink = Collect()
+    graph = StateGraph(State).add_node("inc", lambda s: {"x": s["x"] + 1}).add_edge(START, "inc").compile()
+    for x in range(5):
+        graph_traced = traced(graph, [sink])
+        graph_traced.invoke({"x": x})
+    deadline = time.monotonic() + 10
+    while len(sink.runs) < 5 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert [[s.outputs for s in spans] for spans in sink.runs] == [[{"x": x + 1}, {"x": x + 1}] for x in range(5)]
+
+
+def test_an_exporter_that_raises_a_warning_as_error_does_not_hang_flush():
+    sink = Collect()
+
+    class Loud:
+        def export(self, spans):
+            raise ConnectionError("down")
+
+    graph = StateGraph(State).add_node("inc", lambda s: {"x": s["x"] + 1}).add_edge(START, "inc").compile()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the tracing thread's warning becomes an exception there
+        traced(graph, [Loud(), sink]).invoke({"x": 1})
+        assert flush(timeout=10)
+    traced(graph, [sink]).invoke({"x": 2})  # the thread still exports what comes next
+    assert flush(timeout=10) and sink.runs[-1][0].outputs == {"x": 3}

@@ -1,0 +1,62 @@
+"""The tracing thread: finished runs queue their export jobs here and one background thread runs
+them in batches, waking every `PERIOD` seconds, when `BATCH` jobs wait, or when someone flushes.
+A run hands over its job with one append (no thread wake-up per run: on a busy graph that hand-off
+cost more than the tracing itself); traces reach the exporters within about `PERIOD`."""
+
+from __future__ import annotations
+
+import atexit
+import threading
+from collections import deque
+from collections.abc import Callable
+
+PERIOD = 0.2  # seconds a finished run may wait for its export
+BATCH = 64  # queued runs that wake the thread early
+
+_jobs: deque[Callable[[], None]] = deque()
+_cond = threading.Condition()
+_state = {"queued": 0, "done": 0, "flushing": 0}
+_thread: threading.Thread | None = None
+
+
+def submit(job: Callable[[], None]) -> None:
+    """Queue `job` (it must not raise) for the tracing thread."""
+    global _thread
+    with _cond:
+        _jobs.append(job)
+        _state["queued"] += 1
+        if _thread is None:
+            _thread = threading.Thread(target=_work, name="agentforge-tracing", daemon=True)
+            _thread.start()
+            atexit.register(flush)
+        elif len(_jobs) == 1 or len(_jobs) >= BATCH:  # work arrived, or enough to start early
+            _cond.notify()
+
+
+def flush(timeout: float | None = 30.0) -> bool:
+    """Wait until every job queued so far has run; False if some is still running after `timeout`."""
+    with _cond:
+        target = _state["queued"]
+        _state["flushing"] += 1
+        _cond.notify_all()
+        try:
+            return _cond.wait_for(lambda: _state["done"] >= target, timeout)
+        finally:
+            _state["flushing"] -= 1
+
+
+def _work() -> None:
+    while True:
+        with _cond:
+            _cond.wait_for(lambda: _jobs)  # asleep while there is nothing to export
+            _cond.wait_for(lambda: len(_jobs) >= BATCH or _state["flushing"], PERIOD)
+            jobs = list(_jobs)
+            _jobs.clear()
+        for job in jobs:
+            try:
+                job()
+            except Exception:  # only a warning turned into an error gets here; the thread must live on
+                pass
+        with _cond:
+            _state["done"] += len(jobs)
+            _cond.notify_all()
