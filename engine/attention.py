@@ -7,7 +7,8 @@ the new keys/values at their slots, then attends:
   could be built, else `paged_attention_reference`, which gathers the blocks into one padded batch;
 - prompt chunks one by one with SDPA: on their own keys/values when nothing is cached before them,
   else on their gathered context.
-GQA/MQA is native; sliding-window layers mask keys older than their window.
+GQA/MQA is native; sliding-window layers mask keys older than their window; soft-capped layers
+(Gemma 2) pass their scores through cap * tanh(score / cap).
 """
 
 from __future__ import annotations
@@ -84,7 +85,8 @@ def gather_blocks(cache: torch.Tensor, block_table: torch.Tensor) -> torch.Tenso
 
 
 def paged_attention_reference(
-    q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, batch: PagedBatch, scale: float, window: int | None
+    q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, batch: PagedBatch, scale: float, window: int | None,
+    softcap: float | None = None,
 ) -> torch.Tensor:
     """What the native kernel computes, in PyTorch: every sequence's blocks gathered into one batch
     padded to the longest table, its queries padded to the most any sequence has."""
@@ -105,20 +107,36 @@ def paged_attention_reference(
     if window is not None:
         visible &= k_pos > q_pos - window
     visible |= (torch.arange(max_q)[None, :, None] >= q_lens[:, None, None]) & (k_pos == 0)  # padding rows: no NaN
-    out = F.scaled_dot_product_attention(
-        query.transpose(1, 2), keys, values, attn_mask=visible[:, None], scale=scale, enable_gqa=True
-    )
+    out = attend(query.transpose(1, 2), keys, values, visible[:, None], scale, softcap)
     return out.transpose(1, 2)[seq_of_row, index_in_seq]
+
+
+def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None, scale: float,
+           softcap: float | None = None) -> torch.Tensor:
+    """SDPA over [batch, heads, tokens, dim] (GQA: fewer key/value heads); `mask` None means causal.
+    With `softcap` (Gemma 2) the scores go through cap * tanh(score / cap) before the softmax, which
+    SDPA cannot do: the scores are then made explicitly."""
+    if not softcap:
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=mask is None, scale=scale,
+                                              enable_gqa=True)
+    group = q.shape[-3] // k.shape[-3]
+    k, v = k.repeat_interleave(group, dim=-3), v.repeat_interleave(group, dim=-3)
+    scores = torch.tanh((q @ k.transpose(-1, -2)) * (scale / softcap)) * softcap
+    if mask is None:
+        mask = torch.ones(q.shape[-2], k.shape[-2], dtype=torch.bool, device=q.device).tril(k.shape[-2] - q.shape[-2])
+    return scores.masked_fill(~mask, float("-inf")).softmax(-1) @ v
 
 
 class PagedAttention(nn.Module):
     def __init__(
-        self, num_heads: int, num_kv_heads: int, head_dim: int, scale: float, sliding_window: int | None = None
+        self, num_heads: int, num_kv_heads: int, head_dim: int, scale: float, sliding_window: int | None = None,
+        softcap: float | None = None,
     ) -> None:
         super().__init__()
         self.num_heads, self.num_kv_heads, self.head_dim = num_heads, num_kv_heads, head_dim
         self.scale = scale
         self.sliding_window = sliding_window
+        self.softcap = softcap  # attention logits soft-capped (Gemma 2), None for plain softmax attention
         self.k_cache = self.v_cache = torch.empty(0)  # bound by the model runner
 
     def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
@@ -131,10 +149,11 @@ class PagedAttention(nn.Module):
             n, query = paged.num_tokens, q[: paged.num_tokens].contiguous()
             if (ops := native_ops()) is not None:
                 ops.paged_attention(out[:n], query, self.k_cache, self.v_cache, paged.block_tables,
-                                    paged.context_lens, paged.query_starts, self.scale, self.sliding_window or 0)
+                                    paged.context_lens, paged.query_starts, self.scale, self.sliding_window or 0,
+                                    self.softcap or 0.0)
             else:
                 out[:n] = paged_attention_reference(query, self.k_cache, self.v_cache, paged, self.scale,
-                                                    self.sliding_window)
+                                                    self.sliding_window, self.softcap)
         for p in ctx.prefills:
             rows = slice(p.start, p.start + p.num_tokens)
             if p.context_len == p.num_tokens:  # nothing cached before the chunk: its own keys and values
@@ -142,15 +161,7 @@ class PagedAttention(nn.Module):
             else:
                 keys = gather_blocks(self.k_cache, p.block_table)[: p.context_len]  # [L, kvh, d]
                 values = gather_blocks(self.v_cache, p.block_table)[: p.context_len]
-            mask = p.mask(self.sliding_window)
-            o = F.scaled_dot_product_attention(
-                q[rows].transpose(0, 1)[None],  # [1, H, n, d]
-                keys.transpose(0, 1)[None],
-                values.transpose(0, 1)[None],
-                attn_mask=mask,
-                is_causal=mask is None,
-                scale=self.scale,
-                enable_gqa=True,
-            )
+            o = attend(q[rows].transpose(0, 1)[None], keys.transpose(0, 1)[None], values.transpose(0, 1)[None],
+                       p.mask(self.sliding_window), self.scale, self.softcap)  # [1, H, n, d]
             out[rows] = o[0].transpose(0, 1)
         return out

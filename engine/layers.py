@@ -82,7 +82,8 @@ def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch
 
 
 class Attention(nn.Module):
-    """Multi-head attention with GQA/MQA, optional q/k norm and sliding window, over the paged cache."""
+    """Multi-head attention with GQA/MQA, optional q/k norm, sliding window and logit soft-capping,
+    over the paged cache."""
 
     def __init__(
         self,
@@ -93,6 +94,7 @@ class Attention(nn.Module):
         o_bias: bool = False,
         qk_norm: Callable[[int], nn.Module] | None = None,
         scale: float | None = None,
+        softcap: float | None = None,
     ) -> None:
         super().__init__()
         self.num_heads = config.num_attention_heads
@@ -111,7 +113,7 @@ class Attention(nn.Module):
         else:
             window = getattr(config, "sliding_window", None)
         self.attn = PagedAttention(
-            self.num_heads, self.num_kv_heads, self.head_dim, scale or self.head_dim**-0.5, window
+            self.num_heads, self.num_kv_heads, self.head_dim, scale or self.head_dim**-0.5, window, softcap
         )
 
     def forward(self, hidden: torch.Tensor, cos_sin: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:

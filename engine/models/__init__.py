@@ -1,6 +1,6 @@
 """Model architectures, keyed by the `architectures` name in a Hugging Face config."""
 
-from .gemma3 import Gemma3ForCausalLM
+from .gemma import Gemma2ForCausalLM, Gemma3ForCausalLM
 from .hunyuan import HunYuanDenseV1ForCausalLM
 from .llama import LlamaForCausalLM
 from .mixtral import MixtralForCausalLM
@@ -13,6 +13,7 @@ ARCHITECTURES = {
     "Qwen2ForCausalLM": Qwen2ForCausalLM,
     "Qwen3ForCausalLM": Qwen3ForCausalLM,
     "MixtralForCausalLM": MixtralForCausalLM,
+    "Gemma2ForCausalLM": Gemma2ForCausalLM,
     "Gemma3ForCausalLM": Gemma3ForCausalLM,
     "Qwen2MoeForCausalLM": Qwen2MoeForCausalLM,
     "Qwen3MoeForCausalLM": Qwen3MoeForCausalLM,

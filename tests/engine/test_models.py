@@ -52,6 +52,15 @@ ARCHITECTURES = {
             final_logit_softcapping=30.0,
         ),
     ),
+    "gemma2-softcap": (  # a low attention cap, so that capping changes every score (Gemma 2 ships 50)
+        "Gemma2Config",
+        "Gemma2ForCausalLM",
+        dict(
+            num_key_value_heads=2, head_dim=32, sliding_window=8, query_pre_attn_scalar=24,
+            layer_types=["sliding_attention", "full_attention", "sliding_attention"],
+            attn_logit_softcapping=0.5, final_logit_softcapping=30.0, attn_implementation="eager",
+        ),
+    ),
     "mixtral": (
         "MixtralConfig", "MixtralForCausalLM", dict(num_key_value_heads=2, num_local_experts=4, num_experts_per_tok=2)
     ),

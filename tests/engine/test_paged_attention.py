@@ -42,8 +42,10 @@ def make_case(dtype: torch.dtype, num_heads: int, num_kv_heads: int, context_len
     return q, k_cache, v_cache, batch, keys, values
 
 
-def contiguous_attention(q, keys, values, batch: PagedBatch, scale: float, window: int | None) -> torch.Tensor:
-    """Each sequence on its own: SDPA over its keys in order, causal from its first query's position."""
+def contiguous_attention(q, keys, values, batch: PagedBatch, scale: float, window: int | None,
+                         softcap: float | None = None) -> torch.Tensor:
+    """Each sequence on its own, over its keys in order, causal from its first query's position:
+    SDPA, or with `softcap` the scores written out (cap * tanh(score / cap), then softmax)."""
     out = []
     for i, (k, v) in enumerate(zip(keys, values)):
         rows = q[batch.query_starts[i] : batch.query_starts[i + 1]]
@@ -53,34 +55,42 @@ def contiguous_attention(q, keys, values, batch: PagedBatch, scale: float, windo
         mask = k_pos <= q_pos
         if window is not None:
             mask &= k_pos > q_pos - window
-        o = F.scaled_dot_product_attention(rows.transpose(0, 1)[None].float(), k.transpose(0, 1)[None].float(),
-                                           v.transpose(0, 1)[None].float(), attn_mask=mask, scale=scale, enable_gqa=True)
-        out.append(o[0].transpose(0, 1))
+        query, k, v = rows.transpose(0, 1).float(), k.transpose(0, 1).float(), v.transpose(0, 1).float()
+        if softcap:
+            group = query.shape[0] // k.shape[0]
+            k, v = k.repeat_interleave(group, 0), v.repeat_interleave(group, 0)
+            scores = softcap * torch.tanh(query @ k.transpose(1, 2) * scale / softcap)
+            o = torch.where(mask, scores, float("-inf")).softmax(-1) @ v
+        else:
+            o = F.scaled_dot_product_attention(query[None], k[None], v[None], attn_mask=mask, scale=scale,
+                                               enable_gqa=True)[0]
+        out.append(o.transpose(0, 1))
     return torch.cat(out)
 
 
 CASES = [
-    # heads, kv heads, context lengths, query tokens per sequence, sliding window
-    (9, 3, [1, 17, 300, 64], [1, 1, 1, 1], None),  # decodes, SmolLM2's GQA
-    (4, 4, [40, 5, 129], [4, 1, 9], None),  # draft verification next to a decode, MHA
-    (8, 1, [100, 33], [1, 3], 24),  # MQA with a sliding window shorter than the context
+    # heads, kv heads, context lengths, query tokens per sequence, sliding window, logit soft-cap
+    (9, 3, [1, 17, 300, 64], [1, 1, 1, 1], None, None),  # decodes, SmolLM2's GQA
+    (4, 4, [40, 5, 129], [4, 1, 9], None, None),  # draft verification next to a decode, MHA
+    (8, 1, [100, 33], [1, 3], 24, None),  # MQA with a sliding window shorter than the context
+    (8, 2, [70, 9], [1, 4], 16, 0.5),  # Gemma 2: soft-capped scores, with a sliding window
 ]
 
 
-@pytest.mark.parametrize("heads,kv_heads,lens,q_lens,window", CASES)
-def test_the_reference_matches_attention_over_contiguous_keys(heads, kv_heads, lens, q_lens, window):
+@pytest.mark.parametrize("heads,kv_heads,lens,q_lens,window,softcap", CASES)
+def test_the_reference_matches_attention_over_contiguous_keys(heads, kv_heads, lens, q_lens, window, softcap):
     q, k_cache, v_cache, batch, keys, values = make_case(torch.float32, heads, kv_heads, lens, q_lens)
-    got = paged_attention_reference(q, k_cache, v_cache, batch, 0.125, window)
-    assert torch.allclose(got, contiguous_attention(q, keys, values, batch, 0.125, window), atol=1e-5)
+    got = paged_attention_reference(q, k_cache, v_cache, batch, 0.125, window, softcap)
+    assert torch.allclose(got, contiguous_attention(q, keys, values, batch, 0.125, window, softcap), atol=1e-5)
 
 
 @pytest.mark.skipif(native_ops() is None, reason="no C++ toolchain to build the native kernels")
 @pytest.mark.parametrize("dtype,atol", [(torch.float32, 1e-5), (torch.bfloat16, 2e-2), (torch.float16, 4e-3)])
-@pytest.mark.parametrize("heads,kv_heads,lens,q_lens,window", CASES)
-def test_the_native_kernel_matches_the_reference(dtype, atol, heads, kv_heads, lens, q_lens, window):
+@pytest.mark.parametrize("heads,kv_heads,lens,q_lens,window,softcap", CASES)
+def test_the_native_kernel_matches_the_reference(dtype, atol, heads, kv_heads, lens, q_lens, window, softcap):
     q, k_cache, v_cache, batch, keys, values = make_case(dtype, heads, kv_heads, lens, q_lens)
     out = torch.empty_like(q)
     native_ops().paged_attention(out, q, k_cache, v_cache, batch.block_tables, batch.context_lens,
-                                 batch.query_starts, 0.125, window or 0)
-    expected = contiguous_attention(q, keys, values, batch, 0.125, window)  # in float32
+                                 batch.query_starts, 0.125, window or 0, softcap or 0.0)
+    expected = contiguous_attention(q, keys, values, batch, 0.125, window, softcap)  # in float32
     assert (out.float() - expected).abs().max() < atol

@@ -1,5 +1,7 @@
-"""Gemma 3 text decoder: sliding-window and global layers with their own RoPE bases, q/k norm,
-four norms per layer (1 + weight), embeddings scaled by sqrt(hidden_size), tied head."""
+"""Gemma 2 and Gemma 3 text decoders: sliding-window and global layers (each kind with its own RoPE
+base in Gemma 3), four norms per layer (1 + weight), embeddings scaled by sqrt(hidden_size), tied
+head, soft-capped final logits. Gemma 3 normalizes queries and keys; Gemma 2 soft-caps the
+attention logits instead."""
 
 from __future__ import annotations
 
@@ -11,8 +13,8 @@ from torch import nn
 from ..layers import MLP, Attention, RMSNorm, RotaryEmbedding
 
 
-class Gemma3DecoderLayer(nn.Module):
-    def __init__(self, config, layer_idx: int) -> None:
+class GemmaDecoderLayer(nn.Module):
+    def __init__(self, config, layer_idx: int, qk_norm: bool) -> None:
         super().__init__()
         norm = partial(RMSNorm, eps=config.rms_norm_eps, unit_offset=True)
         self.layer_type = config.layer_types[layer_idx]
@@ -21,8 +23,9 @@ class Gemma3DecoderLayer(nn.Module):
             layer_idx,
             qkv_bias=config.attention_bias,
             o_bias=config.attention_bias,
-            qk_norm=norm,
+            qk_norm=norm if qk_norm else None,
             scale=config.query_pre_attn_scalar**-0.5,
+            softcap=getattr(config, "attn_logit_softcapping", None),
         )
         self.mlp = MLP(config.hidden_size, config.intermediate_size, config.hidden_activation)
         self.input_layernorm = norm(config.hidden_size)
@@ -37,12 +40,12 @@ class Gemma3DecoderLayer(nn.Module):
         return hidden + self.post_feedforward_layernorm(mlp)
 
 
-class Gemma3Model(nn.Module):
-    def __init__(self, config) -> None:
+class GemmaModel(nn.Module):
+    def __init__(self, config, qk_norm: bool) -> None:
         super().__init__()
         self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size)
         self.embed_scale = config.hidden_size**0.5
-        self.layers = nn.ModuleList(Gemma3DecoderLayer(config, i) for i in range(config.num_hidden_layers))
+        self.layers = nn.ModuleList(GemmaDecoderLayer(config, i, qk_norm) for i in range(config.num_hidden_layers))
         self.norm = RMSNorm(config.hidden_size, config.rms_norm_eps, unit_offset=True)
         self.rotary_emb = nn.ModuleDict({t: RotaryEmbedding(config, t) for t in sorted(set(config.layer_types))})
 
@@ -56,10 +59,12 @@ class Gemma3Model(nn.Module):
 
 
 class Gemma3ForCausalLM(nn.Module):
+    qk_norm = True
+
     def __init__(self, config) -> None:
         super().__init__()
         self.config = config
-        self.model = Gemma3Model(config)
+        self.model = GemmaModel(config, self.qk_norm)
         self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
         if config.tie_word_embeddings:
             self.lm_head.weight = self.model.embed_tokens.weight
@@ -73,3 +78,9 @@ class Gemma3ForCausalLM(nn.Module):
         if self.softcap:
             logits = torch.tanh(logits / self.softcap) * self.softcap
         return logits
+
+
+class Gemma2ForCausalLM(Gemma3ForCausalLM):
+    """Gemma 2: no q/k norm; attention logits soft-capped (`attn_logit_softcapping`)."""
+
+    qk_norm = False
