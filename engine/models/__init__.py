@@ -3,6 +3,7 @@
 from .gemma import Gemma2ForCausalLM, Gemma3ForCausalLM
 from .hunyuan import HunYuanDenseV1ForCausalLM
 from .llama import LlamaForCausalLM
+from .ministral3 import Ministral3ForCausalLM
 from .mixtral import MixtralForCausalLM
 from .qwen import Qwen2ForCausalLM, Qwen2MoeForCausalLM, Qwen3ForCausalLM, Qwen3MoeForCausalLM
 from .seed_oss import SeedOssForCausalLM
@@ -10,6 +11,7 @@ from .seed_oss import SeedOssForCausalLM
 ARCHITECTURES = {
     "LlamaForCausalLM": LlamaForCausalLM,
     "MistralForCausalLM": LlamaForCausalLM,
+    "Ministral3ForCausalLM": Ministral3ForCausalLM,
     "Qwen2ForCausalLM": Qwen2ForCausalLM,
     "Qwen3ForCausalLM": Qwen3ForCausalLM,
     "MixtralForCausalLM": MixtralForCausalLM,

@@ -38,10 +38,12 @@ class LlamaModel(nn.Module):
 
 
 class LlamaForCausalLM(nn.Module):
+    model_class = LlamaModel
+
     def __init__(self, config) -> None:
         super().__init__()
         self.config = config
-        self.model = LlamaModel(config, [self.make_layer(config, i) for i in range(config.num_hidden_layers)])
+        self.model = self.model_class(config, [self.make_layer(config, i) for i in range(config.num_hidden_layers)])
         self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
         if config.tie_word_embeddings:
             self.lm_head.weight = self.model.embed_tokens.weight

@@ -40,6 +40,13 @@ ARCHITECTURES = {
         dict(num_key_value_heads=2, rope_parameters={"rope_type": "yarn", "rope_theta": 10000.0, "factor": 4.0,
                                                      "original_max_position_embeddings": 32}),
     ),
+    "ministral3-yarn-llama4-temperature": (  # queries scaled past every 16 positions (beta 0.1 ships; 0.5 shows)
+        "Ministral3Config", "Ministral3ForCausalLM",
+        dict(num_key_value_heads=2, head_dim=16, sliding_window=None,
+             rope_parameters={"rope_type": "yarn", "rope_theta": 10000.0, "factor": 4.0,
+                              "original_max_position_embeddings": 16, "llama_4_scaling_beta": 0.5,
+                              "beta_fast": 32.0, "beta_slow": 1.0, "mscale": 1.0, "mscale_all_dim": 1.0}),
+    ),
     "mistral-sliding": ("MistralConfig", "MistralForCausalLM", dict(num_key_value_heads=2, sliding_window=8)),
     "qwen2": ("Qwen2Config", "Qwen2ForCausalLM", dict(num_key_value_heads=2)),
     "qwen3": ("Qwen3Config", "Qwen3ForCausalLM", dict(num_key_value_heads=2, head_dim=32)),

@@ -1,0 +1,47 @@
+"""Ministral 3 (`ministral3`, the text model of Mistral 3): Llama's decoder with YaRN RoPE and
+Llama 4's attention temperature — queries grow by 1 + beta * log(1 + floor(position / original
+window)), which keeps attention sharp far past the window the model was first trained on."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..layers import MLP, Attention, apply_rotary
+from .llama import DecoderLayer, LlamaForCausalLM, LlamaModel
+
+
+class Ministral3Attention(Attention):
+    def forward(self, hidden: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        t = hidden.shape[0]
+        q = self.q_proj(hidden).view(t, self.num_heads, self.head_dim)
+        k = self.k_proj(hidden).view(t, self.num_kv_heads, self.head_dim)
+        v = self.v_proj(hidden).view(t, self.num_kv_heads, self.head_dim)
+        cos, sin, temperature = rope
+        q, k = apply_rotary(q, cos, sin) * temperature, apply_rotary(k, cos, sin)
+        return self.o_proj(self.attn(q, k, v).view(t, -1))
+
+
+class Ministral3Model(LlamaModel):
+    def __init__(self, config, layers: list[nn.Module]) -> None:
+        super().__init__(config, layers)
+        params = config.rope_parameters
+        self.beta = params.get("llama_4_scaling_beta") or 0.0
+        self.original_window = params.get("original_max_position_embeddings") or config.max_position_embeddings
+
+    def forward(self, input_ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        hidden = self.embed_tokens(input_ids)
+        temperature = 1 + self.beta * torch.log1p(torch.floor(positions.float() / self.original_window))
+        rope = (*self.rotary_emb(positions, hidden.dtype), temperature.to(hidden.dtype)[:, None, None])
+        for layer in self.layers:
+            hidden = layer(hidden, rope)
+        return self.norm(hidden)
+
+
+class Ministral3ForCausalLM(LlamaForCausalLM):
+    model_class = Ministral3Model
+
+    @staticmethod
+    def make_layer(config, layer_idx: int) -> nn.Module:
+        mlp = MLP(config.hidden_size, config.intermediate_size, config.hidden_act)
+        return DecoderLayer(config, Ministral3Attention(config, layer_idx), mlp)
