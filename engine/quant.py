@@ -87,8 +87,8 @@ def quantize_model(model: nn.Module, mode: str, dtype: torch.dtype) -> nn.Module
     decoder = model.get_submodule("model.layers")
     for name, module in list(decoder.named_modules()):
         for child_name, child in list(module.named_children()):
-            # a MoE router (mlp.gate) and a shared expert's gate (one output) stay exact
-            router = name.endswith("mlp") and child_name in ("gate", "shared_expert_gate")
+            # a MoE router (mlp.gate, Hunyuan's mlp.gate.wg) and a shared expert's gate (one output) stay exact
+            router = (name.endswith("mlp") and child_name in ("gate", "shared_expert_gate")) or name.endswith("mlp.gate")
             if isinstance(child, nn.Linear) and child.in_features % GROUP == 0 and not router:
                 setattr(module, child_name, layer_type(child))
     embed = model.get_submodule("model.embed_tokens")

@@ -1,7 +1,7 @@
 """Model architectures, keyed by the `architectures` name in a Hugging Face config."""
 
 from .gemma import Gemma2ForCausalLM, Gemma3ForCausalLM
-from .hunyuan import HunYuanDenseV1ForCausalLM
+from .hunyuan import HunYuanDenseV1ForCausalLM, HunYuanMoEV1ForCausalLM
 from .llama import LlamaForCausalLM
 from .ministral3 import Ministral3ForCausalLM
 from .mixtral import MixtralForCausalLM
@@ -21,6 +21,7 @@ ARCHITECTURES = {
     "Qwen3MoeForCausalLM": Qwen3MoeForCausalLM,
     "SeedOssForCausalLM": SeedOssForCausalLM,
     "HunYuanDenseV1ForCausalLM": HunYuanDenseV1ForCausalLM,
+    "HunYuanMoEV1ForCausalLM": HunYuanMoEV1ForCausalLM,
 }
 
 __all__ = ["ARCHITECTURES", *(cls.__name__ for cls in set(ARCHITECTURES.values()))]

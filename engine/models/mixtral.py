@@ -31,15 +31,21 @@ class SparseMoeBlock(nn.Module):
             self.shared_expert_gate = nn.Linear(hidden, 1, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        probs = torch.softmax(self.gate(x).float(), dim=-1)
-        weights, chosen = torch.topk(probs, self.top_k, dim=-1)
-        if self.normalize:
-            weights = weights / weights.sum(dim=-1, keepdim=True)
-        self.tokens_routed += torch.bincount(chosen.flatten(), minlength=self.tokens_routed.numel())
+        weights, chosen = route(self.gate(x).float(), self.top_k, self.normalize, self.tokens_routed)
         out = grouped_experts(x, chosen, weights.to(x.dtype), self.experts.gate_up_proj, self.experts.down_proj, self.act)
         if hasattr(self, "shared_expert"):
             out = out + torch.sigmoid(self.shared_expert_gate(x)) * self.shared_expert(x)
         return out
+
+
+def route(logits: torch.Tensor, top_k: int, normalize: bool, tokens_routed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each token's top-k experts and their softmax probabilities (rescaled to sum to 1 if
+    `normalize`), counted into `tokens_routed`."""
+    weights, chosen = torch.topk(torch.softmax(logits, dim=-1), top_k, dim=-1)
+    if normalize:
+        weights = weights / weights.sum(dim=-1, keepdim=True)
+    tokens_routed += torch.bincount(chosen.flatten(), minlength=tokens_routed.numel())
+    return weights, chosen
 
 
 def grouped_experts(x: torch.Tensor, chosen: torch.Tensor, weights: torch.Tensor, gate_up: torch.Tensor,

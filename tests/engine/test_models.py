@@ -85,6 +85,10 @@ ARCHITECTURES = {
         "SeedOssConfig", "SeedOssForCausalLM",
         dict(num_key_value_heads=2, head_dim=32, attention_bias=True, attention_out_bias=True),
     ),
+    "hunyuan-moe": (
+        "HunYuanMoEV1Config", "HunYuanMoEV1ForCausalLM",
+        dict(num_key_value_heads=2, head_dim=16, num_experts=4, moe_topk=2, attention_bias=False),
+    ),
     "hunyuan-dense-ntk-alpha": (
         "HunYuanDenseV1Config", "HunYuanDenseV1ForCausalLM",
         dict(num_key_value_heads=2, head_dim=16, attention_bias=False,

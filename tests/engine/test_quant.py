@@ -122,13 +122,17 @@ def test_quantize_model_keeps_a_tied_lm_head_tied():
 
 
 def test_a_moe_router_stays_exact():
-    from transformers import MixtralConfig
+    from transformers import HunYuanMoEV1Config, MixtralConfig
 
     from agentforge.engine.models import ARCHITECTURES
 
-    config = MixtralConfig(vocab_size=64, hidden_size=64, intermediate_size=64, num_hidden_layers=1,
-                           num_attention_heads=2, num_key_value_heads=1, num_local_experts=4, num_experts_per_tok=2,
-                           architectures=["MixtralForCausalLM"])
+    shape = dict(vocab_size=64, hidden_size=64, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+                 num_key_value_heads=1)
+    config = MixtralConfig(**shape, num_local_experts=4, num_experts_per_tok=2, architectures=["MixtralForCausalLM"])
     model = quantize_model(ARCHITECTURES["MixtralForCausalLM"](config), "int4", torch.float32)
     assert type(model.model.layers[0].mlp.gate) is nn.Linear
     assert isinstance(model.model.layers[0].self_attn.q_proj, Int4Linear)
+    config = HunYuanMoEV1Config(**shape, head_dim=32, num_experts=4, moe_topk=2)
+    model = quantize_model(ARCHITECTURES["HunYuanMoEV1ForCausalLM"](config), "int4", torch.float32)
+    assert type(model.model.layers[0].mlp.gate.wg) is nn.Linear  # Hunyuan's router, one level down
+    assert isinstance(model.model.layers[0].mlp.shared_mlp.up_proj, Int4Linear)
