@@ -130,20 +130,22 @@ def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor
 class PagedAttention(nn.Module):
     def __init__(
         self, num_heads: int, num_kv_heads: int, head_dim: int, scale: float, sliding_window: int | None = None,
-        softcap: float | None = None,
+        softcap: float | None = None, shared_kv: bool = False,
     ) -> None:
         super().__init__()
         self.num_heads, self.num_kv_heads, self.head_dim = num_heads, num_kv_heads, head_dim
         self.scale = scale
         self.sliding_window = sliding_window
         self.softcap = softcap  # attention logits soft-capped (Gemma 2), None for plain softmax attention
+        self.shared_kv = shared_kv  # keys are their own values (MLA's latents): one cache serves as both
         self.k_cache = self.v_cache = torch.empty(0)  # bound by the model runner
 
     def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         """q: [T, num_heads, head_dim], k/v: [T, num_kv_heads, head_dim] -> [T, num_heads, head_dim]."""
         ctx = get_context()
         self.k_cache.view(-1, self.num_kv_heads, self.head_dim).index_copy_(0, ctx.slot_mapping, k)
-        self.v_cache.view(-1, self.num_kv_heads, self.head_dim).index_copy_(0, ctx.slot_mapping, v)
+        if not self.shared_kv:
+            self.v_cache.view(-1, self.num_kv_heads, self.head_dim).index_copy_(0, ctx.slot_mapping, v)
         out = torch.empty_like(q)
         if (paged := ctx.paged) is not None:
             n, query = paged.num_tokens, q[: paged.num_tokens].contiguous()

@@ -134,6 +134,11 @@ def _open_hf_folder(path: Path):
     if not files:
         raise ModelLoadError(f"{path} has no .safetensors weights")
     config = AutoConfig.from_pretrained(path)
+    quantized = getattr(config, "quantization_config", None)
+    if quantized:  # e.g. DeepSeek-V3's FP8 blocks: the tensors are not the weights without their scales
+        method = quantized.get("quant_method", "quantized") if isinstance(quantized, dict) else type(quantized).__name__
+        raise ModelLoadError(f"{path.name} holds {method} weights, which the engine does not read: use the "
+                             "bf16/fp16/fp32 checkpoint or a GGUF file (quantization='int4' or 'int8' quantizes at load)")
     tokenizer = AutoTokenizer.from_pretrained(path)
 
     def weights() -> Iterator[tuple[str, torch.Tensor]]:

@@ -24,7 +24,7 @@ def attention_layers(model: nn.Module) -> list[PagedAttention]:
 
 def kv_bytes_per_token(model: nn.Module, dtype: torch.dtype) -> int:
     size = torch.tensor([], dtype=dtype).element_size()
-    return sum(2 * a.num_kv_heads * a.head_dim * size for a in attention_layers(model))
+    return sum((1 if a.shared_kv else 2) * a.num_kv_heads * a.head_dim * size for a in attention_layers(model))
 
 
 class ModelRunner:
@@ -35,7 +35,7 @@ class ModelRunner:
         for layer in attention_layers(model):
             shape = (num_blocks, block_size, layer.num_kv_heads, layer.head_dim)
             layer.k_cache = torch.zeros(shape, dtype=dtype)
-            layer.v_cache = torch.zeros(shape, dtype=dtype)
+            layer.v_cache = layer.k_cache if layer.shared_kv else torch.zeros(shape, dtype=dtype)
 
     @torch.inference_mode()
     def run(self, batch: ScheduledBatch) -> torch.Tensor:

@@ -1,5 +1,6 @@
 """Model architectures, keyed by the `architectures` name in a Hugging Face config."""
 
+from .deepseek_v3 import DeepseekV3ForCausalLM
 from .gemma import Gemma2ForCausalLM, Gemma3ForCausalLM
 from .hunyuan import HunYuanDenseV1ForCausalLM, HunYuanMoEV1ForCausalLM
 from .llama import LlamaForCausalLM
@@ -22,6 +23,7 @@ ARCHITECTURES = {
     "SeedOssForCausalLM": SeedOssForCausalLM,
     "HunYuanDenseV1ForCausalLM": HunYuanDenseV1ForCausalLM,
     "HunYuanMoEV1ForCausalLM": HunYuanMoEV1ForCausalLM,
+    "DeepseekV3ForCausalLM": DeepseekV3ForCausalLM,
 }
 
 __all__ = ["ARCHITECTURES", *(cls.__name__ for cls in set(ARCHITECTURES.values()))]

@@ -54,3 +54,16 @@ def test_hf_folder_loads_and_chats(tiny_llama_dir):
     llm = LLM(tiny_llama_dir)
     out = llm.chat([{"role": "user", "content": "hi"}], SamplingParams(temperature=0, max_tokens=5, ignore_eos=True))
     assert len(out[0].outputs[0].token_ids) == 5
+
+
+def test_a_pre_quantized_checkpoint_is_refused_by_name(tiny_llama_dir, tmp_path):
+    import json
+    import shutil
+
+    folder = tmp_path / "fp8"
+    shutil.copytree(tiny_llama_dir, folder)
+    config = json.loads((folder / "config.json").read_text())
+    config["quantization_config"] = {"quant_method": "fp8", "fmt": "e4m3", "weight_block_size": [128, 128]}
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelLoadError, match="fp8 weights"):
+        load_model(folder)

@@ -85,6 +85,15 @@ ARCHITECTURES = {
         "SeedOssConfig", "SeedOssForCausalLM",
         dict(num_key_value_heads=2, head_dim=32, attention_bias=True, attention_out_bias=True),
     ),
+    "deepseek-v3-mla-yarn": (  # q through its low-rank path, one dense layer then MoE, 2 of 4 expert groups
+        "DeepseekV3Config", "DeepseekV3ForCausalLM",
+        dict(num_key_value_heads=4, q_lora_rank=24, kv_lora_rank=32, qk_nope_head_dim=16, qk_rope_head_dim=8,
+             v_head_dim=12, n_routed_experts=8, n_group=4, topk_group=2, num_experts_per_tok=2, n_shared_experts=1,
+             moe_intermediate_size=32, first_k_dense_replace=1, routed_scaling_factor=2.5, rope_interleave=True,
+             rope_parameters={"rope_type": "yarn", "rope_theta": 10000.0, "factor": 4.0, "mscale": 1.0,
+                              "mscale_all_dim": 1.0, "original_max_position_embeddings": 32,
+                              "beta_fast": 32.0, "beta_slow": 1.0}),
+    ),
     "hunyuan-moe": (
         "HunYuanMoEV1Config", "HunYuanMoEV1ForCausalLM",
         dict(num_key_value_heads=2, head_dim=16, num_experts=4, moe_topk=2, attention_bias=False),
@@ -103,6 +112,9 @@ def tiny_model(request, tmp_path_factory, smollm2_tokenizer):
     torch.manual_seed(0)
     config = getattr(transformers, config_cls)(**COMMON, **extra)
     model = getattr(transformers, model_cls)(config).eval()
+    for name, buffer in model.named_buffers():
+        if name.endswith("e_score_correction_bias"):  # DeepSeek's load-balancing bias: learned, not zero
+            buffer.uniform_(-0.5, 0.5)
     path = tmp_path_factory.mktemp(request.param)
     model.save_pretrained(path)
     smollm2_tokenizer.save_pretrained(path)
@@ -166,3 +178,13 @@ def test_a_window_past_the_trained_one_needs_rope_scaling_and_then_matches_trans
         for _ in range(64):  # to position 104, past the trained 48
             expected.append(int(reference(torch.tensor([expected])).logits[0, -1].argmax()))
     assert out.token_ids == expected[40:]
+
+
+def test_mla_caches_one_latent_per_token_and_layer():
+    """DeepSeek's cache holds kv_lora_rank + rope numbers per token and layer, keys serving as values."""
+    from agentforge.engine import models
+    from agentforge.engine.model_runner import kv_bytes_per_token
+
+    config_cls, model_cls, extra = ARCHITECTURES["deepseek-v3-mla-yarn"]
+    model = models.ARCHITECTURES[model_cls](getattr(transformers, config_cls)(**COMMON, **extra))
+    assert kv_bytes_per_token(model, torch.float32) == COMMON["num_hidden_layers"] * (32 + 8) * 4

@@ -122,7 +122,7 @@ def test_quantize_model_keeps_a_tied_lm_head_tied():
 
 
 def test_a_moe_router_stays_exact():
-    from transformers import HunYuanMoEV1Config, MixtralConfig
+    from transformers import DeepseekV3Config, HunYuanMoEV1Config, MixtralConfig
 
     from agentforge.engine.models import ARCHITECTURES
 
@@ -136,3 +136,9 @@ def test_a_moe_router_stays_exact():
     model = quantize_model(ARCHITECTURES["HunYuanMoEV1ForCausalLM"](config), "int4", torch.float32)
     assert type(model.model.layers[0].mlp.gate.wg) is nn.Linear  # Hunyuan's router, one level down
     assert isinstance(model.model.layers[0].mlp.shared_mlp.up_proj, Int4Linear)
+    config = DeepseekV3Config(**shape, kv_lora_rank=64, q_lora_rank=64, qk_nope_head_dim=16, qk_rope_head_dim=16,
+                              v_head_dim=16, n_routed_experts=4, n_group=2, topk_group=1, num_experts_per_tok=2,
+                              moe_intermediate_size=64, first_k_dense_replace=0)
+    model = quantize_model(ARCHITECTURES["DeepseekV3ForCausalLM"](config), "int4", torch.float32)
+    attention = model.model.layers[0].self_attn
+    assert type(attention.kv_b_proj) is nn.Linear and isinstance(attention.q_b_proj, Int4Linear)  # MLA's matrices
