@@ -7,7 +7,8 @@ the new keys/values at their slots, then attends:
   could be built, else `paged_attention_reference`, which gathers the blocks into one padded batch;
 - prompt chunks one by one with SDPA: on their own keys/values when nothing is cached before them,
   else on their gathered context.
-GQA/MQA is native; sliding-window layers mask keys older than their window; soft-capped layers
+GQA/MQA is native; sliding-window layers mask keys older than their window, chunked layers keys
+outside the query's chunk; soft-capped layers
 (Gemma 2) pass their scores through cap * tanh(score / cap).
 """
 
@@ -42,18 +43,15 @@ class Prefill:
     block_table: torch.Tensor
     _masks: dict = field(default_factory=dict)
 
-    def mask(self, window: int | None) -> torch.Tensor | None:
+    def mask(self, window: int | None, chunk: int | None = None) -> torch.Tensor | None:
         """[num_tokens, context_len] causal mask; None means plain causal (no cached context)."""
-        if window is None and self.context_len == self.num_tokens:
+        if window is None and chunk is None and self.context_len == self.num_tokens:
             return None
-        if window not in self._masks:
+        if (window, chunk) not in self._masks:
             q_pos = torch.arange(self.context_len - self.num_tokens, self.context_len)[:, None]
             k_pos = torch.arange(self.context_len)[None, :]
-            visible = k_pos <= q_pos
-            if window is not None:
-                visible &= k_pos > q_pos - window
-            self._masks[window] = visible
-        return self._masks[window]
+            self._masks[window, chunk] = local_causal(q_pos, k_pos, window, chunk)
+        return self._masks[window, chunk]
 
 
 @dataclass(slots=True)
@@ -78,6 +76,17 @@ def get_context() -> AttentionContext:
     return _context
 
 
+def local_causal(q_pos: torch.Tensor, k_pos: torch.Tensor, window: int | None, chunk: int | None) -> torch.Tensor:
+    """Which keys each query sees: earlier positions, no older than `window` tokens (sliding
+    window), and only within its own block of `chunk` positions (Llama 4's chunked attention)."""
+    visible = k_pos <= q_pos
+    if window is not None:
+        visible &= k_pos > q_pos - window
+    if chunk is not None:
+        visible &= k_pos >= q_pos // chunk * chunk
+    return visible
+
+
 def gather_blocks(cache: torch.Tensor, block_table: torch.Tensor) -> torch.Tensor:
     """The blocks of a table (any shape), as [..., tokens, kv_heads, head_dim]."""
     flat = cache.view(cache.shape[0], -1).index_select(0, block_table.flatten().long())  # whole blocks at once
@@ -86,7 +95,7 @@ def gather_blocks(cache: torch.Tensor, block_table: torch.Tensor) -> torch.Tenso
 
 def paged_attention_reference(
     q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, batch: PagedBatch, scale: float, window: int | None,
-    softcap: float | None = None,
+    softcap: float | None = None, chunk: int | None = None,
 ) -> torch.Tensor:
     """What the native kernel computes, in PyTorch: every sequence's blocks gathered into one batch
     padded to the longest table, its queries padded to the most any sequence has."""
@@ -103,9 +112,7 @@ def paged_attention_reference(
     lens = batch.context_lens.long()[:, None, None]
     q_pos = (lens - q_lens[:, None, None]) + torch.arange(max_q)[None, :, None]  # [n, max_q, 1]
     k_pos = torch.arange(keys.shape[2])[None, None, :]
-    visible = (k_pos <= q_pos) & (k_pos < lens)
-    if window is not None:
-        visible &= k_pos > q_pos - window
+    visible = local_causal(q_pos, k_pos, window, chunk) & (k_pos < lens)
     visible |= (torch.arange(max_q)[None, :, None] >= q_lens[:, None, None]) & (k_pos == 0)  # padding rows: no NaN
     out = attend(query.transpose(1, 2), keys, values, visible[:, None], scale, softcap)
     return out.transpose(1, 2)[seq_of_row, index_in_seq]
@@ -130,12 +137,13 @@ def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor
 class PagedAttention(nn.Module):
     def __init__(
         self, num_heads: int, num_kv_heads: int, head_dim: int, scale: float, sliding_window: int | None = None,
-        softcap: float | None = None, shared_kv: bool = False,
+        softcap: float | None = None, shared_kv: bool = False, chunk: int | None = None,
     ) -> None:
         super().__init__()
         self.num_heads, self.num_kv_heads, self.head_dim = num_heads, num_kv_heads, head_dim
         self.scale = scale
         self.sliding_window = sliding_window
+        self.chunk = chunk  # chunked attention (Llama 4): keys only from the query's own block of `chunk` positions
         self.softcap = softcap  # attention logits soft-capped (Gemma 2), None for plain softmax attention
         self.shared_kv = shared_kv  # keys are their own values (MLA's latents): one cache serves as both
         self.k_cache = self.v_cache = torch.empty(0)  # bound by the model runner
@@ -152,10 +160,10 @@ class PagedAttention(nn.Module):
             if (ops := native_ops()) is not None:
                 ops.paged_attention(out[:n], query, self.k_cache, self.v_cache, paged.block_tables,
                                     paged.context_lens, paged.query_starts, self.scale, self.sliding_window or 0,
-                                    self.softcap or 0.0)
+                                    self.softcap or 0.0, self.chunk or 0)
             else:
                 out[:n] = paged_attention_reference(query, self.k_cache, self.v_cache, paged, self.scale,
-                                                    self.sliding_window, self.softcap)
+                                                    self.sliding_window, self.softcap, self.chunk)
         for p in ctx.prefills:
             rows = slice(p.start, p.start + p.num_tokens)
             if p.context_len == p.num_tokens:  # nothing cached before the chunk: its own keys and values
@@ -164,6 +172,6 @@ class PagedAttention(nn.Module):
                 keys = gather_blocks(self.k_cache, p.block_table)[: p.context_len]  # [L, kvh, d]
                 values = gather_blocks(self.v_cache, p.block_table)[: p.context_len]
             o = attend(q[rows].transpose(0, 1)[None], keys.transpose(0, 1)[None], values.transpose(0, 1)[None],
-                       p.mask(self.sliding_window), self.scale, self.softcap)  # [1, H, n, d]
+                       p.mask(self.sliding_window, self.chunk), self.scale, self.softcap)  # [1, H, n, d]
             out[rows] = o[0].transpose(0, 1)
         return out

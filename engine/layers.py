@@ -81,9 +81,18 @@ def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch
     return x * cos + rotate_half(x) * sin
 
 
+def apply_rotary_interleaved(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """RoPE on interleaved pairs (x0, x1), (x2, x3), ... (DeepSeek, Llama 4), each pair by one
+    frequency; the result lists the rotated evens then the odds — a fixed reordering of dims, the
+    same for queries and keys, so their dot products are those of the interleaved layout."""
+    half = cos.shape[-1] // 2  # cos/sin are cat(freqs, freqs)
+    cos, sin, even, odd = cos[..., :half], sin[..., :half], x[..., 0::2], x[..., 1::2]
+    return torch.cat([even * cos - odd * sin, odd * cos + even * sin], dim=-1)
+
+
 class Attention(nn.Module):
-    """Multi-head attention with GQA/MQA, optional q/k norm, sliding window and logit soft-capping,
-    over the paged cache."""
+    """Multi-head attention with GQA/MQA, optional q/k norm, sliding window or chunked attention and
+    logit soft-capping, over the paged cache."""
 
     def __init__(
         self,
@@ -112,9 +121,9 @@ class Attention(nn.Module):
             window = config.sliding_window if layer_types[layer_idx] == "sliding_attention" else None
         else:
             window = getattr(config, "sliding_window", None)
-        self.attn = PagedAttention(
-            self.num_heads, self.num_kv_heads, self.head_dim, scale or self.head_dim**-0.5, window, softcap
-        )
+        chunk = config.attention_chunk_size if layer_types and layer_types[layer_idx] == "chunked_attention" else None
+        self.attn = PagedAttention(self.num_heads, self.num_kv_heads, self.head_dim, scale or self.head_dim**-0.5,
+                                   window, softcap, chunk=chunk)
 
     def forward(self, hidden: torch.Tensor, cos_sin: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         t = hidden.shape[0]

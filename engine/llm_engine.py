@@ -102,8 +102,8 @@ class LLMEngine(LiveWeights):
     def expert_load(self) -> dict[int, list[int]]:
         """Tokens routed to each expert of each mixture-of-experts layer since the model loaded
         (layer index -> count per expert); empty for dense models. Safe to read from any thread."""
-        return {i: layer.mlp.tokens_routed.tolist() for i, layer in enumerate(self.model.model.layers)
-                if hasattr(layer.mlp, "tokens_routed")}
+        return {i: counts.tolist() for i, layer in enumerate(self.model.model.layers)
+                for name, counts in layer.named_buffers() if name.endswith("tokens_routed")}
 
     def snapshot(self) -> EngineSnapshot:
         total = len(self.block_manager.blocks)

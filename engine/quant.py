@@ -87,10 +87,10 @@ def quantize_model(model: nn.Module, mode: str, dtype: torch.dtype) -> nn.Module
     decoder = model.get_submodule("model.layers")
     for name, module in list(decoder.named_modules()):
         for child_name, child in list(module.named_children()):
-            # a MoE router (mlp.gate, Hunyuan's mlp.gate.wg) and a shared expert's gate (one output) stay exact;
-            # so does MLA's kv_b_proj, whose weight DeepSeek's attention uses as matrices, not as a layer
-            exact = ((name.endswith("mlp") and child_name in ("gate", "shared_expert_gate")) or name.endswith("mlp.gate")
-                     or child_name == "kv_b_proj")
+            # a MoE router (mlp.gate, Llama 4's feed_forward.router, Hunyuan's mlp.gate.wg) and a shared expert's
+            # gate (one output) stay exact; so does MLA's kv_b_proj, whose weight DeepSeek's attention uses as matrices
+            exact = (child_name in ("gate", "router", "shared_expert_gate") and name.endswith(("mlp", "feed_forward"))
+                     or name.endswith("mlp.gate") or child_name == "kv_b_proj")
             if isinstance(child, nn.Linear) and child.in_features % GROUP == 0 and not exact:
                 setattr(module, child_name, layer_type(child))
     embed = model.get_submodule("model.embed_tokens")

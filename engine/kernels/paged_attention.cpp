@@ -4,7 +4,8 @@
 // Cache layout: [num_blocks, block_size, num_kv_heads, head_dim]. Sequence i owns query rows
 // query_starts[i] .. query_starts[i + 1] of q; its query j sits at position
 // context_lens[i] - q_len + j and sees keys up to that position (and, with a sliding window,
-// no older than `window` tokens); softcap > 0 (Gemma 2) turns each score s into
+// no older than `window` tokens; with chunk > 0 (Llama 4), none before its own block of `chunk`
+// positions); softcap > 0 (Gemma 2) turns each score s into
 // softcap * tanh(s / softcap). One work item is a (sequence, KV head) pair: the KV head's
 // group of query heads share every key and value read. Scores, softmax and the weighted sum
 // run in float32 whatever the cache dtype.
@@ -38,7 +39,7 @@ template <typename scalar_t, int HEAD_DIM>
 void attend(const scalar_t* q, const scalar_t* k_cache, const scalar_t* v_cache, scalar_t* out,
             const int32_t* block_table, int64_t context_len, int64_t q_len, int64_t first_row,
             int64_t kv_head, int64_t num_heads, int64_t num_kv_heads, int64_t runtime_head_dim,
-            int64_t block_size, double scale, int64_t window, float softcap, std::vector<float>& scores,
+            int64_t block_size, double scale, int64_t window, int64_t chunk, float softcap, std::vector<float>& scores,
             std::vector<float>& acc, std::vector<float>& query, std::vector<float>& norm) {
   const int64_t head_dim = HEAD_DIM > 0 ? HEAD_DIM : runtime_head_dim;
   const int64_t group = num_heads / num_kv_heads;
@@ -51,7 +52,7 @@ void attend(const scalar_t* q, const scalar_t* k_cache, const scalar_t* v_cache,
   for (int64_t j = 0; j < q_len; ++j) {
     const int64_t row = first_row + j;
     const int64_t pos = context_len - q_len + j;
-    const int64_t begin = window > 0 ? std::max<int64_t>(0, pos - window + 1) : 0;
+    const int64_t begin = std::max<int64_t>(window > 0 ? pos - window + 1 : 0, chunk > 0 ? pos / chunk * chunk : 0);
     const int64_t end = pos + 1;
     for (int64_t g = 0; g < group; ++g) {
       const scalar_t* qh = q + (row * num_heads + kv_head * group + g) * head_dim;
@@ -102,7 +103,7 @@ void attend(const scalar_t* q, const scalar_t* k_cache, const scalar_t* v_cache,
 // block_tables: int32 [n, max_blocks]; context_lens: int32 [n]; query_starts: int32 [n + 1].
 void paged_attention(torch::Tensor out, torch::Tensor q, torch::Tensor k_cache, torch::Tensor v_cache,
                      torch::Tensor block_tables, torch::Tensor context_lens, torch::Tensor query_starts,
-                     double scale, int64_t window, double softcap) {
+                     double scale, int64_t window, double softcap, int64_t chunk) {
   TORCH_CHECK(q.is_contiguous() && out.is_contiguous() && k_cache.is_contiguous() && v_cache.is_contiguous(),
               "paged_attention: tensors must be contiguous");
   TORCH_CHECK(block_tables.scalar_type() == torch::kInt32 && context_lens.scalar_type() == torch::kInt32 &&
@@ -131,7 +132,8 @@ void paged_attention(torch::Tensor out, torch::Tensor q, torch::Tensor k_cache, 
         const int64_t i = item / num_kv_heads, h = item % num_kv_heads;
         auto run = head_dim == 64 ? attend<scalar_t, 64> : head_dim == 128 ? attend<scalar_t, 128> : attend<scalar_t, 0>;
         run(qp, kp, vp, op, tables + i * max_blocks, lens[i], starts[i + 1] - starts[i], starts[i], h, num_heads,
-            num_kv_heads, head_dim, block_size, scale, window, static_cast<float>(softcap), scores, acc, query, norm);
+            num_kv_heads, head_dim, block_size, scale, window, chunk, static_cast<float>(softcap), scores, acc, query,
+            norm);
       }
     });
   });
@@ -139,6 +141,6 @@ void paged_attention(torch::Tensor out, torch::Tensor q, torch::Tensor k_cache, 
 
 TORCH_LIBRARY(agentforge, m) {
   m.def("paged_attention(Tensor(a!) out, Tensor q, Tensor k_cache, Tensor v_cache, Tensor block_tables, "
-        "Tensor context_lens, Tensor query_starts, float scale, int window, float softcap) -> ()");
+        "Tensor context_lens, Tensor query_starts, float scale, int window, float softcap, int chunk) -> ()");
   m.impl("paged_attention", torch::kCPU, &paged_attention);
 }

@@ -4,6 +4,7 @@ from .deepseek_v3 import DeepseekV3ForCausalLM
 from .gemma import Gemma2ForCausalLM, Gemma3ForCausalLM
 from .hunyuan import HunYuanDenseV1ForCausalLM, HunYuanMoEV1ForCausalLM
 from .llama import LlamaForCausalLM
+from .llama4 import Llama4ForCausalLM
 from .ministral3 import Ministral3ForCausalLM
 from .mixtral import MixtralForCausalLM
 from .qwen import Qwen2ForCausalLM, Qwen2MoeForCausalLM, Qwen3ForCausalLM, Qwen3MoeForCausalLM
@@ -11,6 +12,7 @@ from .seed_oss import SeedOssForCausalLM
 
 ARCHITECTURES = {
     "LlamaForCausalLM": LlamaForCausalLM,
+    "Llama4ForCausalLM": Llama4ForCausalLM,
     "MistralForCausalLM": LlamaForCausalLM,
     "Ministral3ForCausalLM": Ministral3ForCausalLM,
     "Qwen2ForCausalLM": Qwen2ForCausalLM,

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..attention import PagedAttention
-from ..layers import ACTIVATIONS, MLP, RMSNorm, apply_rotary
+from ..layers import ACTIVATIONS, MLP, RMSNorm, apply_rotary, apply_rotary_interleaved
 from .llama import DecoderLayer, LlamaForCausalLM
 from .mixtral import grouped_experts
 
@@ -66,11 +66,7 @@ class MultiHeadLatentAttention(nn.Module):
         return self.o_proj(torch.einsum("thr,hvr->thv", out, w_uv).reshape(t, -1))
 
     def _rotate(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-        if not self.interleaved:
-            return apply_rotary(x, cos, sin)
-        half = cos.shape[-1] // 2  # DeepSeek's rotary pairs are (x0, x1), (x2, x3), ...
-        cos, sin, even, odd = cos[..., :half], sin[..., :half], x[..., 0::2], x[..., 1::2]
-        return torch.cat([even * cos - odd * sin, odd * cos + even * sin], dim=-1)
+        return (apply_rotary_interleaved if self.interleaved else apply_rotary)(x, cos, sin)
 
 
 class DeepseekV3MoE(nn.Module):

@@ -49,18 +49,21 @@ def route(logits: torch.Tensor, top_k: int, normalize: bool, tokens_routed: torc
 
 
 def grouped_experts(x: torch.Tensor, chosen: torch.Tensor, weights: torch.Tensor, gate_up: torch.Tensor,
-                    down: torch.Tensor, act) -> torch.Tensor:
+                    down: torch.Tensor, act, weigh_inputs: bool = False) -> torch.Tensor:
     """Every token through its chosen experts in two grouped matmuls: the (token, expert) pairs sorted
     by expert, each expert's rows multiplied by its weights in one call (`grouped_mm`), the results
-    weighted and summed back per token. No Python loop over experts."""
+    weighted (or, `weigh_inputs`, the rows weighted going in: Llama 4) and summed back per token.
+    No Python loop over experts."""
     top_k, experts = chosen.shape[1], gate_up.shape[0]
     flat = chosen.flatten()
     order = flat.argsort(stable=True)
     token = order // top_k
+    weight = weights.flatten()[order, None]
     offsets = torch.bincount(flat, minlength=experts).cumsum(0).to(torch.int32)
-    gate, up = F.grouped_mm(x[token], gate_up.transpose(1, 2), offs=offsets).chunk(2, dim=-1)
-    y = F.grouped_mm(act(gate) * up, down.transpose(1, 2), offs=offsets) * weights.flatten()[order, None]
-    return torch.zeros_like(x).index_add_(0, token, y)
+    rows = x[token] * weight if weigh_inputs else x[token]
+    gate, up = F.grouped_mm(rows, gate_up.transpose(1, 2), offs=offsets).chunk(2, dim=-1)
+    y = F.grouped_mm(act(gate) * up, down.transpose(1, 2), offs=offsets)
+    return torch.zeros_like(x).index_add_(0, token, y if weigh_inputs else y * weight)
 
 
 def looped_experts(x: torch.Tensor, chosen: torch.Tensor, weights: torch.Tensor, gate_up: torch.Tensor,

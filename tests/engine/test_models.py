@@ -31,6 +31,15 @@ ARCHITECTURES = {
             },
         ),
     ),
+    "llama4-chunked-nope-moe": (  # chunks of 16; the middle layer global without RoPE; MoE around a dense layer
+        "Llama4TextConfig", "Llama4ForCausalLM",
+        dict(num_key_value_heads=2, head_dim=16, intermediate_size_mlp=80, num_local_experts=4, num_experts_per_tok=2,
+             no_rope_layers=[1, 0, 1], layer_types=["chunked_attention", "full_attention", "chunked_attention"],
+             moe_layers=[0, 2], attention_chunk_size=16, use_qk_norm=True, attn_temperature_tuning=True,
+             floor_scale=8, attn_scale=0.5,
+             rope_parameters={"rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0, "low_freq_factor": 1.0,
+                              "high_freq_factor": 4.0, "original_max_position_embeddings": 64}),
+    ),
     "llama-linear-rope": (
         "LlamaConfig", "LlamaForCausalLM",
         dict(num_key_value_heads=2, rope_parameters={"rope_type": "linear", "rope_theta": 10000.0, "factor": 4.0}),

@@ -43,7 +43,7 @@ def make_case(dtype: torch.dtype, num_heads: int, num_kv_heads: int, context_len
 
 
 def contiguous_attention(q, keys, values, batch: PagedBatch, scale: float, window: int | None,
-                         softcap: float | None = None) -> torch.Tensor:
+                         softcap: float | None = None, chunk: int | None = None) -> torch.Tensor:
     """Each sequence on its own, over its keys in order, causal from its first query's position:
     SDPA, or with `softcap` the scores written out (cap * tanh(score / cap), then softmax)."""
     out = []
@@ -55,6 +55,8 @@ def contiguous_attention(q, keys, values, batch: PagedBatch, scale: float, windo
         mask = k_pos <= q_pos
         if window is not None:
             mask &= k_pos > q_pos - window
+        if chunk is not None:
+            mask &= k_pos // chunk == q_pos // chunk
         query, k, v = rows.transpose(0, 1).float(), k.transpose(0, 1).float(), v.transpose(0, 1).float()
         if softcap:
             group = query.shape[0] // k.shape[0]
@@ -69,28 +71,30 @@ def contiguous_attention(q, keys, values, batch: PagedBatch, scale: float, windo
 
 
 CASES = [
-    # heads, kv heads, context lengths, query tokens per sequence, sliding window, logit soft-cap
-    (9, 3, [1, 17, 300, 64], [1, 1, 1, 1], None, None),  # decodes, SmolLM2's GQA
-    (4, 4, [40, 5, 129], [4, 1, 9], None, None),  # draft verification next to a decode, MHA
-    (8, 1, [100, 33], [1, 3], 24, None),  # MQA with a sliding window shorter than the context
-    (8, 2, [70, 9], [1, 4], 16, 0.5),  # Gemma 2: soft-capped scores, with a sliding window
+    # heads, kv heads, context lengths, query tokens per sequence, sliding window, logit soft-cap, chunk
+    (9, 3, [1, 17, 300, 64], [1, 1, 1, 1], None, None, None),  # decodes, SmolLM2's GQA
+    (4, 4, [40, 5, 129], [4, 1, 9], None, None, None),  # draft verification next to a decode, MHA
+    (8, 1, [100, 33], [1, 3], 24, None, None),  # MQA with a sliding window shorter than the context
+    (8, 2, [70, 9], [1, 4], 16, 0.5, None),  # Gemma 2: soft-capped scores, with a sliding window
+    (4, 2, [70, 33, 16], [1, 5, 2], None, None, 16),  # Llama 4: chunks of 16, queries on both sides of a border
 ]
 
 
-@pytest.mark.parametrize("heads,kv_heads,lens,q_lens,window,softcap", CASES)
-def test_the_reference_matches_attention_over_contiguous_keys(heads, kv_heads, lens, q_lens, window, softcap):
+@pytest.mark.parametrize("heads,kv_heads,lens,q_lens,window,softcap,chunk", CASES)
+def test_the_reference_matches_attention_over_contiguous_keys(heads, kv_heads, lens, q_lens, window, softcap, chunk):
     q, k_cache, v_cache, batch, keys, values = make_case(torch.float32, heads, kv_heads, lens, q_lens)
-    got = paged_attention_reference(q, k_cache, v_cache, batch, 0.125, window, softcap)
-    assert torch.allclose(got, contiguous_attention(q, keys, values, batch, 0.125, window, softcap), atol=1e-5)
+    got = paged_attention_reference(q, k_cache, v_cache, batch, 0.125, window, softcap, chunk)
+    expected = contiguous_attention(q, keys, values, batch, 0.125, window, softcap, chunk)
+    assert torch.allclose(got, expected, atol=1e-5)
 
 
 @pytest.mark.skipif(native_ops() is None, reason="no C++ toolchain to build the native kernels")
 @pytest.mark.parametrize("dtype,atol", [(torch.float32, 1e-5), (torch.bfloat16, 2e-2), (torch.float16, 4e-3)])
-@pytest.mark.parametrize("heads,kv_heads,lens,q_lens,window,softcap", CASES)
-def test_the_native_kernel_matches_the_reference(dtype, atol, heads, kv_heads, lens, q_lens, window, softcap):
+@pytest.mark.parametrize("heads,kv_heads,lens,q_lens,window,softcap,chunk", CASES)
+def test_the_native_kernel_matches_the_reference(dtype, atol, heads, kv_heads, lens, q_lens, window, softcap, chunk):
     q, k_cache, v_cache, batch, keys, values = make_case(dtype, heads, kv_heads, lens, q_lens)
     out = torch.empty_like(q)
     native_ops().paged_attention(out, q, k_cache, v_cache, batch.block_tables, batch.context_lens,
-                                 batch.query_starts, 0.125, window or 0, softcap or 0.0)
-    expected = contiguous_attention(q, keys, values, batch, 0.125, window, softcap)  # in float32
+                                 batch.query_starts, 0.125, window or 0, softcap or 0.0, chunk or 0)
+    expected = contiguous_attention(q, keys, values, batch, 0.125, window, softcap, chunk)  # in float32
     assert (out.float() - expected).abs().max() < atol
