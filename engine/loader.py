@@ -140,13 +140,17 @@ def _open_hf_folder(path: Path):
         raise ModelLoadError(f"{path.name} holds {method} weights, which the engine does not read: use the "
                              "bf16/fp16/fp32 checkpoint or a GGUF file (quantization='int4' or 'int8' quantizes at load)")
     tokenizer = AutoTokenizer.from_pretrained(path)
+    config, text_only = _text_model_of(config)
 
     def weights() -> Iterator[tuple[str, torch.Tensor]]:
         experts: dict[str, dict[tuple[int, str], torch.Tensor]] = {}
         for file in files:
             with safe_open(str(file), framework="pt") as f:
                 for key in f.keys():
-                    name = key.replace(".block_sparse_moe.", ".mlp.")  # Mixtral checkpoints' name
+                    name = _language_model_name(key) if text_only else key
+                    if name is None:
+                        continue  # the vision tower, the projector
+                    name = name.replace(".block_sparse_moe.", ".mlp.")  # Mixtral checkpoints' name
                     parts = name.split(".")
                     if "experts" in parts and parts[-2] in _EXPERT_PARTS:  # per-expert layout (Mixtral's, Qwen-MoE's)
                         i = parts.index("experts")
@@ -162,3 +166,33 @@ def _open_hf_folder(path: Path):
             yield f"{prefix}.down_proj", torch.stack([tensors[(e, "w2")] for e in range(n)])
 
     return config, tokenizer, weights()
+
+
+def _text_model_of(config) -> tuple[object, bool]:
+    """A vision-language checkpoint (Gemma 3 4B+, Mistral 3 / Ministral 3, Llama 4) whose language
+    model is one we run loads as that text model: its `text_config`, the weights under its language
+    model's prefix (`_language_model_name`); the vision tower is not read. (config, True) then."""
+    text = getattr(config, "text_config", None)
+    if (getattr(config, "architectures", None) or [None])[0] in ARCHITECTURES or text is None:
+        return config, False
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+    text_arch = MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.get(text.model_type)
+    if text_arch not in ARCHITECTURES:
+        return config, False  # refused by _build with the list of what runs
+    text.architectures = [text_arch]
+    if getattr(config, "tie_word_embeddings", False):
+        text.tie_word_embeddings = True
+    return text, True
+
+
+_LANGUAGE_MODEL_PREFIXES = (("language_model.model.", "model."), ("model.language_model.", "model."),
+                            ("language_model.lm_head.", "lm_head."), ("lm_head.", "lm_head."))
+
+
+def _language_model_name(key: str) -> str | None:
+    """A vision-language checkpoint's tensor name as its text model's, or None for the rest."""
+    for prefix, ours in _LANGUAGE_MODEL_PREFIXES:
+        if key.startswith(prefix):
+            return ours + key[len(prefix):]
+    return None
