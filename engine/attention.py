@@ -7,7 +7,8 @@ the new keys/values at their slots, then attends:
   could be built, else `paged_attention_reference`, which gathers the blocks into one padded batch;
 - prompt chunks one by one with SDPA: on their own keys/values when nothing is cached before them,
   else on their gathered context.
-GQA/MQA is native; sliding-window layers mask keys older than their window, chunked layers keys
+An int8 cache (`kv_cache_dtype="int8"`) keeps a float32 scale per token and head beside it; reads
+dequantize the gathered blocks (decodes then take the PyTorch path). GQA/MQA is native; sliding-window layers mask keys older than their window, chunked layers keys
 outside the query's chunk; soft-capped layers
 (Gemma 2) pass their scores through cap * tanh(score / cap).
 """
@@ -93,9 +94,23 @@ def gather_blocks(cache: torch.Tensor, block_table: torch.Tensor) -> torch.Tenso
     return flat.view(*block_table.shape[:-1], -1, *cache.shape[2:])
 
 
+def quantize_int8(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """[..., dim] -> int8 values and a float32 scale per row ([..., 1]): x ≈ values * scale."""
+    scale = x.abs().amax(dim=-1, keepdim=True).float().clamp(min=1e-8) / 127
+    return (x.float() / scale).round().clamp(-127, 127).to(torch.int8), scale
+
+
+def read_blocks(cache: torch.Tensor, scales: torch.Tensor | None, block_table: torch.Tensor,
+                dtype: torch.dtype) -> torch.Tensor:
+    """`gather_blocks` of a cache, dequantized to `dtype` when it is int8 with its `scales`."""
+    blocks = gather_blocks(cache, block_table)
+    return blocks if scales is None else (blocks * gather_blocks(scales, block_table)).to(dtype)
+
+
 def paged_attention_reference(
     q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, batch: PagedBatch, scale: float, window: int | None,
     softcap: float | None = None, chunk: int | None = None,
+    k_scale: torch.Tensor | None = None, v_scale: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """What the native kernel computes, in PyTorch: every sequence's blocks gathered into one batch
     padded to the longest table, its queries padded to the most any sequence has."""
@@ -107,8 +122,8 @@ def paged_attention_reference(
     max_q = int(q_lens.max())
     query = q.new_zeros(n, max_q, *q.shape[1:])
     query[seq_of_row, index_in_seq] = q
-    keys = gather_blocks(k_cache, batch.block_tables).transpose(1, 2)  # [n, kvh, max_len, d]
-    values = gather_blocks(v_cache, batch.block_tables).transpose(1, 2)
+    keys = read_blocks(k_cache, k_scale, batch.block_tables, q.dtype).transpose(1, 2)  # [n, kvh, max_len, d]
+    values = read_blocks(v_cache, v_scale, batch.block_tables, q.dtype).transpose(1, 2)
     lens = batch.context_lens.long()[:, None, None]
     q_pos = (lens - q_lens[:, None, None]) + torch.arange(max_q)[None, :, None]  # [n, max_q, 1]
     k_pos = torch.arange(keys.shape[2])[None, None, :]
@@ -147,31 +162,41 @@ class PagedAttention(nn.Module):
         self.softcap = softcap  # attention logits soft-capped (Gemma 2), None for plain softmax attention
         self.shared_kv = shared_kv  # keys are their own values (MLA's latents): one cache serves as both
         self.k_cache = self.v_cache = torch.empty(0)  # bound by the model runner
+        self.k_scale = self.v_scale = None  # with an int8 cache: a float32 scale per token and head
 
     def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         """q: [T, num_heads, head_dim], k/v: [T, num_kv_heads, head_dim] -> [T, num_heads, head_dim]."""
         ctx = get_context()
-        self.k_cache.view(-1, self.num_kv_heads, self.head_dim).index_copy_(0, ctx.slot_mapping, k)
+        self._write(self.k_cache, self.k_scale, ctx.slot_mapping, k)
         if not self.shared_kv:
-            self.v_cache.view(-1, self.num_kv_heads, self.head_dim).index_copy_(0, ctx.slot_mapping, v)
+            self._write(self.v_cache, self.v_scale, ctx.slot_mapping, v)
         out = torch.empty_like(q)
         if (paged := ctx.paged) is not None:
             n, query = paged.num_tokens, q[: paged.num_tokens].contiguous()
-            if (ops := native_ops()) is not None:
+            if (ops := native_ops()) is not None and self.k_scale is None:
                 ops.paged_attention(out[:n], query, self.k_cache, self.v_cache, paged.block_tables,
                                     paged.context_lens, paged.query_starts, self.scale, self.sliding_window or 0,
                                     self.softcap or 0.0, self.chunk or 0)
             else:
                 out[:n] = paged_attention_reference(query, self.k_cache, self.v_cache, paged, self.scale,
-                                                    self.sliding_window, self.softcap, self.chunk)
+                                                    self.sliding_window, self.softcap, self.chunk,
+                                                    self.k_scale, self.v_scale)
         for p in ctx.prefills:
             rows = slice(p.start, p.start + p.num_tokens)
             if p.context_len == p.num_tokens:  # nothing cached before the chunk: its own keys and values
                 keys, values = k[rows], v[rows]
             else:
-                keys = gather_blocks(self.k_cache, p.block_table)[: p.context_len]  # [L, kvh, d]
-                values = gather_blocks(self.v_cache, p.block_table)[: p.context_len]
+                keys = read_blocks(self.k_cache, self.k_scale, p.block_table, q.dtype)[: p.context_len]  # [L, kvh, d]
+                values = read_blocks(self.v_cache, self.v_scale, p.block_table, q.dtype)[: p.context_len]
             o = attend(q[rows].transpose(0, 1)[None], keys.transpose(0, 1)[None], values.transpose(0, 1)[None],
                        p.mask(self.sliding_window, self.chunk), self.scale, self.softcap)  # [1, H, n, d]
             out[rows] = o[0].transpose(0, 1)
         return out
+
+    def _write(self, cache: torch.Tensor, scales: torch.Tensor | None, slots: torch.Tensor, x: torch.Tensor) -> None:
+        if scales is None:
+            cache.view(-1, self.num_kv_heads, self.head_dim).index_copy_(0, slots, x)
+            return
+        values, scale = quantize_int8(x)
+        cache.view(-1, self.num_kv_heads, self.head_dim).index_copy_(0, slots, values)
+        scales.view(-1, self.num_kv_heads, 1).index_copy_(0, slots, scale)

@@ -11,6 +11,7 @@ from .tool_parser import TOOL_FORMATS
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 QUANTIZATIONS = ("int4", "int8")
+KV_CACHE_DTYPES = ("int8",)
 
 
 ROPE_SCALINGS = ("yarn", "linear", "llama3")
@@ -33,6 +34,10 @@ class EngineConfig:
     - `quantization`: weight-only quantization — "int4" (decoder linears in groups of 32, exact for
       a Q4_1 GGUF up to bfloat16 scales) or "int8" (per output channel); either way the token
       embeddings and LM head become per-row int8. None keeps the weights in `dtype`.
+    - `kv_cache_dtype`: "int8" stores keys and values as int8 with one float32 scale per token and
+      head (about 3.8x the tokens of a float32 cache, 1.9x of bfloat16, in the same `kv_cache_bytes`);
+      None keeps them in `dtype`. Decode attention then reads through the PyTorch path, not the
+      native kernel.
     - `num_threads`: torch intra-op threads (None leaves torch's default).
     - `speculative_tokens`: n-gram speculative decoding — up to this many draft tokens per decoding
       sequence and step, copied from where its last tokens occurred before (0 turns it off).
@@ -56,6 +61,7 @@ class EngineConfig:
     enable_prefix_caching: bool = True
     dtype: str = "float32"
     quantization: str | None = None
+    kv_cache_dtype: str | None = None
     num_threads: int | None = None
     speculative_tokens: int = 0
     speculative_max_seqs: int = 8
@@ -90,6 +96,9 @@ class EngineConfig:
             raise InvalidRequestError(f"tool_adapter must be 'auto', an adapter name or None, got {self.tool_adapter!r}")
         if self.quantization is not None and self.quantization not in QUANTIZATIONS:
             raise InvalidRequestError(f"quantization must be one of {list(QUANTIZATIONS)} or None, got {self.quantization!r}")
+        if self.kv_cache_dtype is not None and self.kv_cache_dtype not in KV_CACHE_DTYPES:
+            raise InvalidRequestError(f"kv_cache_dtype must be one of {list(KV_CACHE_DTYPES)} or None, "
+                                      f"got {self.kv_cache_dtype!r}")
         if self.dtype not in DTYPES:
             raise InvalidRequestError(f"dtype must be one of {sorted(DTYPES)}, got {self.dtype!r}")
 

@@ -70,13 +70,14 @@ class LLMEngine(LiveWeights):
         self.eos_token_ids = loaded.eos_token_ids
         self.vocab_size = self.model_config.vocab_size
         bs = self.config.block_size
-        num_blocks = self.config.kv_cache_bytes // (kv_bytes_per_token(self.model, self.config.torch_dtype) * bs)
+        kv_int8 = self.config.kv_cache_dtype == "int8"
+        num_blocks = self.config.kv_cache_bytes // (kv_bytes_per_token(self.model, self.config.torch_dtype, kv_int8) * bs)
         capacity = num_blocks * bs
         trained = getattr(self.model_config, "max_position_embeddings", None) or capacity
         self.max_model_len = self.config.context_window(trained, capacity)
         self.block_manager = BlockManager(num_blocks, bs, self.config.enable_prefix_caching)
         self.scheduler = Scheduler(self.config, self.block_manager)
-        self.runner = ModelRunner(self.model, num_blocks, bs, self.config.torch_dtype)
+        self.runner = ModelRunner(self.model, num_blocks, bs, self.config.torch_dtype, kv_int8)
         self.sampler = Sampler()
         self.requests: dict[str, Request] = {}
         self._constraints: Constraints | None = None
