@@ -174,6 +174,9 @@ def test_an_int8_kv_cache_holds_3_5x_the_tokens_and_stays_close_to_float32(greed
     assert 0 < error < 0.04  # not zero: the cache really is int8
     outs = [o.outputs[0].token_ids for o in int8.generate(PROMPTS, SamplingParams(temperature=0, max_tokens=24))]
     assert agreement(greedy_float32, outs) >= 0.7
+    # draft verification reads the same int8 keys a plain decode does: speculation changes nothing
+    drafting = LLM("smollm2-135m", max_num_seqs=8, kv_cache_bytes=64 << 20, kv_cache_dtype="int8", speculative_tokens=4)
+    assert [o.outputs[0].token_ids for o in drafting.generate(PROMPTS, SamplingParams(temperature=0, max_tokens=24))] == outs
 
 
 def test_an_unknown_kv_cache_dtype_is_refused():
