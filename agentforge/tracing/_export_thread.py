@@ -6,6 +6,7 @@ cost more than the tracing itself); traces reach the exporters within about `PER
 from __future__ import annotations
 
 import atexit
+import os
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -43,6 +44,17 @@ def flush(timeout: float | None = 30.0) -> bool:
             return _cond.wait_for(lambda: _state["done"] >= target, timeout)
         finally:
             _state["flushing"] -= 1
+
+
+def _after_fork() -> None:
+    """A forked child has no tracing thread: start afresh (the parent's queued runs stay the parent's)."""
+    global _cond, _thread
+    _cond, _thread = threading.Condition(), None
+    _jobs.clear()
+    _state.update(queued=0, done=0, flushing=0)
+
+
+os.register_at_fork(after_in_child=_after_fork)
 
 
 def _work() -> None:

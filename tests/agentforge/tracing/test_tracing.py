@@ -167,3 +167,22 @@ def test_an_exporter_that_raises_a_warning_as_error_does_not_hang_flush():
         assert flush(timeout=10)
     traced(graph, [sink]).invoke({"x": 2})  # the thread still exports what comes next
     assert flush(timeout=10) and sink.runs[-1][0].outputs == {"x": 3}
+
+
+def test_a_forked_child_exports_its_own_runs():
+    import multiprocessing
+
+    graph = StateGraph(State).add_node("inc", lambda s: {"x": s["x"] + 1}).add_edge(START, "inc").compile()
+    traced(graph, [Collect()]).invoke({"x": 1})  # the parent's tracing thread is running
+
+    def child(queue):
+        sink = Collect()
+        traced(graph, [sink]).invoke({"x": 5})
+        queue.put((flush(timeout=10), [s.outputs for s in sink.runs[0]] if sink.runs else None))
+
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    process = context.Process(target=child, args=(queue,))
+    process.start()
+    assert queue.get(timeout=60) == (True, [{"x": 6}, {"x": 6}])
+    process.join(timeout=60)
