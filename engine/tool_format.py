@@ -157,6 +157,9 @@ def prepare_chat(messages: list[ChatMessage | dict], options: ChatOptions, param
     try:
         if calling is None:
             dicts = [ChatMessage.model_validate(m).model_dump(exclude_none=True) for m in messages]
+            for m in dicts:  # content parts as text: chat templates of text models expect strings
+                if isinstance(m.get("content"), list):
+                    m["content"] = _text(m["content"])
             return ChatPlan(dicts, template_kwargs, answer)
         dicts, extra = calling.render(messages)
     except ValueError as exc:
@@ -271,6 +274,8 @@ def render_messages(
     dicts = [ChatMessage.model_validate(m).model_dump(exclude_none=True) for m in messages]
     if template_renders_tools:
         for m in dicts:
+            if isinstance(m.get("content"), list):
+                m["content"] = _text(m["content"])
             for call in m.get("tool_calls", []):
                 call["function"]["arguments"] = _json_or_text(call["function"]["arguments"])
         return dicts, {"tools": tools} if tools else {}
@@ -318,9 +323,23 @@ def _json_or_text(arguments: str):
         return arguments
 
 
+_NOT_TEXT = ("image_url", "image", "input_image", "input_audio", "audio", "video", "file")
+
+
 def _text(content) -> str:
+    """A message's content as text: a string, or the text of its content parts. Parts the engine
+    cannot read (images, audio, files) are refused, not dropped: the answer would ignore them."""
     if content is None:
         return ""
     if isinstance(content, str):
         return content
-    return "".join(part.get("text", "") for part in content if part.get("type") == "text")
+    texts = []
+    for part in content:
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind == "text" and isinstance(part.get("text"), str):
+            texts.append(part["text"])
+        elif kind in _NOT_TEXT:
+            raise InvalidRequestError(f"this model reads text only: a {kind!r} content part cannot be sent to it")
+        else:
+            raise InvalidRequestError(f"unsupported content part {part!r}: send {{'type': 'text', 'text': ...}} parts")
+    return "".join(texts)

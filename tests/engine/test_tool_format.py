@@ -226,3 +226,25 @@ def test_unknown_chat_options_are_refused():
         ChatOptions.of({"tool": [get_weather]})
     with pytest.raises(InvalidRequestError, match="parallel_tool_calls"):
         ChatOptions(parallel_tool_calls="yes")
+
+
+@pytest.mark.parametrize("renders_tools", [False, True])
+def test_content_parts_become_text_and_unreadable_parts_are_refused(renders_tools):
+    parts = [{"type": "text", "text": "What is "}, {"type": "text", "text": "6 * 7?"}]
+    rendered, _ = render_messages([{"role": "user", "content": parts}], None, HERMES, renders_tools)
+    assert rendered[-1]["content"] == "What is 6 * 7?"
+    image = {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}
+    with pytest.raises(InvalidRequestError, match="reads text only: a 'image_url'"):
+        render_messages([{"role": "user", "content": [parts[0], image]}], None, HERMES, renders_tools)
+    with pytest.raises(InvalidRequestError, match="unsupported content part"):
+        render_messages([{"role": "user", "content": [{"type": "txt", "text": "hi"}]}], None, HERMES, renders_tools)
+
+
+
+def test_a_request_without_tools_reads_content_parts_as_text_too():
+    parts = [{"type": "text", "text": "Say "}, {"type": "text", "text": "hi"}]
+    plan = prepare_chat([{"role": "user", "content": parts}], ChatOptions(), None, None)
+    assert plan.messages[-1]["content"] == "Say hi"
+    image = {"type": "image_url", "image_url": {"url": "file:///tmp/cat.png"}}
+    with pytest.raises(InvalidRequestError, match="reads text only"):
+        prepare_chat([{"role": "user", "content": [image]}], ChatOptions(), None, None)

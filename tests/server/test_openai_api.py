@@ -185,6 +185,9 @@ def test_async_client(server):
         (json.dumps({"model": MODEL, "messages": MESSAGES, "tools": [{"type": "function", "function": {"name": "bad name"}}]}).encode(),
          400, None),
         (json.dumps({"model": MODEL, "messages": [{"role": "wizard", "content": "hi"}]}).encode(), 400, None),
+        (json.dumps({"model": MODEL, "messages": [{"role": "user", "content": [  # a text model: images refused
+            {"type": "text", "text": "What is this?"},
+            {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}]}]}).encode(), 400, None),
     ],
 )
 def test_bad_requests_get_openai_errors_and_the_server_keeps_serving(server, client, body, status, code):
