@@ -7,10 +7,10 @@ the new keys/values at their slots, then attends:
   could be built, else `paged_attention_reference`, which gathers the blocks into one padded batch;
 - prompt chunks one by one with SDPA: on their own keys/values when nothing is cached before them,
   else on their gathered context.
-An int8 cache (`kv_cache_dtype="int8"`) keeps a float32 scale per token and head beside it; reads
-dequantize the gathered blocks (decodes then take the PyTorch path). GQA/MQA is native; sliding-window layers mask keys older than their window, chunked layers keys
-outside the query's chunk; soft-capped layers
-(Gemma 2) pass their scores through cap * tanh(score / cap).
+GQA/MQA is native; sliding-window layers mask keys older than their window, chunked layers (Llama 4)
+keys outside the query's chunk; soft-capped layers (Gemma 2) pass their scores through
+cap * tanh(score / cap). An int8 cache (`kv_cache_dtype="int8"`) keeps a float32 scale per token and
+head beside it; reads dequantize the gathered blocks (decodes then take the PyTorch path).
 """
 
 from __future__ import annotations
@@ -194,9 +194,7 @@ class PagedAttention(nn.Module):
         return out
 
     def _write(self, cache: torch.Tensor, scales: torch.Tensor | None, slots: torch.Tensor, x: torch.Tensor) -> None:
-        if scales is None:
-            cache.view(-1, self.num_kv_heads, self.head_dim).index_copy_(0, slots, x)
-            return
-        values, scale = quantize_int8(x)
-        cache.view(-1, self.num_kv_heads, self.head_dim).index_copy_(0, slots, values)
-        scales.view(-1, self.num_kv_heads, 1).index_copy_(0, slots, scale)
+        if scales is not None:  # an int8 cache: the values quantized, their scales beside them
+            x, scale = quantize_int8(x)
+            scales.view(-1, self.num_kv_heads, 1).index_copy_(0, slots, scale)
+        cache.view(-1, self.num_kv_heads, self.head_dim).index_copy_(0, slots, x)

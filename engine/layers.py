@@ -125,11 +125,16 @@ class Attention(nn.Module):
         self.attn = PagedAttention(self.num_heads, self.num_kv_heads, self.head_dim, scale or self.head_dim**-0.5,
                                    window, softcap, chunk=chunk)
 
+    def project(self, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Queries [T, heads, dim], keys and values [T, kv_heads, dim]."""
+        t = hidden.shape[0]
+        return (self.q_proj(hidden).view(t, self.num_heads, self.head_dim),
+                self.k_proj(hidden).view(t, self.num_kv_heads, self.head_dim),
+                self.v_proj(hidden).view(t, self.num_kv_heads, self.head_dim))
+
     def forward(self, hidden: torch.Tensor, cos_sin: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         t = hidden.shape[0]
-        q = self.q_proj(hidden).view(t, self.num_heads, self.head_dim)
-        k = self.k_proj(hidden).view(t, self.num_kv_heads, self.head_dim)
-        v = self.v_proj(hidden).view(t, self.num_kv_heads, self.head_dim)
+        q, k, v = self.project(hidden)
         if self.q_norm is not None:
             q, k = self.q_norm(q), self.k_norm(k)
         cos, sin = cos_sin

@@ -26,8 +26,8 @@ def kv_bytes_per_token(model: nn.Module, dtype: torch.dtype, int8: bool = False)
     """Cache bytes one token takes across the model's layers: keys and values (one tensor where keys
     serve as values) in `dtype`, or int8 plus a float32 scale per head."""
     size = torch.tensor([], dtype=dtype).element_size()
-    per_head = (lambda d: d + 4) if int8 else (lambda d: d * size)
-    return sum((1 if a.shared_kv else 2) * a.num_kv_heads * per_head(a.head_dim) for a in attention_layers(model))
+    return sum((1 if a.shared_kv else 2) * a.num_kv_heads * (a.head_dim + 4 if int8 else a.head_dim * size)
+               for a in attention_layers(model))
 
 
 class ModelRunner:
@@ -38,9 +38,9 @@ class ModelRunner:
         self.lora = LoRAHooks(model)
         for layer in attention_layers(model):
             shape = (num_blocks, block_size, layer.num_kv_heads, layer.head_dim)
-            cache = (lambda: torch.zeros(shape, dtype=torch.int8)) if kv_int8 else (lambda: torch.zeros(shape, dtype=dtype))
-            layer.k_cache = cache()
-            layer.v_cache = layer.k_cache if layer.shared_kv else cache()
+            cache_dtype = torch.int8 if kv_int8 else dtype
+            layer.k_cache = torch.zeros(shape, dtype=cache_dtype)
+            layer.v_cache = layer.k_cache if layer.shared_kv else torch.zeros(shape, dtype=cache_dtype)
             if kv_int8:  # one scale per token and head
                 layer.k_scale = torch.zeros(*shape[:-1], 1)
                 layer.v_scale = layer.k_scale if layer.shared_kv else torch.zeros(*shape[:-1], 1)

@@ -21,9 +21,7 @@ class HunYuanAttention(Attention):
 
     def forward(self, hidden: torch.Tensor, cos_sin: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         t = hidden.shape[0]
-        q = self.q_proj(hidden).view(t, self.num_heads, self.head_dim)
-        k = self.k_proj(hidden).view(t, self.num_kv_heads, self.head_dim)
-        v = self.v_proj(hidden).view(t, self.num_kv_heads, self.head_dim)
+        q, k, v = self.project(hidden)
         cos, sin = cos_sin
         q, k = self.query_layernorm(apply_rotary(q, cos, sin)), self.key_layernorm(apply_rotary(k, cos, sin))
         return self.o_proj(self.attn(q, k, v).view(t, -1))

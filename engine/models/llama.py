@@ -31,10 +31,14 @@ class LlamaModel(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         hidden = self.embed_tokens(input_ids)
-        cos_sin = self.rotary_emb(positions, hidden.dtype)
+        rope = self.position_encoding(positions, hidden.dtype)
         for layer in self.layers:
-            hidden = layer(hidden, cos_sin)
+            hidden = layer(hidden, rope)
         return self.norm(hidden)
+
+    def position_encoding(self, positions: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, ...]:
+        """What every layer's attention gets for the step's positions: RoPE's (cos, sin)."""
+        return self.rotary_emb(positions, dtype)
 
 
 class LlamaForCausalLM(nn.Module):

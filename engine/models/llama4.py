@@ -25,9 +25,7 @@ class Llama4Attention(Attention):
 
     def forward(self, hidden: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> torch.Tensor:
         t = hidden.shape[0]
-        q = self.q_proj(hidden).view(t, self.num_heads, self.head_dim)
-        k = self.k_proj(hidden).view(t, self.num_kv_heads, self.head_dim)
-        v = self.v_proj(hidden).view(t, self.num_kv_heads, self.head_dim)
+        q, k, v = self.project(hidden)
         cos, sin, temperature = rope
         if self.use_rope:
             q, k = apply_rotary_interleaved(q, cos, sin), apply_rotary_interleaved(k, cos, sin)
@@ -84,13 +82,10 @@ class Llama4Model(LlamaModel):
         super().__init__(config, layers)
         self.floor_scale, self.attn_scale = config.floor_scale, config.attn_scale
 
-    def forward(self, input_ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-        hidden = self.embed_tokens(input_ids)
+    def position_encoding(self, positions: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, ...]:
+        """(cos, sin, the NoPE layers' query temperature per position)."""
         temperature = torch.log1p(torch.floor((positions.float() + 1) / self.floor_scale)) * self.attn_scale + 1
-        rope = (*self.rotary_emb(positions, hidden.dtype), temperature.to(hidden.dtype)[:, None, None])
-        for layer in self.layers:
-            hidden = layer(hidden, rope)
-        return self.norm(hidden)
+        return *self.rotary_emb(positions, dtype), temperature.to(dtype)[:, None, None]
 
 
 class Llama4ForCausalLM(LlamaForCausalLM):

@@ -14,9 +14,7 @@ from .llama import DecoderLayer, LlamaForCausalLM, LlamaModel
 class Ministral3Attention(Attention):
     def forward(self, hidden: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> torch.Tensor:
         t = hidden.shape[0]
-        q = self.q_proj(hidden).view(t, self.num_heads, self.head_dim)
-        k = self.k_proj(hidden).view(t, self.num_kv_heads, self.head_dim)
-        v = self.v_proj(hidden).view(t, self.num_kv_heads, self.head_dim)
+        q, k, v = self.project(hidden)
         cos, sin, temperature = rope
         q, k = apply_rotary(q, cos, sin) * temperature, apply_rotary(k, cos, sin)
         return self.o_proj(self.attn(q, k, v).view(t, -1))
@@ -29,13 +27,10 @@ class Ministral3Model(LlamaModel):
         self.beta = params.get("llama_4_scaling_beta") or 0.0
         self.original_window = params.get("original_max_position_embeddings") or config.max_position_embeddings
 
-    def forward(self, input_ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-        hidden = self.embed_tokens(input_ids)
+    def position_encoding(self, positions: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, ...]:
+        """(cos, sin, the queries' temperature per position)."""
         temperature = 1 + self.beta * torch.log1p(torch.floor(positions.float() / self.original_window))
-        rope = (*self.rotary_emb(positions, hidden.dtype), temperature.to(hidden.dtype)[:, None, None])
-        for layer in self.layers:
-            hidden = layer(hidden, rope)
-        return self.norm(hidden)
+        return *self.rotary_emb(positions, dtype), temperature.to(dtype)[:, None, None]
 
 
 class Ministral3ForCausalLM(LlamaForCausalLM):
