@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import logging
 import queue
 import threading
@@ -23,6 +24,7 @@ from .llm_engine import EngineSnapshot, LLMEngine
 from .outputs import Prompt, Request
 from .protocol import ChatMessage, RequestOutput, SamplingParams
 from .registry import DEFAULT_MODEL
+from .tool_format import has_images
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +76,10 @@ class AsyncLLM:
         """Like `generate`, for a conversation rendered with the model's chat template; `options`
         are `ChatOptions` (see `LLM.chat`). With tools, each output's `tool_call_deltas` stream
         the calls."""
-        request = self.engine.make_chat_request(messages, sampling_params, request_id or uuid.uuid4().hex, **options)
+        make = functools.partial(self.engine.make_chat_request, messages, sampling_params,
+                                 request_id or uuid.uuid4().hex, **options)
+        # reading images (decoding, a download) and tiling them is slow work: off the event loop
+        request = await asyncio.to_thread(make) if self.engine.images is not None and has_images(messages) else make()
         async for out in self._stream(request):
             yield out
 

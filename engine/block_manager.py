@@ -18,11 +18,18 @@ class Block:
     block_id: int
     ref_count: int = 0
     hash: int | None = None
-    token_ids: tuple[int, ...] = ()
+    token_ids: tuple[int, ...] = ()  # its `block_key`: the tokens, and hashes of image tiles among them
 
 
 def chain_hash(parent: int | None, token_ids: tuple[int, ...]) -> int:
     return hash((parent, token_ids))
+
+
+def block_key(seq: Sequence, start: int, end: int) -> tuple[int, ...]:
+    """What a block's KV depends on: its tokens, and the content of the image tiles whose
+    placeholder tokens it holds (the same placeholder ids stand for every image)."""
+    tokens = tuple(seq.token_ids[start:end])
+    return tokens if seq.images is None else tokens + seq.images.cache_key(start, end)
 
 
 class BlockManager:
@@ -49,7 +56,7 @@ class BlockManager:
         ids, hashes, parent = [], [], seq.cache_salt
         computed = max(1, seq.score_tokens)
         for start in range(0, seq.num_tokens - computed - self.block_size + 1, self.block_size):
-            tokens = tuple(seq.token_ids[start : start + self.block_size])
+            tokens = block_key(seq, start, start + self.block_size)
             h = chain_hash(parent, tokens)
             block_id = self.cached.get(h)
             if block_id is None or self.blocks[block_id].token_ids != tokens:
@@ -107,7 +114,7 @@ class BlockManager:
             return
         num_full = seq.num_computed_tokens // self.block_size
         for i in range(len(seq.block_hashes), num_full):
-            tokens = tuple(seq.token_ids[i * self.block_size : (i + 1) * self.block_size])
+            tokens = block_key(seq, i * self.block_size, (i + 1) * self.block_size)
             h = chain_hash(seq.block_hashes[-1] if seq.block_hashes else seq.cache_salt, tokens)
             seq.block_hashes.append(h)
             block = self.blocks[seq.block_table[i]]

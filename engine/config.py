@@ -50,6 +50,9 @@ class EngineConfig:
     - `tool_adapter`: the adapter chat requests with tools run with unless they name one:
       "auto" (the tool-calling adapter shipped for this base model, if there is one), the name
       of an adapter in `lora_adapters`, or None (off).
+    - `image_dirs`, `allow_remote_images`, `max_image_pixels`: where a vision model's `image_url`
+      parts may come from besides data URLs (files under these folders; http(s) URLs when
+      allowed) and the largest image it decodes.
     """
 
     max_num_seqs: int = 64
@@ -68,9 +71,12 @@ class EngineConfig:
     tool_format: str | None = None
     lora_adapters: dict[str, str] | None = None
     tool_adapter: str | None = "auto"
+    image_dirs: tuple[str, ...] = ()
+    allow_remote_images: bool = False
+    max_image_pixels: int = 16_000_000
 
     def __post_init__(self) -> None:
-        for name in ("max_num_seqs", "max_num_batched_tokens", "kv_cache_bytes", "block_size"):
+        for name in ("max_num_seqs", "max_num_batched_tokens", "kv_cache_bytes", "block_size", "max_image_pixels"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise InvalidRequestError(f"{name} must be a positive integer, got {value!r}")
@@ -99,6 +105,8 @@ class EngineConfig:
         if self.kv_cache_dtype is not None and self.kv_cache_dtype not in KV_CACHE_DTYPES:
             raise InvalidRequestError(f"kv_cache_dtype must be one of {list(KV_CACHE_DTYPES)} or None, "
                                       f"got {self.kv_cache_dtype!r}")
+        if isinstance(self.image_dirs, str) or not all(isinstance(d, str) for d in self.image_dirs):
+            raise InvalidRequestError(f"image_dirs must be a list of folders, got {self.image_dirs!r}")
         if self.dtype not in DTYPES:
             raise InvalidRequestError(f"dtype must be one of {sorted(DTYPES)}, got {self.dtype!r}")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,8 @@ from .config import EngineConfig
 from .constraints import Constraints, constraints_for
 from .detokenizer import Detokenizer
 from .errors import ContextLengthError, EngineError, InvalidRequestError
+from .images import ImagePolicy
+from .images import read_image as read_image_url
 from .live_weights import LiveWeights
 from .loader import load_model
 from .model_runner import ModelRunner, kv_bytes_per_token
@@ -68,6 +71,9 @@ class LLMEngine(LiveWeights):
         if self.config.quantization:
             quantize_model(self.model, self.config.quantization, self.config.torch_dtype)
         self.eos_token_ids = loaded.eos_token_ids
+        self.images = loaded.images
+        self.image_policy = ImagePolicy(tuple(Path(d) for d in self.config.image_dirs), self.config.allow_remote_images,
+                                        self.config.max_image_pixels)
         self.vocab_size = self.model_config.vocab_size
         bs = self.config.block_size
         kv_int8 = self.config.kv_cache_dtype == "int8"
@@ -135,9 +141,18 @@ class LLMEngine(LiveWeights):
         template = getattr(self.tokenizer, "chat_template", None)
         if template is None:
             raise InvalidRequestError("this model has no chat template; use generate() with a plain prompt")
-        plan = prepare_chat(messages, chat, params.structured, template, self.config.tool_format)
-        prompt = self.render_chat(plan.messages, chat.add_generation_prompt, **plan.template_kwargs)
+        read_image = functools.partial(read_image_url, policy=self.image_policy) if self.images is not None else None
+        plan = prepare_chat(messages, chat, params.structured, template, self.config.tool_format, read_image)
+        images = None
+        if plan.images:
+            text = self.tokenizer.apply_chat_template(plan.messages, tokenize=False,
+                                                      add_generation_prompt=chat.add_generation_prompt,
+                                                      **plan.template_kwargs)
+            prompt, images = self.images(text, plan.images)
+        else:
+            prompt = self.render_chat(plan.messages, chat.add_generation_prompt, **plan.template_kwargs)
         request = self.make_request(prompt, dataclasses.replace(params, structured=plan.structured), request_id)
+        request.images = images
         if plan.tool_calling is not None and plan.tool_calling.choice != "none":
             request.lora = self._lora_of(params, has_tools=True)  # the tool adapter, unless one is named
         if chat.response_format is not None and from_response_format(chat.response_format) is not None:
@@ -225,7 +240,7 @@ class LLMEngine(LiveWeights):
                 next(self._seq_ids), request.request_id, index, list(request.prompt_token_ids),
                 len(request.prompt_token_ids), p, self._budget(request), generator=generator,
                 detokenizer=Detokenizer(self.tokenizer, p, request.prompt_token_ids),
-                logprobs=[] if p.logprobs is not None else None, lora=request.lora,
+                logprobs=[] if p.logprobs is not None else None, lora=request.lora, images=request.images,
             )
             if request.matcher is not None:
                 Constraints.attach(seq, request.matcher if index == 0 else request.matcher.deep_copy())

@@ -51,10 +51,11 @@ class ModelRunner:
         sequence whose last token was reached, 1 + len(draft) for one verifying draft tokens, a
         probe's scored positions."""
         input_ids, positions, context, sample_rows, starts = self.prepare(batch)
+        images = self._image_rows(batch, starts)
         set_context(context)
         self.lora.batch = self._lora_rows(batch, starts) if self.lora.adapters else None
         try:
-            hidden = self.model(input_ids, positions)
+            hidden = self.model(input_ids, positions, images) if images else self.model(input_ids, positions)
         finally:
             set_context(None)
             self.lora.batch = None
@@ -101,6 +102,25 @@ class ModelRunner:
             first = seq.num_computed_tokens
             sample_rows.extend(starts[i] + p - first for p in logit_rows(seq, first, n))
         return torch.tensor(ids), positions, context, torch.tensor(sample_rows, dtype=torch.long), starts
+
+    def _image_rows(self, batch: ScheduledBatch, starts: list[int]) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The flat rows of the step's `<image>` tokens and the embeddings they take. A prompt's
+        tiles are embedded when a chunk first needs them, and let go once its last image token is through."""
+        rows, embeds = [], []
+        for seq, n, start in zip(batch.seqs, batch.num_tokens, starts):
+            images, first = seq.images, seq.num_computed_tokens
+            if images is None or first > images.positions[-1]:
+                continue
+            lo, hi = images.rows_in(first, first + n)
+            if lo == hi:
+                continue
+            if images.embeds is None:
+                images.embeds = self.model.embed_images(images.pixels)
+            rows.extend(start + p - first for p in images.positions[lo:hi])
+            embeds.append(images.embeds[lo:hi])
+            if hi == len(images.positions):
+                images.embeds = None
+        return (torch.tensor(rows), torch.cat(embeds)) if rows else None
 
     @staticmethod
     def _lora_rows(batch: ScheduledBatch, starts: list[int]) -> LoRABatch | None:

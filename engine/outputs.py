@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from pydantic import BaseModel
 
+from .images import ImageInputs
 from .lora import LoRAAdapter
 from .protocol import CompletionOutput, RequestOutput, SamplingParams, Usage
 from .sequence import Sequence
@@ -38,6 +39,7 @@ class Request:
     baseline: tuple[int, ...] | None = None
     opener: list[int] | None = None
     lora: LoRAAdapter | None = None
+    images: ImageInputs | None = None  # a vision model's image tiles and where their tokens sit
     seqs: list[Sequence] = field(default_factory=list)
     emitted_tokens: list[int] = field(default_factory=list)  # per completion, for token deltas
     parsers: list[ToolCallParser] = field(default_factory=list)  # per completion, with tools

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
 
     from .closing import Closing
     from .detokenizer import Detokenizer
+    from .images import ImageInputs
     from .lora import LoRAAdapter
 
 
@@ -51,6 +52,7 @@ class Sequence:
     draft_token_ids: list[int] = field(default_factory=list)  # speculative tokens this step verifies
     score_tokens: int = 0  # a probe: it wants the logits of its last `score_tokens` positions, then ends
     lora: LoRAAdapter | None = None  # the adapter its request runs with
+    images: ImageInputs | None = None  # its prompt's image tiles (a vision model's), shared by the request's completions
     finish_reason: str | None = None
     stop_reason: str | int | None = None
 

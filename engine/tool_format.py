@@ -18,7 +18,8 @@ still constrained from the moment its opening tag appears.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import InvalidRequestError
@@ -143,12 +144,15 @@ class ChatPlan:
     tool_calling: ToolCalling | None = None
     call_structured: StructuredOutput | None = None
     baseline_messages: list[dict] | None = None
+    images: list = field(default_factory=list)  # a vision model's images, in the order the messages place them
 
 
 def prepare_chat(messages: list[ChatMessage | dict], options: ChatOptions, params_structured: StructuredOutput | None,
-                 chat_template: str | None, tool_format: str | None = None) -> ChatPlan:
+                 chat_template: str | None, tool_format: str | None = None,
+                 read_image: Callable[[str], object] | None = None) -> ChatPlan:
     """The plan of one chat request. `params_structured` is the request's own constraint, if any;
-    a `response_format` in `options` replaces it."""
+    a `response_format` in `options` replaces it. `read_image` (a vision model's: image URL -> image)
+    keeps content as parts, image parts becoming `{"type": "image"}` placeholders for the template."""
     if not isinstance(messages, list) or not messages:
         raise InvalidRequestError("messages must be a non-empty list of chat messages")
     answer = from_response_format(options.response_format) if options.response_format is not None else params_structured
@@ -157,10 +161,17 @@ def prepare_chat(messages: list[ChatMessage | dict], options: ChatOptions, param
     try:
         if calling is None:
             dicts = [ChatMessage.model_validate(m).model_dump(exclude_none=True) for m in messages]
+            if read_image is not None:
+                dicts, images = _with_images(dicts, read_image)
+                return ChatPlan(dicts, template_kwargs, answer, images=images)
             for m in dicts:  # content parts as text: chat templates of text models expect strings
                 if isinstance(m.get("content"), list):
                     m["content"] = _text(m["content"])
             return ChatPlan(dicts, template_kwargs, answer)
+
+
+        if read_image is not None and has_images(messages):
+            raise InvalidRequestError("images cannot be combined with tools yet: send them in a request without tools")
         dicts, extra = calling.render(messages)
     except ValueError as exc:
         raise InvalidRequestError(f"invalid chat message: {exc}") from exc
@@ -321,6 +332,39 @@ def _json_or_text(arguments: str):
         return json.loads(arguments)
     except (TypeError, json.JSONDecodeError):
         return arguments
+
+
+def has_images(messages) -> bool:
+    """Whether any message has a part that is not text (an image, audio, a file)."""
+    for message in messages if isinstance(messages, list) else ():
+        content = message.get("content") if isinstance(message, dict) else getattr(message, "content", None)
+        if isinstance(content, list) and any(isinstance(p, dict) and p.get("type") in _NOT_TEXT for p in content):
+            return True
+    return False
+
+
+def _with_images(dicts: list[dict], read_image: Callable[[str], object]) -> tuple[list[dict], list]:
+    """Messages for a vision model's template (content as text and `{"type": "image"}` parts) and
+    their images, read in order."""
+    images = []
+    for m in dicts:
+        content = m.get("content")
+        if content is None or isinstance(content, str):
+            m["content"] = [{"type": "text", "text": content or ""}]
+            continue
+        parts = []
+        for part in content:
+            kind = part.get("type") if isinstance(part, dict) else None
+            if kind == "image_url":
+                url = part.get("image_url")
+                images.append(read_image(url.get("url") if isinstance(url, dict) else url))
+                parts.append({"type": "image"})
+            elif kind == "text" and isinstance(part.get("text"), str):
+                parts.append({"type": "text", "text": part["text"]})
+            else:
+                raise InvalidRequestError(f"unsupported content part {part!r}: send text and image_url parts")
+        m["content"] = parts
+    return dicts, images
 
 
 _NOT_TEXT = ("image_url", "image", "input_image", "input_audio", "audio", "video", "file")

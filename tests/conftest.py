@@ -54,6 +54,14 @@ def smollm2_tokenizer(smollm2_path):
 
 
 @pytest.fixture(scope="session")
+def smolvlm(tmp_path_factory, smollm2_tokenizer):
+    """A tiny random SmolVLM folder, its transformers model and processor (see `_vision.py`)."""
+    from _vision import build_smolvlm
+
+    return build_smolvlm(tmp_path_factory.mktemp("smolvlm"), smollm2_tokenizer)
+
+
+@pytest.fixture(scope="session")
 def tiny_llama_dir(tmp_path_factory, smollm2_tokenizer):
     """A 2-layer random Llama (GQA) with SmolLM2's tokenizer and chat template, as an HF folder."""
     from transformers import LlamaConfig, LlamaForCausalLM

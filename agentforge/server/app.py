@@ -19,7 +19,7 @@ from agentforge import __version__
 from agentforge.tracing import SqliteTraceStore, traced
 from agentforge.tracing.langsmith import LangSmithExporter, tracing_enabled
 
-from . import agent_routes, embedding_routes, graphrag_routes, lora_routes, openai_routes, trace_routes
+from . import agent_routes, embedding_routes, graphrag_routes, lora_routes, media_routes, openai_routes, trace_routes
 from .agent_routes import Assistant, Threads
 from .config import ServerConfig
 from .errors import error_response, install_error_handlers
@@ -71,11 +71,14 @@ def create_app(llm, model_name: str | None = None, config: ServerConfig | None =
         yield
         for server in a2a_servers:
             await server.close()
+        if app.state.video_jobs is not None:
+            await app.state.video_jobs.close()
         for upstream in router.upstreams.values():  # their connection pools close with the server
             await upstream.client.aclose()
 
     app = FastAPI(title="AgentForge", version=__version__, lifespan=lifespan)
     app.state.server = state
+    app.state.image_model, app.state.video_jobs = media_routes.load_media(config.image_model, config.video_model)
     app.state.trace_store, exporters = _trace_exporters(config, state.metrics)
     app.state.assistants = {name: Assistant(name, traced(graph, exporters)) for name, graph in (graphs or {}).items()}
     app.state.threads = Threads(app.state.assistants)
@@ -95,6 +98,7 @@ def create_app(llm, model_name: str | None = None, config: ServerConfig | None =
 
     app.include_router(openai_routes.router)
     app.include_router(embedding_routes.router)
+    app.include_router(media_routes.router)
     app.include_router(lora_routes.router)
     app.include_router(trace_routes.router)
     app.include_router(agent_routes.router)

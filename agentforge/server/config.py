@@ -26,6 +26,9 @@ class ServerConfig:
     lora_adapters: dict[str, str] = field(default_factory=dict)
     tool_adapter: str = "auto"
     runtime_lora_updates: bool = False
+    # a vision model's image_url parts: data URLs always; files under these folders; http(s) URLs when allowed
+    image_dirs: list[str] = field(default_factory=list)
+    allow_remote_images: bool = False
     api_keys: list[str] = field(default_factory=list)  # empty: no authentication
     rate_limit_rpm: int | None = None  # requests per minute per key (or per client address)
     rate_limit_tpm: int | None = None  # tokens per minute per key
@@ -49,6 +52,10 @@ class ServerConfig:
     # /v1/embeddings: a sentence-transformers model folder (default: the shipped all-MiniLM-L6-v2) and its name
     embedding_model: str | None = None
     embedding_name: str = "all-MiniLM-L6-v2"
+    # text to image / text to video: diffusers pipeline folders served at /v1/images/generations and
+    # /v1/videos under their folder names (None: off, or served by an upstream that lists the model)
+    image_model: str | None = None
+    video_model: str | None = None
     # knowledge bases (by name, in the data directory) whose GraphRAG graphs the viewer shows at /graphrag/<name>
     graphrag: list[str] = field(default_factory=list)
     # a SQLite file that keeps a trace of every served graph's runs, shown at /traces (None: off)

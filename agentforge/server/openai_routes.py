@@ -82,8 +82,17 @@ async def models(who: str = Depends(guard), state: ServerState = Depends(server_
 @router.post("/chat/completions")
 async def chat_completions(body: ChatCompletionRequest, request: Request, who: str = Depends(guard),
                            state: ServerState = Depends(server_state)):
-    _check_input(state, [m.get("content") for m in body.messages if isinstance(m.get("content"), str)])
+    _check_input(state, [text for m in body.messages for text in _texts(m.get("content"))])
     return await _unless_disconnected(request, _dispatch(state, body, who, "/chat/completions", _embedded_chat))
+
+
+def _texts(content) -> list[str]:
+    """The text a message's content holds (a string, or its text parts): what input rails check."""
+    if isinstance(content, str):
+        return [content]
+    if isinstance(content, list):
+        return [p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str)]
+    return []
 
 
 @router.post("/completions")

@@ -3,6 +3,7 @@
 from .deepseek_v3 import DeepseekV3ForCausalLM
 from .gemma import Gemma2ForCausalLM, Gemma3ForCausalLM
 from .hunyuan import HunYuanDenseV1ForCausalLM, HunYuanMoEV1ForCausalLM
+from .idefics3 import Idefics3ForConditionalGeneration
 from .llama import LlamaForCausalLM
 from .llama4 import Llama4ForCausalLM
 from .ministral3 import Ministral3ForCausalLM
@@ -26,6 +27,7 @@ ARCHITECTURES = {
     "HunYuanDenseV1ForCausalLM": HunYuanDenseV1ForCausalLM,
     "HunYuanMoEV1ForCausalLM": HunYuanMoEV1ForCausalLM,
     "DeepseekV3ForCausalLM": DeepseekV3ForCausalLM,
+    "Idefics3ForConditionalGeneration": Idefics3ForConditionalGeneration,
 }
 
 __all__ = ["ARCHITECTURES", *(cls.__name__ for cls in set(ARCHITECTURES.values()))]

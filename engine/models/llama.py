@@ -29,8 +29,9 @@ class LlamaModel(nn.Module):
         self.norm = RMSNorm(config.hidden_size, config.rms_norm_eps)
         self.rotary_emb = RotaryEmbedding(config)
 
-    def forward(self, input_ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-        hidden = self.embed_tokens(input_ids)
+    def forward(self, input_ids: torch.Tensor, positions: torch.Tensor, hidden: torch.Tensor | None = None) -> torch.Tensor:
+        """`hidden`: the input embeddings when the caller made them (a vision model's image rows)."""
+        hidden = self.embed_tokens(input_ids) if hidden is None else hidden
         rope = self.position_encoding(positions, hidden.dtype)
         for layer in self.layers:
             hidden = layer(hidden, rope)

@@ -1,15 +1,20 @@
 // AgentForge chat: conversations kept in this browser (localStorage), answers streamed from
-// /v1/chat/completions as they are generated, tool calls and tool results shown inline. In agent
-// mode (agent.js) a conversation is a thread of a served agent instead.
+// /v1/chat/completions as they are generated, tool calls and tool results shown inline; an attached
+// image goes with the message as an image_url part (a data URL). In agent mode (agent.js) a
+// conversation is a thread of a served agent instead.
 (function () {
   const $ = (id) => document.getElementById(id);
   const store = {
     load: () => JSON.parse(localStorage.getItem("agentforge.conversations") || "[]"),
-    save: (list) => localStorage.setItem("agentforge.conversations", JSON.stringify(list)),
+    save: (list) => {
+      try { localStorage.setItem("agentforge.conversations", JSON.stringify(list)); }
+      catch (e) { status("this browser's storage is full (images take room): delete old conversations"); }
+    },
   };
   let conversations = store.load();
   let current = null;
   let controller = null;
+  let attached = null;  // the data URL of the image the next message carries
 
   if (new URLSearchParams(location.search).has("embed")) document.body.classList.add("embed");
   for (const id of ["api-key", "temperature", "max-tokens"]) {
@@ -79,9 +84,23 @@
     return div;
   }
 
+  // A message's text, whether its content is a string or a list of parts.
+  function textOf(content) {
+    if (!Array.isArray(content)) return content || "";
+    return content.filter((p) => p.type === "text").map((p) => p.text).join("");
+  }
+
   function fill(div, message) {
     if (message.role === "assistant") div.innerHTML = window.renderMarkdown(message.content || "");
-    else div.textContent = (message.role === "tool" ? "tool result: " : "") + (message.content || "");
+    else div.textContent = (message.role === "tool" ? "tool result: " : "") + textOf(message.content);
+    if (Array.isArray(message.content)) {
+      for (const part of message.content.filter((p) => p.type === "image_url").reverse()) {
+        const img = document.createElement("img");
+        img.src = part.image_url.url;
+        img.alt = "attached image";
+        div.prepend(img);
+      }
+    }
     for (const call of message.tool_calls || []) {
       const c = document.createElement("div");
       c.className = "tool-call";
@@ -143,12 +162,22 @@
     save: () => store.save(conversations),
   };
 
+  function attach(url) {
+    attached = url;
+    $("attachment").hidden = !url;
+    $("attachment").querySelector("img").src = url || "";
+    if (!url) $("attach-file").value = "";
+  }
+
   async function send(text) {
-    const user = { role: "user", content: text };
+    const agent = window.AgentForgeAgent && window.AgentForgeAgent.active();
+    if (attached && agent) { status("images go to the model in chat mode, not to agents"); return; }
+    const user = { role: "user", content: attached ? [{ type: "image_url", image_url: { url: attached } }, { type: "text", text }] : text };
+    attach(null);
     current.messages.push(user);
     if (current.title === "New chat") { current.title = text.slice(0, 40); renderSidebar(); }
     bubble(user);
-    if (window.AgentForgeAgent && window.AgentForgeAgent.active()) return window.AgentForgeAgent.send(current, text);
+    if (agent) return window.AgentForgeAgent.send(current, text);
     const answer = { role: "assistant", content: "", tool_calls: [] };
     const div = bubble(answer);
     div.classList.add("streaming");
@@ -201,6 +230,16 @@
     $("input").value = "";
     send(text);
   });
+  $("attach").addEventListener("click", () => $("attach-file").click());
+  $("attach-file").addEventListener("change", () => {
+    const file = $("attach-file").files[0];
+    if (!file) return;
+    const reader = new FileReader();
+    reader.onload = () => attach(reader.result);
+    reader.onerror = () => status("could not read " + file.name);
+    reader.readAsDataURL(file);
+  });
+  $("attachment").querySelector("button").addEventListener("click", () => attach(null));
   $("input").addEventListener("keydown", (event) => {
     if (event.key === "Enter" && !event.shiftKey) { event.preventDefault(); $("composer").requestSubmit(); }
   });
