@@ -14,6 +14,7 @@ import binascii
 import bisect
 import hashlib
 import io
+import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -100,18 +101,25 @@ def _download(url: str) -> bytes:
         raise InvalidRequestError(f"cannot fetch image {url}: {exc}") from None
 
 
+def content_hash(tensor: torch.Tensor) -> int:
+    return int.from_bytes(hashlib.blake2b(tensor.contiguous().numpy().tobytes(), digest_size=8).digest())
+
+
 @dataclass(slots=True, eq=False)
 class ImageInputs:
-    """A prompt's image tiles, where their `<image>` tokens sit, and (once computed) their embeddings.
+    """A prompt's images as the model's vision tower takes them, where their image tokens sit, and
+    (once computed) the embeddings of those tokens.
 
-    Tile t fills prompt positions `positions[t * tokens_per_tile : (t + 1) * tokens_per_tile]`.
-    Shared by a request's completions; `embeds` is filled by the model runner when a prompt chunk
-    first needs it and dropped once the prompt is through."""
+    The image tokens come in hashed items (a tile for SmolVLM, a whole image for Qwen2.5-VL): item i
+    ends after `item_ends[i]` of them. Shared by a request's completions; `embeds` is filled by the
+    model runner when a prompt chunk first needs it and dropped once the prompt is through."""
 
-    pixels: torch.Tensor  # (tiles, 3, H, W)
-    positions: list[int]
-    tokens_per_tile: int
-    tile_hashes: list[int]
+    model_inputs: dict  # the keyword arguments of the model's `embed_images`
+    positions: list[int]  # prompt positions of the image tokens, in order
+    item_ends: list[int]
+    item_hashes: list[int]
+    rope_positions: torch.Tensor | None = None  # (3, prompt length): M-RoPE's positions of the prompt
+    rope_delta: int = 0  # M-RoPE: a generated token's rope position minus its index
     embeds: torch.Tensor | None = field(default=None, repr=False)
 
     def rows_in(self, start: int, end: int) -> tuple[int, int]:
@@ -119,26 +127,40 @@ class ImageInputs:
         return bisect.bisect_left(self.positions, start), bisect.bisect_left(self.positions, end)
 
     def cache_key(self, start: int, end: int) -> tuple[int, ...]:
-        """What a KV block over positions start..end depends on besides its tokens: its tiles' hashes."""
+        """What a KV block over positions start..end depends on besides its tokens: the hashes of
+        the items whose image tokens it holds."""
         first, last = self.rows_in(start, end)
         if first == last:
             return ()
-        return tuple(self.tile_hashes[first // self.tokens_per_tile : (last - 1) // self.tokens_per_tile + 1])
+        return tuple(self.item_hashes[bisect.bisect_right(self.item_ends, first):
+                                      bisect.bisect_right(self.item_ends, last - 1) + 1])
 
 
-class ImageProcessor:
-    """A vision-language model's processor: chat text with one placeholder per image -> prompt
-    token ids and `ImageInputs`."""
+@dataclass(slots=True)
+class StepImages:
+    """What a model step needs of its sequences' images: the flat rows of the image tokens in the
+    step with their embeddings, and for M-RoPE models every row's three rope positions."""
+
+    rows: torch.Tensor
+    embeds: torch.Tensor
+    rope_positions: torch.Tensor | None = None
+
+
+class TiledImages:
+    """SmolVLM's processor (the folder's `AutoProcessor`): resizes and tiles each image and writes
+    its placeholder tokens; every tile is a hashed item of `tokens_per_tile` image tokens."""
 
     def __init__(self, processor, image_token_id: int, tokens_per_tile: int, tile_size: int) -> None:
         self.processor = processor
+        self.tokenizer = processor.tokenizer
+        self.chat_template = processor.chat_template
         self.image_token_id = image_token_id
         self.tokens_per_tile = tokens_per_tile
         self.tile_size = tile_size
 
     def __call__(self, text: str, images: list) -> tuple[list[int], ImageInputs | None]:
         if not images:
-            return self.processor.tokenizer.encode(text, add_special_tokens=False), None
+            return self.tokenizer.encode(text, add_special_tokens=False), None
         try:
             out = self.processor(text=[text], images=[images], add_special_tokens=False, return_tensors="pt")
         except ValueError as exc:  # e.g. "<image>" typed in the text: one placeholder too many
@@ -152,5 +174,38 @@ class ImageProcessor:
         if len(positions) != pixels.shape[0] * self.tokens_per_tile:
             raise InvalidRequestError(f"the prompt has {len(positions)} image tokens for {pixels.shape[0]} image "
                                       f"tiles of {self.tokens_per_tile}: the text must not contain image tokens itself")
-        hashes = [int.from_bytes(hashlib.blake2b(tile.numpy().tobytes(), digest_size=8).digest()) for tile in pixels]
-        return ids, ImageInputs(pixels, positions, self.tokens_per_tile, hashes)
+        ends = [self.tokens_per_tile * (t + 1) for t in range(pixels.shape[0])]
+        return ids, ImageInputs({"pixels": pixels}, positions, ends, [content_hash(tile) for tile in pixels])
+
+
+class GridImages:
+    """Qwen2.5-VL's image processor (the folder's `AutoImageProcessor`): each image becomes patches
+    on a (t, h, w) grid; its one placeholder token in the chat text is repeated once per merged
+    patch group; every image is a hashed item. `rope_positions(ids, grids)` is the model's M-RoPE."""
+
+    def __init__(self, image_processor, tokenizer, image_token: str, merge_size: int, rope_positions) -> None:
+        self.image_processor = image_processor
+        self.tokenizer = tokenizer
+        self.image_token = image_token
+        self.image_token_id = tokenizer.convert_tokens_to_ids(image_token)
+        self.merge_size = merge_size
+        self.rope_positions = rope_positions
+
+    def __call__(self, text: str, images: list) -> tuple[list[int], ImageInputs | None]:
+        pieces = text.split(self.image_token)
+        if len(pieces) - 1 != len(images):
+            raise InvalidRequestError(f"the prompt has {len(pieces) - 1} {self.image_token} placeholders for "
+                                      f"{len(images)} images: the text must not contain image tokens itself")
+        if not images:
+            return self.tokenizer.encode(text, add_special_tokens=False), None
+        out = self.image_processor(images=images, return_tensors="pt")
+        grids = [tuple(g) for g in out["image_grid_thw"].tolist()]
+        counts = [t * h * w // self.merge_size**2 for t, h, w in grids]
+        text = pieces[0] + "".join(self.image_token * n + piece for n, piece in zip(counts, pieces[1:]))
+        ids = self.tokenizer.encode(text, add_special_tokens=False)
+        positions = [i for i, t in enumerate(ids) if t == self.image_token_id]
+        pixels = out["pixel_values"]
+        hashes = [content_hash(p) for p in pixels.split([t * h * w for t, h, w in grids])]
+        rope, delta = self.rope_positions(ids, grids)
+        ends = list(itertools.accumulate(counts))
+        return ids, ImageInputs({"pixels": pixels, "grids": grids}, positions, ends, hashes, rope, delta)

@@ -13,7 +13,6 @@ from torch import nn
 
 from .errors import EngineError, InvalidRequestError, ModelLoadError
 from .gguf_file import gguf_tokenizer, open_gguf
-from .images import ImageProcessor
 from .models import ARCHITECTURES
 from .registry import resolve_model
 
@@ -25,7 +24,7 @@ class LoadedModel:
     tokenizer: object  # a transformers tokenizer
     path: Path
     eos_token_ids: set[int] = field(default_factory=set)
-    images: ImageProcessor | None = None  # a vision-language model's: chat images -> prompt tokens and tiles
+    images: object = None  # a vision model's `TiledImages` / `GridImages`: chat text and images -> prompt
 
 
 # per-expert tensor names -> Mixtral's: w1 gate, w3 up, w2 down
@@ -44,25 +43,15 @@ def load_model(model: str | Path, dtype: torch.dtype = torch.float32, rope_scali
         if rope_scaling:
             _scale_rope(config, rope_scaling)
         net = _build(config, weights, dtype)
-        images = _image_processor(path, net)
+        images = net.image_processor(path, tokenizer) if hasattr(net, "image_processor") else None
     except EngineError:
         raise
     except Exception as exc:  # corrupt or foreign files surface as many library errors
         raise ModelLoadError(f"cannot load model from {path}: {type(exc).__name__}: {exc}") from exc
     if images is not None and getattr(tokenizer, "chat_template", None) is None:
-        tokenizer.chat_template = images.processor.chat_template
+        tokenizer.chat_template = getattr(images, "chat_template", None)
     eos = _eos_token_ids(config, tokenizer, gguf=not path.is_dir()) | _eos_token_ids(net.config, tokenizer, False)
     return LoadedModel(net, net.config, tokenizer, path, eos, images)
-
-
-def _image_processor(path: Path, net: nn.Module) -> ImageProcessor | None:
-    """The processor of a model that reads images (its folder's preprocessor and processor configs)."""
-    if not hasattr(net, "embed_images"):
-        return None
-    from transformers import AutoProcessor
-
-    processor = AutoProcessor.from_pretrained(path)
-    return ImageProcessor(processor, net.image_token_id, processor.image_seq_len, net.tile_size)
 
 
 # Chat models end a turn with one of these; a GGUF file records only one EOS id, so (like

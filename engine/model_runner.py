@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from .attention import AttentionContext, PagedAttention, PagedBatch, Prefill, set_context
+from .images import StepImages
 from .lora import LoRABatch, LoRAHooks
 from .scheduler import ScheduledBatch
 from .sequence import logit_rows
@@ -51,7 +52,7 @@ class ModelRunner:
         sequence whose last token was reached, 1 + len(draft) for one verifying draft tokens, a
         probe's scored positions."""
         input_ids, positions, context, sample_rows, starts = self.prepare(batch)
-        images = self._image_rows(batch, starts)
+        images = self._images(batch, starts, positions)
         set_context(context)
         self.lora.batch = self._lora_rows(batch, starts) if self.lora.adapters else None
         try:
@@ -103,24 +104,48 @@ class ModelRunner:
             sample_rows.extend(starts[i] + p - first for p in logit_rows(seq, first, n))
         return torch.tensor(ids), positions, context, torch.tensor(sample_rows, dtype=torch.long), starts
 
-    def _image_rows(self, batch: ScheduledBatch, starts: list[int]) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """The flat rows of the step's `<image>` tokens and the embeddings they take. A prompt's
-        tiles are embedded when a chunk first needs them, and let go once its last image token is through."""
-        rows, embeds = [], []
+    def _images(self, batch: ScheduledBatch, starts: list[int], positions: torch.Tensor) -> StepImages | None:
+        """The step's image token rows and their embeddings (a prompt's images are embedded when a
+        chunk first needs them, and let go once its last image token is through) and, for M-RoPE
+        models, every row's rope positions."""
+        rows, embeds, mrope = [], [], False
         for seq, n, start in zip(batch.seqs, batch.num_tokens, starts):
             images, first = seq.images, seq.num_computed_tokens
-            if images is None or first > images.positions[-1]:
+            if images is None:
                 continue
+            mrope |= images.rope_positions is not None
             lo, hi = images.rows_in(first, first + n)
             if lo == hi:
                 continue
             if images.embeds is None:
-                images.embeds = self.model.embed_images(images.pixels)
+                images.embeds = self.model.embed_images(**images.model_inputs)
             rows.extend(start + p - first for p in images.positions[lo:hi])
             embeds.append(images.embeds[lo:hi])
             if hi == len(images.positions):
                 images.embeds = None
-        return (torch.tensor(rows), torch.cat(embeds)) if rows else None
+        if not rows and not mrope:
+            return None
+        hidden = self.model.config.hidden_size
+        step = StepImages(torch.tensor(rows, dtype=torch.long), torch.cat(embeds) if embeds else torch.empty(0, hidden))
+        if mrope:
+            step.rope_positions = self._rope_positions(batch, starts, positions)
+        return step
+
+    @staticmethod
+    def _rope_positions(batch: ScheduledBatch, starts: list[int], positions: torch.Tensor) -> torch.Tensor:
+        """(3, N) M-RoPE positions: a prompt's from its table, later tokens' shifted by its delta,
+        text-only sequences' their positions thrice."""
+        rope = positions.expand(3, -1).clone()
+        for seq, n, start in zip(batch.seqs, batch.num_tokens, starts):
+            images = seq.images
+            if images is None or images.rope_positions is None:
+                continue
+            first, prompt = seq.num_computed_tokens, images.rope_positions.shape[1]
+            rope[:, start : start + n] += images.rope_delta
+            if first < prompt:
+                end = min(first + n, prompt)
+                rope[:, start : start + end - first] = images.rope_positions[:, first:end]
+        return rope
 
     @staticmethod
     def _lora_rows(batch: ScheduledBatch, starts: list[int]) -> LoRABatch | None:

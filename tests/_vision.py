@@ -80,3 +80,64 @@ def reference_tokens(model, processor, image: Image.Image | None, question: str,
             out.append(token)
             ids = torch.cat([ids, torch.tensor([[token]])], dim=1)
     return out
+
+
+# Qwen2-VL's chat template, reduced to what the tests send (text and image parts)
+QWEN_VL_TEMPLATE = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{% if message['content'] is string %}"
+    "{{ message['content'] }}{% else %}{% for part in message['content'] %}{% if part['type'] == 'image' %}"
+    "<|vision_start|><|image_pad|><|vision_end|>{% elif part['type'] == 'text' %}{{ part['text'] }}{% endif %}"
+    "{% endfor %}{% endif %}<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+
+
+def build_qwen25_vl(path: Path, text_tokenizer):
+    """A tiny random Qwen2.5-VL saved in `path`, as (path, transformers model, image processor,
+    tokenizer): 8-pixel patches merged 2x2, windows of 2x2 merge groups in block 0 and full
+    attention in block 1, M-RoPE sections (2, 3, 3) over a 16-wide head."""
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
+
+    text_tokenizer.save_pretrained(path)
+    tokenizer = transformers.AutoTokenizer.from_pretrained(path)
+    tokenizer.add_special_tokens({"additional_special_tokens": ["<|vision_start|>", "<|vision_end|>", "<|image_pad|>",
+                                                                "<|video_pad|>"]})
+    tokenizer.chat_template = QWEN_VL_TEMPLATE
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in ("<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>")}
+    torch.manual_seed(0)
+    config = transformers.Qwen2_5_VLConfig(
+        text_config=dict(vocab_size=len(tokenizer), eos_token_id=tokenizer.eos_token_id, bos_token_id=None, hidden_size=64, intermediate_size=96, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
+                         initializer_range=0.1, rope_parameters={"rope_type": "default", "rope_theta": 10000.0,
+                                                                 "mrope_section": [2, 3, 3]}),
+        vision_config=dict(depth=2, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=64, patch_size=8,
+                           spatial_merge_size=2, temporal_patch_size=2, window_size=32, fullatt_block_indexes=[1],
+                           initializer_range=0.1),
+        image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"])
+    model = transformers.Qwen2_5_VLForConditionalGeneration(config).eval()
+    images = Qwen2VLImageProcessorPil(min_pixels=16 * 16, max_pixels=64 * 80, patch_size=8, merge_size=2,
+                                      temporal_patch_size=2)
+    model.save_pretrained(path)
+    images.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path, model, images, tokenizer
+
+
+def qwen_reference_tokens(model, images, tokenizer, content: list[dict], pictures: list, steps: int) -> list[int]:
+    """transformers' greedy continuation of a Qwen2.5-VL chat: each image placeholder repeated once
+    per merged patch group (what Qwen2_5_VLProcessor writes), the whole sequence re-run every step."""
+    text = tokenizer.apply_chat_template([{"role": "user", "content": content}], tokenize=False, add_generation_prompt=True)
+    extra = {}
+    if pictures:
+        out = images(images=pictures, return_tensors="pt")
+        pieces = text.split("<|image_pad|>")
+        text = pieces[0] + "".join("<|image_pad|>" * (int(g.prod()) // 4) + p for g, p in zip(out["image_grid_thw"], pieces[1:]))
+        extra = {"pixel_values": out["pixel_values"], "image_grid_thw": out["image_grid_thw"]}
+    ids = torch.tensor([tokenizer.encode(text, add_special_tokens=False)])
+    result = []
+    with torch.no_grad():
+        for _ in range(steps):
+            types = (ids == model.config.image_token_id).int()
+            token = int(model(input_ids=ids, mm_token_type_ids=types, **extra).logits[0, -1].argmax())
+            result.append(token)
+            ids = torch.cat([ids, torch.tensor([[token]])], dim=1)
+    return result

@@ -62,6 +62,14 @@ def smolvlm(tmp_path_factory, smollm2_tokenizer):
 
 
 @pytest.fixture(scope="session")
+def qwen_vl(tmp_path_factory, smollm2_tokenizer):
+    """A tiny random Qwen2.5-VL folder, its transformers model, image processor and tokenizer."""
+    from _vision import build_qwen25_vl
+
+    return build_qwen25_vl(tmp_path_factory.mktemp("qwen-vl"), smollm2_tokenizer)
+
+
+@pytest.fixture(scope="session")
 def tiny_llama_dir(tmp_path_factory, smollm2_tokenizer):
     """A 2-layer random Llama (GQA) with SmolLM2's tokenizer and chat template, as an HF folder."""
     from transformers import LlamaConfig, LlamaForCausalLM

@@ -9,6 +9,7 @@ from .llama4 import Llama4ForCausalLM
 from .ministral3 import Ministral3ForCausalLM
 from .mixtral import MixtralForCausalLM
 from .qwen import Qwen2ForCausalLM, Qwen2MoeForCausalLM, Qwen3ForCausalLM, Qwen3MoeForCausalLM
+from .qwen2_5_vl import Qwen2_5_VLForConditionalGeneration
 from .seed_oss import SeedOssForCausalLM
 
 ARCHITECTURES = {
@@ -28,6 +29,7 @@ ARCHITECTURES = {
     "HunYuanMoEV1ForCausalLM": HunYuanMoEV1ForCausalLM,
     "DeepseekV3ForCausalLM": DeepseekV3ForCausalLM,
     "Idefics3ForConditionalGeneration": Idefics3ForConditionalGeneration,
+    "Qwen2_5_VLForConditionalGeneration": Qwen2_5_VLForConditionalGeneration,
 }
 
 __all__ = ["ARCHITECTURES", *(cls.__name__ for cls in set(ARCHITECTURES.values()))]

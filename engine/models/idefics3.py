@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..images import StepImages, TiledImages
 from ..layers import ACTIVATIONS
 from .llama import LlamaForCausalLM
 
@@ -111,26 +112,26 @@ class Idefics3ForConditionalGeneration(LlamaForCausalLM):
 
     def __init__(self, config) -> None:
         text = config.text_config
-        text.tie_word_embeddings = getattr(config, "tie_word_embeddings", False) or text.tie_word_embeddings
+        text.tie_word_embeddings = getattr(config, "tie_word_embeddings", False) or getattr(text, "tie_word_embeddings", False)
         super().__init__(text)
         self.vision_model = VisionTransformer(config.vision_config)
         self.connector = Connector(config)
         self.image_token_id = config.image_token_id
 
-    @property
-    def tile_size(self) -> int:
-        return self.vision_model.image_size
+    def image_processor(self, path, tokenizer) -> TiledImages:
+        from transformers import AutoProcessor
+
+        processor = AutoProcessor.from_pretrained(path)
+        return TiledImages(processor, self.image_token_id, processor.image_seq_len, self.vision_model.image_size)
 
     def embed_images(self, pixels: torch.Tensor) -> torch.Tensor:
         """Tiles -> (tiles * image_seq_len, hidden): the embeddings of their `<image>` tokens, in order."""
         dtype = self.vision_model.embeddings.patch_embedding.weight.dtype
         return self.connector(self.vision_model(pixels.to(dtype))).flatten(0, 1)
 
-    def forward(self, input_ids: torch.Tensor, positions: torch.Tensor,
-                images: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+    def forward(self, input_ids: torch.Tensor, positions: torch.Tensor, images: StepImages | None = None) -> torch.Tensor:
         """`images`: the flat rows holding `<image>` tokens and the embeddings they take."""
         hidden = self.model.embed_tokens(input_ids)
         if images is not None:
-            rows, embeds = images
-            hidden[rows] = embeds.to(hidden.dtype)
+            hidden[images.rows] = images.embeds.to(hidden.dtype)
         return self.model(input_ids, positions, hidden)

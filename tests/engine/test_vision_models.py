@@ -9,7 +9,7 @@ import io
 
 import pytest
 import torch
-from _vision import ask, data_url, picture, reference_tokens
+from _vision import ask, data_url, picture, qwen_reference_tokens, reference_tokens
 from PIL import Image
 
 from agentforge.engine import LLM, SamplingParams
@@ -113,3 +113,45 @@ def test_several_images_in_one_conversation_and_several_completions(vlm, smolvlm
             ids = torch.cat([ids, torch.tensor([[expected[-1]]])], dim=1)
     assert [c.token_ids for c in out.outputs] == [expected, expected]
 
+
+
+# --- Qwen2.5-VL: windowed vision attention, M-RoPE positions that are not token indices ----------
+
+
+def _qwen_chat(parts: list) -> tuple[list[dict], list[dict], list]:
+    """(OpenAI messages, the template's content, the images) of one user turn of text and images."""
+    content, images, template = [], [], []
+    for part in parts:
+        if isinstance(part, str):
+            content.append({"type": "text", "text": part})
+            template.append({"type": "text", "text": part})
+        else:
+            content.append({"type": "image_url", "image_url": {"url": data_url(part)}})
+            template.append({"type": "image"})
+            images.append(part)
+    return [{"role": "user", "content": content}], template, images
+
+
+def test_qwen25_vl_greedy_tokens_match_transformers_with_chunks_and_the_prefix_cache(qwen_vl):
+    path, model, images, tokenizer = qwen_vl
+    llm = LLM(path, max_num_batched_tokens=16, block_size=8, enable_prefix_caching=True)
+    messages, content, pictures = _qwen_chat([picture(12, size=(50, 70)), "What is in the picture?"])
+    expected = qwen_reference_tokens(model, images, tokenizer, content, pictures, 64)
+    first = llm.chat(messages, GREEDY)[0]
+    again = llm.chat(messages, GREEDY)[0]
+    assert first.outputs[0].token_ids == expected
+    assert again.usage.cached_tokens > 16 and again.outputs[0].token_ids == expected
+    other_messages, other_content, other = _qwen_chat([picture(13, size=(50, 70)), "What is in the picture?"])
+    assert llm.chat(other_messages, GREEDY)[0].outputs[0].token_ids == qwen_reference_tokens(
+        model, images, tokenizer, other_content, other, 64)
+
+
+def test_qwen25_vl_batches_two_image_turns_with_text_only_requests(qwen_vl):
+    path, model, images, tokenizer = qwen_vl
+    llm = LLM(path, max_num_batched_tokens=32, block_size=8)
+    chats = [_qwen_chat(["Say hello."]), _qwen_chat([picture(14, size=(30, 60)), "and", picture(15, size=(60, 30)), "differ?"]),
+             _qwen_chat(["Count to three."])]
+    params = SamplingParams(temperature=0, max_tokens=24, ignore_eos=True)
+    outs = llm.chat([messages for messages, _, _ in chats], params)
+    for out, (_, content, pictures) in zip(outs, chats):
+        assert out.outputs[0].token_ids == qwen_reference_tokens(model, images, tokenizer, content, pictures, 24)
