@@ -120,7 +120,7 @@ class ImageInputs:
     item_hashes: list[int]
     rope_positions: torch.Tensor | None = None  # (3, prompt length): M-RoPE's positions of the prompt
     rope_delta: int = 0  # M-RoPE: a generated token's rope position minus its index
-    embeds: torch.Tensor | None = field(default=None, repr=False)
+    embeds: torch.Tensor | None = field(default=None, repr=False)  # (levels, image tokens, hidden)
 
     def rows_in(self, start: int, end: int) -> tuple[int, int]:
         """Indices into `positions` (and `embeds`) of the image tokens among prompt positions start..end."""
@@ -142,7 +142,8 @@ class StepImages:
     step with their embeddings, and for M-RoPE models every row's three rope positions."""
 
     rows: torch.Tensor
-    embeds: torch.Tensor
+    embeds: torch.Tensor  # (levels, rows, hidden): level 0 replaces the token embeddings; Qwen3-VL adds
+    # level 1 + i to the rows' hidden states after decoder layer i (DeepStack)
     rope_positions: torch.Tensor | None = None
 
 

@@ -120,13 +120,13 @@ class ModelRunner:
             if images.embeds is None:
                 images.embeds = self.model.embed_images(**images.model_inputs)
             rows.extend(start + p - first for p in images.positions[lo:hi])
-            embeds.append(images.embeds[lo:hi])
+            embeds.append(images.embeds[:, lo:hi])
             if hi == len(images.positions):
                 images.embeds = None
         if not rows and not mrope:
             return None
         hidden = self.model.config.hidden_size
-        step = StepImages(torch.tensor(rows, dtype=torch.long), torch.cat(embeds) if embeds else torch.empty(0, hidden))
+        step = StepImages(torch.tensor(rows, dtype=torch.long), torch.cat(embeds, 1) if embeds else torch.empty(1, 0, hidden))
         if mrope:
             step.rope_positions = self._rope_positions(batch, starts, positions)
         return step

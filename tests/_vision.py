@@ -90,10 +90,11 @@ QWEN_VL_TEMPLATE = (
     "{% endfor %}{% endif %}<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
 
 
-def build_qwen25_vl(path: Path, text_tokenizer):
-    """A tiny random Qwen2.5-VL saved in `path`, as (path, transformers model, image processor,
-    tokenizer): 8-pixel patches merged 2x2, windows of 2x2 merge groups in block 0 and full
-    attention in block 1, M-RoPE sections (2, 3, 3) over a 16-wide head."""
+def build_qwen_vl(path: Path, text_tokenizer, version: str = "2.5"):
+    """A tiny random Qwen2.5-VL or Qwen3-VL saved in `path`, as (path, transformers model, image
+    processor, tokenizer): 8-pixel patches merged 2x2, M-RoPE sections (2, 3, 3) over a 16-wide head.
+    2.5: windows of 2x2 merge groups in block 0, full attention in block 1. 3: learned positions on a
+    4x4 grid resampled to each image, DeepStack features from blocks 0 and 1, interleaved M-RoPE."""
     from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
     text_tokenizer.save_pretrained(path)
@@ -103,17 +104,23 @@ def build_qwen25_vl(path: Path, text_tokenizer):
     tokenizer.chat_template = QWEN_VL_TEMPLATE
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in ("<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>")}
     torch.manual_seed(0)
-    config = transformers.Qwen2_5_VLConfig(
-        text_config=dict(vocab_size=len(tokenizer), eos_token_id=tokenizer.eos_token_id, bos_token_id=None, hidden_size=64, intermediate_size=96, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
-                         initializer_range=0.1, rope_parameters={"rope_type": "default", "rope_theta": 10000.0,
-                                                                 "mrope_section": [2, 3, 3]}),
-        vision_config=dict(depth=2, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=64, patch_size=8,
-                           spatial_merge_size=2, temporal_patch_size=2, window_size=32, fullatt_block_indexes=[1],
-                           initializer_range=0.1),
-        image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
-        vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"])
-    model = transformers.Qwen2_5_VLForConditionalGeneration(config).eval()
+    text = dict(vocab_size=len(tokenizer), eos_token_id=tokenizer.eos_token_id, bos_token_id=None, hidden_size=64,
+                intermediate_size=96, num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=2, head_dim=16,
+                max_position_embeddings=1024, initializer_range=0.1,
+                rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3]})
+    vision = dict(depth=3, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=64, patch_size=8,
+                  spatial_merge_size=2, temporal_patch_size=2, initializer_range=0.1)
+    tokens = dict(image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
+                  vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"])
+    if version == "2.5":
+        config = transformers.Qwen2_5_VLConfig(text_config=text, vision_config={**vision, "window_size": 32,
+                                                                               "fullatt_block_indexes": [1]}, **tokens)
+        model = transformers.Qwen2_5_VLForConditionalGeneration(config).eval()
+    else:
+        text["rope_parameters"]["mrope_interleaved"] = True
+        config = transformers.Qwen3VLConfig(text_config=text, vision_config={**vision, "num_position_embeddings": 16,
+                                                                            "deepstack_visual_indexes": [0, 1]}, **tokens)
+        model = transformers.Qwen3VLForConditionalGeneration(config).eval()
     images = Qwen2VLImageProcessorPil(min_pixels=16 * 16, max_pixels=64 * 80, patch_size=8, merge_size=2,
                                       temporal_patch_size=2)
     model.save_pretrained(path)
@@ -123,7 +130,7 @@ def build_qwen25_vl(path: Path, text_tokenizer):
 
 
 def qwen_reference_tokens(model, images, tokenizer, content: list[dict], pictures: list, steps: int) -> list[int]:
-    """transformers' greedy continuation of a Qwen2.5-VL chat: each image placeholder repeated once
+    """transformers' greedy continuation of a Qwen2.5-VL / Qwen3-VL chat: each image placeholder repeated once
     per merged patch group (what Qwen2_5_VLProcessor writes), the whole sequence re-run every step."""
     text = tokenizer.apply_chat_template([{"role": "user", "content": content}], tokenize=False, add_generation_prompt=True)
     extra = {}

@@ -61,12 +61,12 @@ def smolvlm(tmp_path_factory, smollm2_tokenizer):
     return build_smolvlm(tmp_path_factory.mktemp("smolvlm"), smollm2_tokenizer)
 
 
-@pytest.fixture(scope="session")
-def qwen_vl(tmp_path_factory, smollm2_tokenizer):
-    """A tiny random Qwen2.5-VL folder, its transformers model, image processor and tokenizer."""
-    from _vision import build_qwen25_vl
+@pytest.fixture(scope="session", params=["2.5", "3"], ids=["qwen2.5-vl", "qwen3-vl"])
+def qwen_vl(request, tmp_path_factory, smollm2_tokenizer):
+    """A tiny random Qwen2.5-VL / Qwen3-VL folder, its transformers model, image processor and tokenizer."""
+    from _vision import build_qwen_vl
 
-    return build_qwen25_vl(tmp_path_factory.mktemp("qwen-vl"), smollm2_tokenizer)
+    return build_qwen_vl(tmp_path_factory.mktemp("qwen-vl"), smollm2_tokenizer, request.param)
 
 
 @pytest.fixture(scope="session")

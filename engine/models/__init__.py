@@ -10,6 +10,7 @@ from .ministral3 import Ministral3ForCausalLM
 from .mixtral import MixtralForCausalLM
 from .qwen import Qwen2ForCausalLM, Qwen2MoeForCausalLM, Qwen3ForCausalLM, Qwen3MoeForCausalLM
 from .qwen2_5_vl import Qwen2_5_VLForConditionalGeneration
+from .qwen3_vl import Qwen3VLForConditionalGeneration
 from .seed_oss import SeedOssForCausalLM
 
 ARCHITECTURES = {
@@ -30,6 +31,7 @@ ARCHITECTURES = {
     "DeepseekV3ForCausalLM": DeepseekV3ForCausalLM,
     "Idefics3ForConditionalGeneration": Idefics3ForConditionalGeneration,
     "Qwen2_5_VLForConditionalGeneration": Qwen2_5_VLForConditionalGeneration,
+    "Qwen3VLForConditionalGeneration": Qwen3VLForConditionalGeneration,
 }
 
 __all__ = ["ARCHITECTURES", *(cls.__name__ for cls in set(ARCHITECTURES.values()))]

@@ -125,13 +125,13 @@ class Idefics3ForConditionalGeneration(LlamaForCausalLM):
         return TiledImages(processor, self.image_token_id, processor.image_seq_len, self.vision_model.image_size)
 
     def embed_images(self, pixels: torch.Tensor) -> torch.Tensor:
-        """Tiles -> (tiles * image_seq_len, hidden): the embeddings of their `<image>` tokens, in order."""
+        """Tiles -> (1, tiles * image_seq_len, hidden): the embeddings of their `<image>` tokens, in order."""
         dtype = self.vision_model.embeddings.patch_embedding.weight.dtype
-        return self.connector(self.vision_model(pixels.to(dtype))).flatten(0, 1)
+        return self.connector(self.vision_model(pixels.to(dtype))).flatten(0, 1)[None]
 
     def forward(self, input_ids: torch.Tensor, positions: torch.Tensor, images: StepImages | None = None) -> torch.Tensor:
         """`images`: the flat rows holding `<image>` tokens and the embeddings they take."""
         hidden = self.model.embed_tokens(input_ids)
         if images is not None:
-            hidden[images.rows] = images.embeds.to(hidden.dtype)
+            hidden[images.rows] = images.embeds[0].to(hidden.dtype)
         return self.model(input_ids, positions, hidden)

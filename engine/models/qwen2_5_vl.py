@@ -92,8 +92,8 @@ class VisionTransformer(nn.Module):
         self.merger = PatchMerger(config)
 
     def forward(self, patches: torch.Tensor, grid: tuple[int, int, int]) -> torch.Tensor:
-        """One image's flattened patches (t*h*w, C*T*P*P) on its (t, h, w) grid -> one vector per
-        merged 2x2 patch group, in the processor's order."""
+        """One image's flattened patches (t*h*w, C*T*P*P) on its (t, h, w) grid -> (1, merged 2x2
+        patch groups, hidden), in the processor's order."""
         c = self.config
         hidden = self.patch_embed.proj(patches.view(-1, c.in_channels, c.temporal_patch_size, c.patch_size, c.patch_size))
         hidden = hidden.view(patches.shape[0], -1)
@@ -107,7 +107,7 @@ class VisionTransformer(nn.Module):
         whole = [0, hidden.shape[0]]
         for i, block in enumerate(self.blocks):
             hidden = block(hidden, cos, sin, whole if i in c.fullatt_block_indexes else windows)
-        return self.merger(hidden)[torch.argsort(order)]
+        return self.merger(hidden)[torch.argsort(order)][None]
 
     def _positions(self, grid: tuple[int, int, int]) -> torch.Tensor:
         """(row, column) of every patch, in the processor's order: 2x2 merge groups, row-major."""
@@ -132,18 +132,11 @@ class VisionTransformer(nn.Module):
         return order, bounds
 
 
-class Qwen2_5_VLForConditionalGeneration(Qwen2ForCausalLM):
-    """`config` is transformers' Qwen2_5_VLConfig; the decoder is Qwen2 with M-RoPE."""
+class QwenVL:
+    """What Qwen2.5-VL and Qwen3-VL share around their towers: checkpoint names, the image
+    processor, M-RoPE positions of a prompt, and embedding the images one by one."""
 
     checkpoint_prefixes = (("model.language_model.", "model."), ("model.visual.", "visual."))
-
-    def __init__(self, config) -> None:
-        text = config.text_config
-        text.tie_word_embeddings = getattr(config, "tie_word_embeddings", False) or getattr(text, "tie_word_embeddings", False)
-        super().__init__(text)
-        self.model.rotary_emb = MRotaryEmbedding(text)
-        self.visual = VisionTransformer(config.vision_config)
-        self.image_token_id = config.image_token_id
 
     def image_processor(self, path, tokenizer) -> GridImages:
         from transformers import AutoImageProcessor
@@ -170,11 +163,23 @@ class Qwen2_5_VLForConditionalGeneration(Qwen2ForCausalLM):
         return table, int(table.max()) + 1 - len(ids)
 
     def embed_images(self, pixels: torch.Tensor, grids: list[tuple[int, int, int]]) -> torch.Tensor:
-        """Every image's patches (concatenated, as the processor gives them) -> the embeddings of
-        their image tokens, in order."""
+        """Every image's patches (concatenated, as the processor gives them) -> (levels, image
+        tokens, hidden): the embeddings of their image tokens, in order."""
         dtype = self.visual.patch_embed.proj.weight.dtype
         sizes = [t * h * w for t, h, w in grids]
-        return torch.cat([self.visual(p.to(dtype), g) for p, g in zip(pixels.split(sizes), grids)])
+        return torch.cat([self.visual(p.to(dtype), g) for p, g in zip(pixels.split(sizes), grids)], dim=1)
+
+
+class Qwen2_5_VLForConditionalGeneration(QwenVL, Qwen2ForCausalLM):
+    """`config` is transformers' Qwen2_5_VLConfig; the decoder is Qwen2 with M-RoPE."""
+
+    def __init__(self, config) -> None:
+        text = config.text_config
+        text.tie_word_embeddings = getattr(config, "tie_word_embeddings", False) or getattr(text, "tie_word_embeddings", False)
+        super().__init__(text)
+        self.model.rotary_emb = MRotaryEmbedding(text)
+        self.visual = VisionTransformer(config.vision_config)
+        self.image_token_id = config.image_token_id
 
     def forward(self, input_ids: torch.Tensor, positions: torch.Tensor, images: StepImages | None = None) -> torch.Tensor:
         """`images`: for a step with image prompts, the rows of image tokens with their embeddings
@@ -182,5 +187,5 @@ class Qwen2_5_VLForConditionalGeneration(Qwen2ForCausalLM):
         hidden = self.model.embed_tokens(input_ids)
         if images is None:
             return self.model(input_ids, positions, hidden)
-        hidden[images.rows] = images.embeds.to(hidden.dtype)
+        hidden[images.rows] = images.embeds[0].to(hidden.dtype)
         return self.model(input_ids, images.rope_positions, hidden)

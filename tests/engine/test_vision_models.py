@@ -115,7 +115,8 @@ def test_several_images_in_one_conversation_and_several_completions(vlm, smolvlm
 
 
 
-# --- Qwen2.5-VL: windowed vision attention, M-RoPE positions that are not token indices ----------
+# --- Qwen2.5-VL and Qwen3-VL: M-RoPE positions that are not token indices; windowed vision attention
+# (2.5), DeepStack and interleaved M-RoPE (3) -----------------------------------------------------------
 
 
 def _qwen_chat(parts: list) -> tuple[list[dict], list[dict], list]:
@@ -132,7 +133,7 @@ def _qwen_chat(parts: list) -> tuple[list[dict], list[dict], list]:
     return [{"role": "user", "content": content}], template, images
 
 
-def test_qwen25_vl_greedy_tokens_match_transformers_with_chunks_and_the_prefix_cache(qwen_vl):
+def test_qwen_vl_greedy_tokens_match_transformers_with_chunks_and_the_prefix_cache(qwen_vl):
     path, model, images, tokenizer = qwen_vl
     llm = LLM(path, max_num_batched_tokens=16, block_size=8, enable_prefix_caching=True)
     messages, content, pictures = _qwen_chat([picture(12, size=(50, 70)), "What is in the picture?"])
@@ -146,7 +147,7 @@ def test_qwen25_vl_greedy_tokens_match_transformers_with_chunks_and_the_prefix_c
         model, images, tokenizer, other_content, other, 64)
 
 
-def test_qwen25_vl_batches_two_image_turns_with_text_only_requests(qwen_vl):
+def test_qwen_vl_batches_two_image_turns_with_text_only_requests(qwen_vl):
     path, model, images, tokenizer = qwen_vl
     llm = LLM(path, max_num_batched_tokens=32, block_size=8)
     chats = [_qwen_chat(["Say hello."]), _qwen_chat([picture(14, size=(30, 60)), "and", picture(15, size=(60, 30)), "differ?"]),
