@@ -31,23 +31,55 @@ _GGUF_LAYER_NAMES = {
     "ffn_down": "mlp.down_proj",
     "ffn_gate_inp": "mlp.gate",
     "ffn_down_exps": "mlp.experts.down_proj",
+    "ffn_gate_inp_shexp": "mlp.shared_expert_gate",
+    "ffn_gate_shexp": "mlp.shared_expert.gate_proj",
+    "ffn_up_shexp": "mlp.shared_expert.up_proj",
+    "ffn_down_shexp": "mlp.shared_expert.down_proj",
 }
-_GEMMA3_LAYER_NAMES = {
+_GEMMA_LAYER_NAMES = {
     **_GGUF_LAYER_NAMES,
     "ffn_norm": "pre_feedforward_layernorm",
     "post_attention_norm": "post_attention_layernorm",
     "post_ffw_norm": "post_feedforward_layernorm",
 }
+# Seed-OSS's norm after attention is the one before the MLP (llama.cpp names it by position)
+_SEED_OSS_LAYER_NAMES = {**_GGUF_LAYER_NAMES, "post_attention_norm": "post_attention_layernorm"}
+# Llama 4's feed-forward is `feed_forward`, its router `router`, its shared expert `shared_expert`
+_LLAMA4_LAYER_NAMES = {**{k: v.replace("mlp.", "feed_forward.") for k, v in _GGUF_LAYER_NAMES.items()},
+                       "ffn_gate_inp": "feed_forward.router"}
+# DeepSeek-V3's multi-head latent attention (kv_b_proj comes split in attn_k_b / attn_v_b, see _mla_kv_b)
+_DEEPSEEK2_LAYER_NAMES = {
+    **_GGUF_LAYER_NAMES,
+    "attn_q_a": "self_attn.q_a_proj",
+    "attn_q_a_norm": "self_attn.q_a_layernorm",
+    "attn_q_b": "self_attn.q_b_proj",
+    "attn_kv_a_mqa": "self_attn.kv_a_proj_with_mqa",
+    "attn_kv_a_norm": "self_attn.kv_a_layernorm",
+    "exp_probs_b": "mlp.gate.e_score_correction_bias",
+    "ffn_gate_shexp": "mlp.shared_experts.gate_proj",
+    "ffn_up_shexp": "mlp.shared_experts.up_proj",
+    "ffn_down_shexp": "mlp.shared_experts.down_proj",
+}
+_LAYER_NAMES = {"gemma2": _GEMMA_LAYER_NAMES, "gemma3": _GEMMA_LAYER_NAMES, "seed_oss": _SEED_OSS_LAYER_NAMES,
+                "llama4": _LLAMA4_LAYER_NAMES, "deepseek2": _DEEPSEEK2_LAYER_NAMES}
+SUPPORTED = ("llama", "llama4", "qwen2", "qwen3", "qwen2moe", "qwen3moe", "gemma2", "gemma3", "seed_oss",
+             "deepseek2 (DeepSeek-V3 / Kimi K2)")
 _GGUF_GLOBAL_NAMES = {"token_embd": "model.embed_tokens", "output_norm": "model.norm", "output": "lm_head"}
 
 
 def _gguf_config(meta: dict, tensor_names: set[str]):
     from transformers import (
+        DeepseekV3Config,
+        Gemma2Config,
         Gemma3TextConfig,
+        Llama4TextConfig,
         LlamaConfig,
         MixtralConfig,
         Qwen2Config,
+        Qwen2MoeConfig,
         Qwen3Config,
+        Qwen3MoeConfig,
+        SeedOssConfig,
     )
 
     arch = meta["general.architecture"]
@@ -87,6 +119,53 @@ def _gguf_config(meta: dict, tensor_names: set[str]):
         return Qwen2Config(**common, rope_parameters=rope, architectures=["Qwen2ForCausalLM"])
     if arch == "qwen3":
         return Qwen3Config(**common, rope_parameters=rope, architectures=["Qwen3ForCausalLM"])
+    if arch in ("qwen2moe", "qwen3moe"):
+        experts = dict(num_experts=p("expert_count"), num_experts_per_tok=p("expert_used_count"),
+                       moe_intermediate_size=p("expert_feed_forward_length"), decoder_sparse_step=1, mlp_only_layers=[])
+        if arch == "qwen3moe":  # llama.cpp renormalizes Qwen3-MoE's top-k weights, never Qwen2-MoE's
+            return Qwen3MoeConfig(**common, **experts, norm_topk_prob=True, rope_parameters=rope,
+                                  architectures=["Qwen3MoeForCausalLM"])
+        return Qwen2MoeConfig(**common, **experts, shared_expert_intermediate_size=p("expert_shared_feed_forward_length"),
+                              norm_topk_prob=False, rope_parameters=rope, architectures=["Qwen2MoeForCausalLM"])
+    if arch == "llama4":  # llama.cpp fixes the rest as Llama 4 ships it: NoPE every 4th layer, 8192-token chunks
+        return Llama4TextConfig(**{**common, "intermediate_size": p("expert_feed_forward_length")},
+                                intermediate_size_mlp=p("feed_forward_length"), num_local_experts=p("expert_count"),
+                                num_experts_per_tok=p("expert_used_count"),
+                                interleave_moe_layer_step=p("interleave_moe_layer_step", 1), rope_parameters=rope,
+                                architectures=["Llama4ForCausalLM"])
+    if arch == "deepseek2":
+        if p("expert_gating_func") != 2:  # 1: softmax (DeepSeek-V2), 2: sigmoid with a bias (V3)
+            raise ModelLoadError("this DeepSeek GGUF routes experts by softmax (DeepSeek-V2); only DeepSeek-V3-style "
+                                 "sigmoid routing (V3, R1, Kimi K2) runs")
+        rope_dim = p("rope.dimension_count")
+        if p("rope.scaling.type") == "yarn":
+            mscale = p("rope.scaling.yarn_log_multiplier", 0.0) / 0.1  # the converter writes 0.1 * mscale_all_dim
+            rope = {**rope, "rope_type": "yarn", "factor": p("rope.scaling.factor"), "mscale": mscale,
+                    "mscale_all_dim": mscale, "original_max_position_embeddings": p("rope.scaling.original_context_length"),
+                    "beta_fast": p("rope.scaling.yarn_beta_fast", 32.0), "beta_slow": p("rope.scaling.yarn_beta_slow", 1.0)}
+        return DeepseekV3Config(
+            **{**common, "num_key_value_heads": heads, "head_dim": rope_dim}, rope_parameters=rope,
+            moe_intermediate_size=p("expert_feed_forward_length"), q_lora_rank=p("attention.q_lora_rank"),
+            kv_lora_rank=p("attention.kv_lora_rank"), qk_rope_head_dim=rope_dim,
+            qk_nope_head_dim=p("attention.key_length_mla") - rope_dim, v_head_dim=p("attention.value_length_mla"),
+            n_routed_experts=p("expert_count"), num_experts_per_tok=p("expert_used_count"),
+            n_group=p("expert_group_count", 1), topk_group=p("expert_group_used_count", 1),
+            n_shared_experts=p("expert_shared_count"), routed_scaling_factor=p("expert_weights_scale", 1.0),
+            norm_topk_prob=p("expert_weights_norm", False), first_k_dense_replace=p("leading_dense_block_count"),
+            architectures=["DeepseekV3ForCausalLM"])
+    if arch == "seed_oss":
+        return SeedOssConfig(**common, rope_parameters=rope, attention_bias="blk.0.attn_q.bias" in tensor_names,
+                             attention_out_bias="blk.0.attn_output.bias" in tensor_names,
+                             architectures=["SeedOssForCausalLM"])
+    if arch == "gemma2":
+        # llama.cpp scales Gemma 2 queries by 1/sqrt(head_dim), by 1/sqrt(hidden/heads) for the 27B (46 layers)
+        scalar = hidden // heads if common["num_hidden_layers"] == 46 else head_dim
+        return Gemma2Config(**common, rope_parameters=rope, sliding_window=p("attention.sliding_window"),
+                            query_pre_attn_scalar=scalar, attn_logit_softcapping=p("attn_logit_softcapping"),
+                            final_logit_softcapping=p("final_logit_softcapping"),
+                            layer_types=["sliding_attention" if i % 2 == 0 else "full_attention"
+                                         for i in range(common["num_hidden_layers"])],
+                            architectures=["Gemma2ForCausalLM"])
     if arch == "gemma3":
         n = common["num_hidden_layers"]
         return Gemma3TextConfig(
@@ -100,7 +179,7 @@ def _gguf_config(meta: dict, tensor_names: set[str]):
             },
             architectures=["Gemma3ForCausalLM"],
         )
-    raise ModelLoadError(f"unsupported GGUF architecture {arch!r}; supported: llama, qwen2, qwen3, gemma3")
+    raise ModelLoadError(f"unsupported GGUF architecture {arch!r}; supported: {', '.join(SUPPORTED)}")
 
 
 def gguf_tokenizer(path: Path):
@@ -114,6 +193,12 @@ def gguf_tokenizer(path: Path):
     arch, tokenizer_dict, tokenizer_config = get_gguf_tokenizer(str(path))
     backend, extra = convert_gguf_tokenizer(arch, tokenizer_dict)
     return PreTrainedTokenizerFast(tokenizer_object=backend, **tokenizer_config, **extra)
+
+
+def _mla_kv_b(k_b: np.ndarray, v_b: np.ndarray) -> torch.Tensor:
+    """DeepSeek's kv_b_proj from the halves llama.cpp stores: per head, the key part (transposed,
+    heads x kv_lora x nope) and the value part (heads x v x kv_lora)."""
+    return torch.from_numpy(np.concatenate([k_b.swapaxes(1, 2), v_b], axis=1).reshape(-1, v_b.shape[2]).copy())
 
 
 def _unpermute(w: np.ndarray, heads: int) -> np.ndarray:
@@ -207,7 +292,7 @@ def open_gguf(path: Path):
     config = _gguf_config(meta, set(names))
     tokenizer = gguf_tokenizer(path)
     arch = meta["general.architecture"]
-    layer_names = _GEMMA3_LAYER_NAMES if arch == "gemma3" else _GGUF_LAYER_NAMES
+    layer_names = _LAYER_NAMES.get(arch, _GGUF_LAYER_NAMES)
 
     def weights() -> Iterator[tuple[str, torch.Tensor]]:
         experts: dict[str, dict[str, np.ndarray]] = {}
@@ -215,8 +300,8 @@ def open_gguf(path: Path):
             base, _, kind = gguf_name.rpartition(".")  # kind: weight / bias
             if base.startswith("blk."):
                 _, layer, short = base.split(".", 2)
-                if short in ("ffn_gate_exps", "ffn_up_exps"):
-                    experts.setdefault(layer, {})[short] = data
+                if short in ("ffn_gate_exps", "ffn_up_exps", "attn_k_b", "attn_v_b"):
+                    experts.setdefault(layer, {})[short] = data  # assembled below
                     continue
                 if short not in layer_names:
                     raise ModelLoadError(f"unexpected tensor {gguf_name!r} in {path.name}")
@@ -225,15 +310,27 @@ def open_gguf(path: Path):
                     data = _unpermute(data, config.num_attention_heads)
                 elif arch == "llama" and short == "attn_k":
                     data = _unpermute(data, config.num_key_value_heads)
+                elif arch == "llama4" and short == "ffn_down_exps":  # Llama 4's experts take inputs first
+                    data = data.swapaxes(1, 2)
             elif base in _GGUF_GLOBAL_NAMES:
                 name = _GGUF_GLOBAL_NAMES[base]
             else:
                 continue  # e.g. rope_freqs, which the config already describes
-            if arch == "gemma3" and base.endswith("norm"):
+            if arch in ("gemma2", "gemma3") and base.endswith("norm"):
                 data = data - 1.0  # llama.cpp stores Gemma's (1 + weight)
-            yield f"{name}.{kind}", torch.from_numpy(np.ascontiguousarray(data))
+            whole = base.endswith(("_exps", "exp_probs_b"))  # names of parameters, not of modules with a .weight
+            yield name if whole else f"{name}.{kind}", torch.from_numpy(np.ascontiguousarray(data))
         for layer, pair in experts.items():
-            gate_up = np.concatenate([pair["ffn_gate_exps"], pair["ffn_up_exps"]], axis=1)
-            yield f"model.layers.{layer}.mlp.experts.gate_up_proj", torch.from_numpy(gate_up)
+            if "attn_k_b" in pair:
+                yield f"model.layers.{layer}.self_attn.kv_b_proj.weight", _mla_kv_b(pair["attn_k_b"], pair["attn_v_b"])
+            if "ffn_gate_exps" not in pair:
+                continue
+            gate, up = pair["ffn_gate_exps"], pair["ffn_up_exps"]
+            if arch == "llama4":
+                gate_up = np.concatenate([gate.swapaxes(1, 2), up.swapaxes(1, 2)], axis=2)
+            else:
+                gate_up = np.concatenate([gate, up], axis=1)
+            block = "feed_forward" if arch == "llama4" else "mlp"
+            yield f"model.layers.{layer}.{block}.experts.gate_up_proj", torch.from_numpy(np.ascontiguousarray(gate_up))
 
     return config, tokenizer, weights()
