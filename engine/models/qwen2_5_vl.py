@@ -137,6 +137,17 @@ class QwenVL:
     processor, M-RoPE positions of a prompt, and embedding the images one by one."""
 
     checkpoint_prefixes = (("model.language_model.", "model."), ("model.visual.", "visual."))
+    rotary_class: type
+    vision_class: type
+
+    def __init__(self, config) -> None:
+        """`config` is the whole checkpoint's; the decoder is built from its `text_config`."""
+        text = config.text_config
+        text.tie_word_embeddings = getattr(config, "tie_word_embeddings", False) or getattr(text, "tie_word_embeddings", False)
+        super().__init__(text)
+        self.model.rotary_emb = self.rotary_class(text)
+        self.visual = self.vision_class(config.vision_config)
+        self.image_token_id = config.image_token_id
 
     def image_processor(self, path, tokenizer) -> GridImages:
         from transformers import AutoImageProcessor
@@ -173,13 +184,8 @@ class QwenVL:
 class Qwen2_5_VLForConditionalGeneration(QwenVL, Qwen2ForCausalLM):
     """`config` is transformers' Qwen2_5_VLConfig; the decoder is Qwen2 with M-RoPE."""
 
-    def __init__(self, config) -> None:
-        text = config.text_config
-        text.tie_word_embeddings = getattr(config, "tie_word_embeddings", False) or getattr(text, "tie_word_embeddings", False)
-        super().__init__(text)
-        self.model.rotary_emb = MRotaryEmbedding(text)
-        self.visual = VisionTransformer(config.vision_config)
-        self.image_token_id = config.image_token_id
+    rotary_class = MRotaryEmbedding
+    vision_class = VisionTransformer
 
     def forward(self, input_ids: torch.Tensor, positions: torch.Tensor, images: StepImages | None = None) -> torch.Tensor:
         """`images`: for a step with image prompts, the rows of image tokens with their embeddings

@@ -119,13 +119,8 @@ class VisionTransformer(nn.Module):
 class Qwen3VLForConditionalGeneration(QwenVL, Qwen3ForCausalLM):
     """`config` is transformers' Qwen3VLConfig; the decoder is Qwen3 with interleaved M-RoPE and DeepStack."""
 
-    def __init__(self, config) -> None:
-        text = config.text_config
-        text.tie_word_embeddings = getattr(config, "tie_word_embeddings", False) or getattr(text, "tie_word_embeddings", False)
-        super().__init__(text)
-        self.model.rotary_emb = InterleavedMRotaryEmbedding(text)
-        self.visual = VisionTransformer(config.vision_config)
-        self.image_token_id = config.image_token_id
+    rotary_class = InterleavedMRotaryEmbedding
+    vision_class = VisionTransformer
 
     def forward(self, input_ids: torch.Tensor, positions: torch.Tensor, images: StepImages | None = None) -> torch.Tensor:
         """Like Qwen2.5-VL's, and the image rows take the DeepStack features after the first layers."""
