@@ -1,7 +1,9 @@
 """Native CPU kernels, compiled at first use with torch's C++ extension toolchain and cached.
 
-The build is keyed by the source, torch's version and the CPU's instruction sets (it is compiled
-with `-march=native`), so a cached library never runs on a CPU it was not built for. Without a
+The build is keyed by the source, torch's version and install path (two virtual environments each
+keep their own build: sharing one folder, each rewrote the other's build file and rebuilt, contending
+for its lock) and the CPU's instruction sets (it is compiled with `-march=native`), so a cached
+library never runs on a CPU it was not built for. Without a
 compiler — or with `AGENTFORGE_NATIVE_KERNELS=0` — `native_ops()` returns None and the engine keeps
 its pure-PyTorch paths, which are also the reference the kernels are tested against.
 """
@@ -40,7 +42,7 @@ def native_ops():
     key = hashlib.sha256()
     for source in _SOURCES:
         key.update(source.read_bytes())
-    key.update(torch.__version__.encode() + _cpu_fingerprint().encode())
+    key.update(torch.__version__.encode() + torch.__file__.encode() + _cpu_fingerprint().encode())
     name = f"agentforge_kernels_{key.hexdigest()[:12]}"
     try:
         cpp_extension.load(

@@ -53,24 +53,42 @@ def test_int8_linear_error_is_bounded():
 @pytest.fixture(scope="module")
 def greedy_float32():
     llm = LLM("smollm2-135m", max_num_seqs=8, kv_cache_bytes=64 << 20)
-    return [o.outputs[0].token_ids for o in llm.generate(PROMPTS, SamplingParams(temperature=0, max_tokens=24))]
+    return [(o.prompt_token_ids, o.outputs[0].token_ids)
+            for o in llm.generate(PROMPTS, SamplingParams(temperature=0, max_tokens=24))]
 
 
-def agreement(a: list[list[int]], b: list[list[int]]) -> float:
+def agreement(reference: list[tuple[list[int], list[int]]], outs: list[list[int]]) -> float:
     """Share of greedy tokens produced before the two runs first differ."""
     same = 0
-    for x, y in zip(a, b):
+    for (_, x), y in zip(reference, outs):
         same += next((i for i, (s, t) in enumerate(zip(x, y)) if s != t), len(x))
-    return same / sum(map(len, a))
+    return same / sum(len(x) for _, x in reference)
+
+
+def step_agreement(llm: LLM, reference: list[tuple[list[int], list[int]]]) -> float:
+    """Share of float32's greedy steps at which `llm`, fed the same tokens so far, picks the same next token.
+
+    Free-running agreement counts only the tokens before the first difference, so one near-tie flipped
+    early (it flips on one CPU's kernels and not another's) decides most of a prompt's score; per step,
+    each near-tie costs one token."""
+    same = total = 0
+    for prompt, completion in reference:
+        logits = logits_of(llm, torch.tensor(prompt + completion))
+        picks = logits[len(prompt) - 1:-1].argmax(-1)
+        same += int((picks == torch.tensor(completion)).sum())
+        total += len(completion)
+    return same / total
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("dtype,mode,max_error,min_agreement,min_saving", [
-    # measured on 2026-12-03: errors 1.6 %, 3.7 %, 2.1 %, 2.3 %; agreement 94 %, 47 %, 79 %, 87 %; saving 5.7x, 4.0x
-    ("float32", "int4", 0.03, 0.8, 5.5),
-    ("float32", "int8", 0.05, 0.4, 3.5),
-    ("bfloat16", None, 0.03, 0.6, 2.0),
-    ("bfloat16", "int4", 0.035, 0.7, 5.5),
+    # measured on 2026-12-03 (AMD EPYC, AVX2): errors 1.6 %, 3.7 %, 2.1 %, 2.3 %; per-step agreement 98.6 %,
+    # 95.8 %, 99.3 %, 97.9 % (free-running, which a CI CPU's kernels moved from 79 % to 58 % for bfloat16-int4:
+    # 87 %, 47 %, 79 %, 79 %); saving 5.7x, 4.0x
+    ("float32", "int4", 0.03, 0.93, 5.5),
+    ("float32", "int8", 0.05, 0.9, 3.5),
+    ("bfloat16", None, 0.03, 0.95, 2.0),
+    ("bfloat16", "int4", 0.035, 0.93, 5.5),
 ])
 def test_faster_weights_stay_close_to_float32(greedy_float32, dtype, mode, max_error, min_agreement, min_saving):
     reference = LLM("smollm2-135m", max_num_seqs=8, kv_cache_bytes=64 << 20)
@@ -84,8 +102,7 @@ def test_faster_weights_stay_close_to_float32(greedy_float32, dtype, mode, max_e
     assert weight_bytes(reference) / weight_bytes(quantized) >= min_saving
     error = (logits_of(quantized, ids) - logits_of(reference, ids)).norm() / logits_of(reference, ids).norm()
     assert error < max_error
-    outs = [o.outputs[0].token_ids for o in quantized.generate(PROMPTS, SamplingParams(temperature=0, max_tokens=24))]
-    assert agreement(greedy_float32, outs) >= min_agreement
+    assert step_agreement(quantized, greedy_float32) >= min_agreement
 
 
 def logits_of(llm: LLM, ids: torch.Tensor) -> torch.Tensor:
