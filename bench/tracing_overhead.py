@@ -43,7 +43,8 @@ def agent():
 
 def compare(name: str, plain, traced_graph, make_input, runs: int = RUNS) -> None:
     """Latency: the median of interleaved runs (the export thread's work lands between and inside
-    them, as in a busy server). Cost: blocks of runs back to back, untraced and traced in turn, each
+    them, as in a busy server); the slowdown is the median of each pair's ratio (an untraced run and
+    the traced one right after it), which the machine's drift over the runs leaves alone. Cost: blocks of runs back to back, untraced and traced in turn, each
     traced block timed until `flush()` returns, so every span's JSON and SQLite write is paid for;
     the median of the blocks' ratios (the machine's speed drifts between blocks)."""
     times = {"off": [], "on": []}
@@ -54,6 +55,7 @@ def compare(name: str, plain, traced_graph, make_input, runs: int = RUNS) -> Non
             times[label].append(time.perf_counter() - start)
     flush()
     off, on = statistics.median(times["off"]), statistics.median(times["on"])
+    slowdown = statistics.median(b / a for a, b in zip(times["off"], times["on"]))
     block, ratios = max(1, runs // 10), []
     for _ in range(runs // block):
         took = {}
@@ -64,7 +66,7 @@ def compare(name: str, plain, traced_graph, make_input, runs: int = RUNS) -> Non
             flush()
             took[label] = time.perf_counter() - start
         ratios.append(took["on"] / took["off"])
-    print(f"{name:24} median off {off * 1000:7.2f} ms  on {on * 1000:7.2f} ms  {100 * (on / off - 1):+5.1f} %   "
+    print(f"{name:24} median off {off * 1000:7.2f} ms  on {on * 1000:7.2f} ms  {100 * (slowdown - 1):+5.1f} %   "
           f"back to back incl. export: {100 * (statistics.median(ratios) - 1):+5.1f} %")
 
 

@@ -97,10 +97,10 @@ class _Run:
         self.sink = lambda item: None
         # observers (config["observers"], a subgraph shares its parent's) see events where they happen
         self.observers = tuple(self.config.get("observers") or (parent.run.observers if parent is not None else ()))
-        self.observed: dict[str, tuple] = {}  # mode -> the observers that see it
+        self.observed: dict[str, tuple] = {}  # mode -> the `on_event` of each observer that sees it
         for observer in self.observers:
             for mode in observer.modes:
-                self.observed[mode] = (*self.observed.get(mode, ()), observer)
+                self.observed[mode] = (*self.observed.get(mode, ()), observer.on_event)
         self.wanted = frozenset((*self.modes, *self.observed, *(("debug",) if debug else ()),
                                  *(self.forward_to.wanted if self.forward_to is not None else ())))
         self.ns_path = tuple(ns.split("|")) if ns else ()
@@ -120,13 +120,12 @@ class _Run:
 
     def emit(self, mode: str, payload: Any) -> None:
         """Send an event to this run's caller and, with subgraphs=True, up to the outermost stream."""
-        if mode in self.observed:
-            for observer in self.observed[mode]:
-                try:
-                    observer.on_event(self.ns_path, mode, payload)
-                except Exception as exc:  # an observer never breaks the run it watches
-                    warnings.warn(f"graph observer {type(observer).__name__} failed: {exc}", RuntimeWarning,
-                                  stacklevel=2)
+        for on_event in self.observed.get(mode, ()):
+            try:
+                on_event(self.ns_path, mode, payload)
+            except Exception as exc:  # an observer never breaks the run it watches
+                owner = getattr(on_event, "__self__", on_event)
+                warnings.warn(f"graph observer {type(owner).__name__} failed: {exc}", RuntimeWarning, stacklevel=2)
         if mode in self.modes:
             if self.subgraphs and self.forward_to is None:  # LangGraph's (namespace, [mode,] chunk)
                 self.sink(((), payload) if self.single_mode else ((), mode, payload))
@@ -290,12 +289,15 @@ class _Run:
             task.writes = value
             self.done[task.id] = value
             self.save_writes(task.id, value or [(DONE, None)])
-            if task.kind != "start" and self.wants("updates"):
-                self.emit("updates", {task.name: update_dict(value, self.spec.channels)})
-            if task.kind != "start" and self.wants("tasks"):
-                self.emit("tasks", {"id": task.id, "name": task.name, "error": None,
-                                    "result": update_dict(value, self.spec.channels), "interrupts": []})
-            if task.kind != "start" and self.wants("debug"):
+            wanted = self.wanted if task.kind != "start" else ()
+            if "updates" in wanted or "tasks" in wanted:
+                update = update_dict(value, self.spec.channels)
+                if "updates" in wanted:
+                    self.emit("updates", {task.name: update})
+                if "tasks" in wanted:
+                    self.emit("tasks", {"id": task.id, "name": task.name, "error": None, "result": update,
+                                        "interrupts": []})
+            if "debug" in wanted:
                 self.emit("debug", {"type": "task_result", "step": self.step, "timestamp": now(),
                                     "payload": {"id": task.id, "name": task.name, "result": value}})
         elif kind == "interrupt":

@@ -18,6 +18,7 @@ _jobs: deque[Callable[[], None]] = deque()
 _cond = threading.Condition()
 _state = {"queued": 0, "done": 0, "flushing": 0}
 _thread: threading.Thread | None = None
+_batch_end: dict[Callable[[], None], None] = {}  # run once each after the jobs of the batch (tracing thread only)
 
 
 def submit(job: Callable[[], None]) -> None:
@@ -46,11 +47,22 @@ def flush(timeout: float | None = 30.0) -> bool:
             _state["flushing"] -= 1
 
 
+def on_tracing_thread() -> bool:
+    return threading.current_thread() is _thread
+
+
+def at_batch_end(callback: Callable[[], None]) -> None:
+    """Run `callback` (it must not raise) once the tracing thread has run the jobs it woke for,
+    before `flush` returns: e.g. one commit for the batch instead of one per run."""
+    _batch_end[callback] = None
+
+
 def _after_fork() -> None:
     """A forked child has no tracing thread: start afresh (the parent's queued runs stay the parent's)."""
     global _cond, _thread
     _cond, _thread = threading.Condition(), None
     _jobs.clear()
+    _batch_end.clear()
     _state.update(queued=0, done=0, flushing=0)
 
 
@@ -65,10 +77,18 @@ def _work() -> None:
             jobs = list(_jobs)
             _jobs.clear()
         for job in jobs:
-            try:
-                job()
-            except Exception:  # only a warning turned into an error gets here; the thread must live on
-                pass
+            _run(job)
+        callbacks = list(_batch_end)  # what the jobs left for the batch's end
+        _batch_end.clear()
+        for callback in callbacks:
+            _run(callback)
         with _cond:
             _state["done"] += len(jobs)
             _cond.notify_all()
+
+
+def _run(job: Callable[[], None]) -> None:
+    try:
+        job()
+    except Exception:  # only a warning turned into an error gets here; the thread must live on
+        pass
