@@ -109,10 +109,10 @@ class ToolCalling:
     def named(self) -> bool:
         return self.choice not in ("none", "auto", "required")
 
-    def render(self, messages: list[ChatMessage | dict]) -> tuple[list[dict], dict]:
+    def render(self, messages: list[ChatMessage | dict], keep_parts: bool = False) -> tuple[list[dict], dict]:
         """Messages and template kwargs for the chat template, with the tools in the prompt."""
         return render_messages(messages, None if self.choice == "none" else self.tools, self.format,
-                               self.template_renders_tools)
+                               self.template_renders_tools, keep_parts)
 
     def calls_constraint(self) -> StructuredOutput:
         """Only calls: to any tool (required, a decided auto) or to the named one."""
@@ -170,22 +170,28 @@ def prepare_chat(messages: list[ChatMessage | dict], options: ChatOptions, param
             return ChatPlan(dicts, template_kwargs, answer)
 
 
-        if read_image is not None and has_images(messages):
-            raise InvalidRequestError("images cannot be combined with tools yet: send them in a request without tools")
-        dicts, extra = calling.render(messages)
+        dicts, extra = calling.render(messages, keep_parts=read_image is not None)
     except ValueError as exc:
         raise InvalidRequestError(f"invalid chat message: {exc}") from exc
+    images = []
+    # a vision model: user turns keep their images as placeholders; a template that renders tools
+    # itself (Qwen3-VL's) takes text as strings, one that does not (SmolVLM's) wants every turn as parts
+    text_as_parts = not calling.template_renders_tools
+    if read_image is not None:
+        dicts, images = _with_images(dicts, read_image, text_as_parts)
     template_kwargs.update(extra)
     if calling.choice == "none":
-        return ChatPlan(dicts, template_kwargs, answer, calling)
+        return ChatPlan(dicts, template_kwargs, answer, calling, images=images)
     if calling.choice != "auto":
         if answer is not None:
             raise InvalidRequestError("response_format can only be combined with tool_choice 'auto' or 'none'")
-        return ChatPlan(dicts, template_kwargs, calling.calls_constraint(), calling)
+        return ChatPlan(dicts, template_kwargs, calling.calls_constraint(), calling, images=images)
     system = [m for m in messages if ChatMessage.model_validate(m).role in ("system", "developer")]
     baseline, _ = calling.render([*system, {"role": "user", "content": CONTENT_FREE}])
+    if read_image is not None:
+        baseline, _ = _with_images(baseline, read_image, text_as_parts)
     return ChatPlan(dicts, template_kwargs, calling.answer_constraint(answer), calling, calling.calls_constraint(),
-                    baseline)
+                    baseline, images)
 
 
 # --- grammars --------------------------------------------------------------------------------
@@ -273,38 +279,45 @@ def call_grammar(
 
 
 def render_messages(
-    messages: list[ChatMessage | dict], tools: list[dict] | None, fmt: ToolFormat, template_renders_tools: bool
+    messages: list[ChatMessage | dict], tools: list[dict] | None, fmt: ToolFormat, template_renders_tools: bool,
+    keep_parts: bool = False,
 ) -> tuple[list[dict], dict]:
     """Messages (and template kwargs) ready for the chat template.
 
     A template that renders tools gets them as `tools=` and the messages as they are (call
     arguments as objects, as HF templates expect). For any other template, calls and results are
     written out in `fmt`, with the tool prompt that teaches it: an assistant turn's calls as the
-    format writes them, tool results as a user turn of `<tool_response>` blocks.
+    format writes them, tool results as a user turn of `<tool_response>` blocks. With `keep_parts`
+    (a vision model) user turns keep their content parts; everything else is text.
     """
     dicts = [ChatMessage.model_validate(m).model_dump(exclude_none=True) for m in messages]
+
+    def kept(m: dict) -> bool:
+        return keep_parts and m["role"] == "user" and isinstance(m.get("content"), list)
+
     if template_renders_tools:
         for m in dicts:
-            if isinstance(m.get("content"), list):
+            if isinstance(m.get("content"), list) and not kept(m):
                 m["content"] = _text(m["content"])
             for call in m.get("tool_calls", []):
                 call["function"]["arguments"] = _json_or_text(call["function"]["arguments"])
         return dicts, {"tools": tools} if tools else {}
     out: list[dict] = []
     for m in dicts:
-        content = _text(m.get("content"))
+        content = None if kept(m) else _text(m.get("content"))
         if m["role"] == "assistant" and m.get("tool_calls"):
             calls = write_calls(fmt, [(c["function"]["name"], _json_or_text(c["function"]["arguments"]))
                                       for c in m["tool_calls"]])
             out.append({"role": "assistant", "content": "\n".join([content, calls] if content else [calls])})
         elif m["role"] == "tool":
             response = f"<tool_response>\n{content}\n</tool_response>"
-            if out and out[-1].get("role") == "user" and out[-1]["content"].startswith("<tool_response>"):
+            previous = out[-1]["content"] if out and out[-1].get("role") == "user" else None
+            if isinstance(previous, str) and previous.startswith("<tool_response>"):
                 out[-1]["content"] += "\n" + response  # parallel results share one turn
             else:
                 out.append({"role": "user", "content": response})
         else:
-            out.append({**m, "content": content})
+            out.append({**m, "content": m["content"] if kept(m) else content})
     if tools:
         if fmt is SMOLLM2:
             prompt = SMOLLM2_TOOL_PROMPT.format(tools=json.dumps(tools))
@@ -343,14 +356,16 @@ def has_images(messages) -> bool:
     return False
 
 
-def _with_images(dicts: list[dict], read_image: Callable[[str], object]) -> tuple[list[dict], list]:
-    """Messages for a vision model's template (content as text and `{"type": "image"}` parts) and
-    their images, read in order."""
+def _with_images(dicts: list[dict], read_image: Callable[[str], object],
+                 text_as_parts: bool = True) -> tuple[list[dict], list]:
+    """Messages for a vision model's template (content as text and `{"type": "image"}` parts, or
+    text as strings unless `text_as_parts`) and their images, read in order."""
     images = []
     for m in dicts:
         content = m.get("content")
         if content is None or isinstance(content, str):
-            m["content"] = [{"type": "text", "text": content or ""}]
+            if text_as_parts:
+                m["content"] = [{"type": "text", "text": content or ""}]
             continue
         parts = []
         for part in content:
