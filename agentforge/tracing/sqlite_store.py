@@ -63,6 +63,8 @@ class SqliteTraceStore:
         with self._lock:
             try:
                 self._db.commit()
+            except sqlite3.ProgrammingError:  # closed meanwhile: `close` committed
+                pass
             except sqlite3.Error as exc:  # a full disk, a locked file: this batch's traces are lost, not the run
                 self._db.rollback()
                 warnings.warn(f"trace store {self.path} dropped a batch of traces: {exc}", RuntimeWarning, stacklevel=1)
@@ -103,7 +105,11 @@ class SqliteTraceStore:
         return sorted(spans.values(), key=lambda s: s.start)
 
     def close(self) -> None:
-        self._db.close()
+        """Close the file, committing what a batch still holds open."""
+        with self._lock:
+            if self._db.in_transaction:
+                self._db.commit()
+            self._db.close()
 
     def _migrate_span_rows(self) -> None:
         """A store written before batches (a `spans` table, a row per span) moves over, nothing lost."""

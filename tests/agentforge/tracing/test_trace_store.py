@@ -83,3 +83,24 @@ def test_runs_traced_to_the_store_are_committed_when_flush_returns(tmp_path):
     roots = reader.traces()
     assert sorted(r.inputs["n"] for r in roots) == [0, 1, 2, 3, 4]
     assert all([s.name for s in reader.trace(r.trace_id)] == ["LangGraph", "inc"] for r in roots)
+
+
+def test_closing_the_store_commits_what_the_tracing_thread_holds_open(tmp_path):
+    import threading
+
+    from agentforge.tracing._export_thread import submit
+
+    store = SqliteTraceStore(tmp_path / "traces.sqlite")
+    exported, release = threading.Event(), threading.Event()
+
+    def job():  # the tracing thread exports and its batch is not over yet
+        store.export(run("00000000000000a1"))
+        exported.set()
+        release.wait(10)
+
+    submit(job)
+    assert exported.wait(10)
+    store.close()
+    release.set()
+    assert flush()
+    assert [s.name for s in SqliteTraceStore(tmp_path / "traces.sqlite").trace(TRACE)] == ["graph-00000000000000a1", "node"]
