@@ -104,3 +104,22 @@ def test_closing_the_store_commits_what_the_tracing_thread_holds_open(tmp_path):
     release.set()
     assert flush()
     assert [s.name for s in SqliteTraceStore(tmp_path / "traces.sqlite").trace(TRACE)] == ["graph-00000000000000a1", "node"]
+
+
+def test_span_values_become_json_data_and_only_a_long_one_is_cut():
+    from pydantic import BaseModel
+
+    from agentforge.tracing.spans import MAX_CHARS, to_json
+
+    class Answer(BaseModel):
+        text: str
+        score: float | None = None
+
+    [root, node] = to_json([*run("00000000000000b2")[:1], Span(TRACE, "00000000000000c3", None, "n", "node", 2.0,
+                                                               inputs=(Answer(text="hi"), 2**70))])
+    assert node.inputs == [{"text": "hi"}, 2**70] and root.inputs == {"q": 1}  # one trip for the whole run
+    long = "x" * (MAX_CHARS + 10)
+    [kept, cut] = to_json([Span(TRACE, "00000000000000d4", None, "a", "node", 1.0, inputs={"q": (1, 2)}),
+                           Span(TRACE, "00000000000000e5", None, "b", "node", 1.0, inputs={"text": long})])
+    assert kept.inputs == {"q": [1, 2]}  # the run is too long for one trip: each value on its own
+    assert cut.inputs == {"truncated": '{"text":"' + long[:MAX_CHARS - 9]} and cut.outputs is None
