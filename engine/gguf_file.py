@@ -195,16 +195,9 @@ def gguf_tokenizer(path: Path):
     return PreTrainedTokenizerFast(tokenizer_object=backend, **tokenizer_config, **extra)
 
 
-ROPE_INV_FREQ = "model.rotary_emb.inv_freq"  # a buffer, which the loader fills only from GGUF files
-
-
-def _scaled_inv_freq(meta: dict, arch: str, config, divisors: np.ndarray) -> torch.Tensor:
-    """RoPE's inverse frequencies divided by the file's `rope_freqs` (how llama.cpp stores Llama 3's
-    scaling: the file has no scaling parameters to rebuild it from)."""
-    dim = meta.get(f"{arch}.rope.dimension_count") or config.head_dim
-    base = config.rope_parameters["rope_theta"]
-    inv_freq = 1.0 / (base ** (torch.arange(0, dim, 2, dtype=torch.float) / dim))
-    return inv_freq / torch.from_numpy(np.ascontiguousarray(divisors)).float()
+# Llama 3.1+'s RoPE scaling as llama.cpp stores it: a divisor per frequency (the file has no scaling
+# parameters to rebuild it from); the loader divides the model's own inverse frequencies by them
+ROPE_FREQ_DIVISORS = "model.rotary_emb.rope_freqs"
 
 
 def _mla_kv_b(k_b: np.ndarray, v_b: np.ndarray) -> torch.Tensor:
@@ -326,8 +319,8 @@ def open_gguf(path: Path):
                     data = data.swapaxes(1, 2)
             elif base in _GGUF_GLOBAL_NAMES:
                 name = _GGUF_GLOBAL_NAMES[base]
-            elif base == "rope_freqs":  # Llama 3.1+'s RoPE scaling, as per-frequency divisors
-                yield ROPE_INV_FREQ, _scaled_inv_freq(meta, arch, config, data)
+            elif base == "rope_freqs":
+                yield ROPE_FREQ_DIVISORS, torch.from_numpy(np.ascontiguousarray(data)).float()
                 continue
             else:
                 continue

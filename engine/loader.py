@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from .errors import EngineError, InvalidRequestError, ModelLoadError
-from .gguf_file import ROPE_INV_FREQ, gguf_tokenizer, open_gguf
+from .gguf_file import ROPE_FREQ_DIVISORS, gguf_tokenizer, open_gguf
 from .models import ARCHITECTURES
 from .registry import resolve_model
 
@@ -118,8 +118,8 @@ def _build(config, weights: Iterator[tuple[str, torch.Tensor]], dtype: torch.dty
                 if name.startswith(prefix):
                     name = ours + name[len(prefix):]
                     break
-            if name == ROPE_INV_FREQ:  # a GGUF file's scaled RoPE frequencies (gguf_file.py)
-                net.get_buffer(name).copy_(tensor)
+            if name == ROPE_FREQ_DIVISORS:  # a GGUF file's RoPE scaling (gguf_file.py)
+                net.get_buffer("model.rotary_emb.inv_freq").div_(tensor)
                 continue
             if name not in params:
                 continue  # e.g. rotary caches some checkpoints carry
