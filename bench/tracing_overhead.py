@@ -44,9 +44,10 @@ def agent():
 def compare(name: str, plain, traced_graph, make_input, runs: int = RUNS) -> None:
     """Latency: the median of interleaved runs (the export thread's work lands between and inside
     them, as in a busy server); the slowdown is the median of each pair's ratio (an untraced run and
-    the traced one right after it), which the machine's drift over the runs leaves alone. Cost: blocks of runs back to back, untraced and traced in turn, each
-    traced block timed until `flush()` returns, so every span's JSON and SQLite write is paid for;
-    the median of the blocks' ratios (the machine's speed drifts between blocks)."""
+    the traced one right after it), which the machine's drift over the runs leaves alone. Cost:
+    blocks of runs back to back, untraced and traced in turn, each traced block timed until `flush()`
+    returns, so every span's JSON and SQLite write is paid for; the median of the blocks' ratios (the
+    machine's speed drifts between blocks)."""
     times = {"off": [], "on": []}
     for _ in range(runs):
         for label, graph in (("off", plain), ("on", traced_graph)):

@@ -304,7 +304,7 @@ def render_messages(
         return dicts, {"tools": tools} if tools else {}
     out: list[dict] = []
     for m in dicts:
-        content = None if kept(m) else _text(m.get("content"))
+        content = m["content"] if kept(m) else _text(m.get("content"))
         if m["role"] == "assistant" and m.get("tool_calls"):
             calls = write_calls(fmt, [(c["function"]["name"], _json_or_text(c["function"]["arguments"]))
                                       for c in m["tool_calls"]])
@@ -317,7 +317,7 @@ def render_messages(
             else:
                 out.append({"role": "user", "content": response})
         else:
-            out.append({**m, "content": m["content"] if kept(m) else content})
+            out.append({**m, "content": content})
     if tools:
         if fmt is SMOLLM2:
             prompt = SMOLLM2_TOOL_PROMPT.format(tools=json.dumps(tools))

@@ -2,8 +2,9 @@
 
 An export writes one row per trace it touches (its spans as one JSON document) and one per span a
 viewer may list (a run's root): a row per span, with its two indexes, cost 13 µs a span, as much as
-the 50-node run it recorded. A batch is named by its span ids: the same spans exported again replace their row, some of them
-exported again (a root finished later) add one, and the newest copy of a span is the one read."""
+the 50-node run it recorded. A batch is named by its span ids: the same spans exported again replace
+their row, some of them exported again (a root finished later) add one, and the newest copy of a span
+is the one read."""
 
 from __future__ import annotations
 

@@ -3,9 +3,9 @@
 The build is keyed by the source, torch's version and install path (two virtual environments each
 keep their own build: sharing one folder, each rewrote the other's build file and rebuilt, contending
 for its lock) and the CPU's instruction sets (it is compiled with `-march=native`), so a cached
-library never runs on a CPU it was not built for. Without a
-compiler — or with `AGENTFORGE_NATIVE_KERNELS=0` — `native_ops()` returns None and the engine keeps
-its pure-PyTorch paths, which are also the reference the kernels are tested against.
+library never runs on a CPU it was not built for. Without a compiler — or with
+`AGENTFORGE_NATIVE_KERNELS=0` — `native_ops()` returns None and the engine keeps its pure-PyTorch
+paths, which are also the reference the kernels are tested against.
 """
 
 from __future__ import annotations
