@@ -162,6 +162,7 @@ class LLMEngine(LiveWeights):
             request.tool_calling = calling
         if plan.call_structured is not None:
             request.call_grammar = compile_grammar(plan.call_structured)
+            request.answer_grammar = compile_grammar(plan.answer_only)
             request.baseline = tuple(self.render_chat(plan.baseline_messages, True, **plan.template_kwargs))
             request.opener = self.tokenizer.encode(calling.format.opener, add_special_tokens=False)
         return request

@@ -24,7 +24,8 @@ class Request:
 
     With `tool_choice="auto"`, `grammar` is the answer branch and `call_grammar` the call branch;
     `baseline` is the content-free prompt the call-or-answer decision is calibrated against and
-    `opener` the tokens that open a call (see `tool_decision.py`).
+    `opener` the tokens that open a call (see `tool_decision.py`); `answer_grammar` is the answer
+    branch with no call in it, which a tool-trained adapter's decision to answer follows.
     """
 
     request_id: str
@@ -36,6 +37,7 @@ class Request:
     response_format: object = None  # a JSON response_format: finished answers are parsed into `parsed`
     tool_calling: ToolCalling | None = None
     call_grammar: str | None = None
+    answer_grammar: str | None = None
     baseline: tuple[int, ...] | None = None
     opener: list[int] | None = None
     lora: LoRAAdapter | None = None

@@ -18,7 +18,10 @@ still constrained.
 
 A request that runs with a LoRA adapter trained to call tools (its record says `"tool_calling":
 true`, like the shipped SmolLM2 one) needs no calibration: it calls when the model itself prefers
-the opener, p(opener | prompt) > 1/2.
+the opener, p(opener | prompt) > 1/2, and its decision to answer is final: the reply follows the
+answer grammar, in which no call opens. (Under the `auto` grammar greedy decoding still opened a
+call whenever the opener was merely the likeliest first token, as on most of BFCL's irrelevance
+questions: see docs/benchmarks.md.)
 """
 
 from __future__ import annotations
@@ -68,8 +71,8 @@ class ToolDecisions:
     def start(self, request: Request) -> None:
         """Schedule the probes `request`'s decision needs; it waits for them."""
         key = (request.baseline, tuple(request.opener), request.lora.uid if request.lora else None)
-        trained = request.lora is not None and request.lora.meta.get("tool_calling")
-        scores = self.scores[request.request_id] = _Scores(baseline=OWN_PREFERENCE if trained else self.baselines.get(key))
+        scores = self.scores[request.request_id] = _Scores(
+            baseline=OWN_PREFERENCE if _tool_trained(request) else self.baselines.get(key))
         if scores.baseline is None:
             pending = next((p for p in self.probes.values() if p.baseline == key), None)
             (pending or self._probe(list(request.baseline), request.opener, key, request.lora)).waiting.append(request)
@@ -125,11 +128,16 @@ class ToolDecisions:
         return probe
 
     def _decide(self, request: Request, calls: bool) -> None:
-        """A reply that calls follows the call grammar, if a call fits its budget."""
-        if not calls:
+        """A reply that calls follows the call grammar, if a call fits its budget; a tool-trained
+        adapter's answer follows the answer grammar without calls."""
+        if not calls and not _tool_trained(request):
             return
-        matcher = self.constraints.matcher(request.call_grammar)
+        matcher = self.constraints.matcher(request.call_grammar if calls else request.answer_grammar)
         if not self.constraints.fits(matcher, request.seqs[0].max_tokens):
             return
         for index, seq in enumerate(request.seqs):
             Constraints.attach(seq, matcher if index == 0 else matcher.deep_copy())
+
+
+def _tool_trained(request: Request) -> bool:
+    return request.lora is not None and bool(request.lora.meta.get("tool_calling"))

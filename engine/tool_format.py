@@ -18,6 +18,7 @@ still constrained from the moment its opening tag appears.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -125,6 +126,10 @@ class ToolCalling:
         return StructuredOutput(grammar=call_grammar(self.tools, self.format, auto=True, parallel=self.parallel,
                                                      answer=answer))
 
+    def answer_only_constraint(self, answer: StructuredOutput | None) -> StructuredOutput:
+        """A reply decided to answer: text in which no call opens, or the JSON `answer`."""
+        return answer if answer is not None else StructuredOutput(grammar=answer_grammar(self.format))
+
     def parser(self) -> ToolCallParser:
         return ToolCallParser(self.format)
 
@@ -143,6 +148,7 @@ class ChatPlan:
     structured: StructuredOutput | None = None
     tool_calling: ToolCalling | None = None
     call_structured: StructuredOutput | None = None
+    answer_only: StructuredOutput | None = None  # the answer branch with no call in it
     baseline_messages: list[dict] | None = None
     images: list = field(default_factory=list)  # a vision model's images, in the order the messages place them
 
@@ -191,7 +197,7 @@ def prepare_chat(messages: list[ChatMessage | dict], options: ChatOptions, param
     if read_image is not None:
         baseline, _ = _with_images(baseline, read_image, text_as_parts)
     return ChatPlan(dicts, template_kwargs, calling.answer_constraint(answer), calling, calling.calls_constraint(),
-                    baseline, images)
+                    calling.answer_only_constraint(answer), baseline, images)
 
 
 # --- grammars --------------------------------------------------------------------------------
@@ -273,6 +279,14 @@ def call_grammar(
         lines.append(r"TEXT: /(.|\n)*/")
     lines.append(f"call: %json {q(call_schema(tools, fmt.arguments_key))}")
     return "\n".join(lines) + "\n"
+
+
+def answer_grammar(fmt: ToolFormat) -> str:
+    """Plain text in which no call opens: nothing that starts like the format's opening tag (a small
+    model writes `<tool_call call=...>` as readily as `<tool_call>`), nor, for Llama 3, a "{" first."""
+    opening = re.escape(fmt.open[:-1]).replace("/", "\\/")
+    text = r"/([^{](.|\n)*)?/" if fmt.bare_json else r"/(.|\n)*/"
+    return f"%llguidance {{}}\nstart: TEXT\nTEXT: {text} & ~/(.|\\n)*{opening}(.|\\n)*/\n"
 
 
 # --- prompt rendering ------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import jsonschema
 import pytest
 from pydantic import BaseModel, Field
 
-from agentforge.engine import LLM, AsyncLLM, InvalidRequestError, SamplingParams
+from agentforge.engine import LLM, AsyncLLM, InvalidRequestError, SamplingParams, tool_decision
 from agentforge.engine.tool_schema import tool_specs
 
 
@@ -212,6 +212,20 @@ def test_the_shipped_tool_adapter_decides_by_itself(smollm2_path):
         temperature=0, max_tokens=60, lora="base"), tools=TOOLS)[0].outputs[0]
     assert len(llm.engine.decisions.baselines) == 1 and off.tool_calls is None  # the base model answers in prose
     assert llm.stats().kv_blocks_used == 0
+
+
+def test_a_tool_trained_adapters_decision_to_answer_is_final(smollm2_path, monkeypatch):
+    """Under the threshold the reply answers, even where the adapter would open the call itself (the
+    opener its likeliest first token)."""
+    llm = LLM(smollm2_path, max_model_len=2048)
+    weather = [{"role": "user", "content": "What's the weather like in Paris?"}]
+    params = SamplingParams(temperature=0, max_tokens=60)
+    monkeypatch.setattr(tool_decision, "OWN_PREFERENCE", 0.0)  # log 1: never sure enough to call
+    answered = llm.chat(weather, params, tools=TOOLS)[0].outputs[0]
+    assert answered.tool_calls is None and answered.text and "<tool_call>" not in answered.text
+    assert answered.finish_reason != "tool_calls"
+    monkeypatch.setattr(tool_decision, "OWN_PREFERENCE", -1e9)  # always sure: the same question calls
+    assert llm.chat(weather, params, tools=TOOLS)[0].outputs[0].tool_calls
 
 
 def test_a_request_aborted_while_its_decision_is_pending_frees_everything(smollm2_path):

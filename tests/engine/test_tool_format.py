@@ -79,8 +79,9 @@ def constraint(calling: ToolCalling) -> StructuredOutput:
 def accepts(smollm2_tokenizer):
     tokenizer = llguidance.hf.from_tokenizer(smollm2_tokenizer)
 
-    def accepts(calling: ToolCalling, text: str) -> bool:
-        matcher = llguidance.LLMatcher(tokenizer, compile_grammar(constraint(calling)))
+    def accepts(calling: ToolCalling | StructuredOutput, text: str) -> bool:
+        structured = calling if isinstance(calling, StructuredOutput) else constraint(calling)
+        matcher = llguidance.LLMatcher(tokenizer, compile_grammar(structured))
         ok = all(matcher.consume_token(t) for t in smollm2_tokenizer.encode(text, add_special_tokens=False))
         return ok and matcher.is_accepting()
 
@@ -112,6 +113,22 @@ def test_call_grammars_allow_exactly_what_tool_choice_allows(accepts, fmt):
     if fmt is not LLAMA3:  # text before a call; once the tag opens, the call is constrained
         assert accepts(calling("auto"), call_text(fmt, [paris], prefix="Let me look. "))
         assert not accepts(calling("auto"), "Let me look. " + fmt.open + "{nonsense")
+
+
+@pytest.mark.parametrize("fmt", [HERMES, SMOLLM2, LLAMA3, MISTRAL], ids=lambda f: f.name)
+def test_an_answer_decided_before_the_reply_never_opens_a_call(accepts, fmt):
+    calling = ToolCalling([WEATHER, SEARCH], "auto", True, fmt)
+    answer_only = calling.answer_only_constraint(None)
+    paris = call_text(fmt, [("get_weather", {"city": "Paris"})])
+    assert accepts(answer_only, "It is sunny.") and accepts(answer_only, "")
+    assert accepts(answer_only, "Tags such as <tool> or [TOOL] are fine, and so is {this}.")
+    assert accepts(calling, paris) and not accepts(answer_only, paris)
+    assert not accepts(answer_only, "Let me look. " + fmt.open)
+    assert not accepts(answer_only, fmt.open[:-1] + ' call="get_weather">Paris' + fmt.open[-1])  # a tag of its own
+    if fmt is not LLAMA3:  # Llama 3's bare JSON calls open only at the start of the answer
+        assert not accepts(answer_only, "Let me look. " + paris)
+    json_answer = StructuredOutput(json={"type": "object", "properties": {"a": {"type": "integer"}}})
+    assert calling.answer_only_constraint(json_answer) == json_answer  # a JSON answer has no call in it anyway
 
 
 def test_defs_of_several_tools_are_kept_apart(accepts):
