@@ -99,8 +99,11 @@ class _Run:
         self.observers = tuple(self.config.get("observers") or (parent.run.observers if parent is not None else ()))
         self.observed: dict[str, tuple] = {}  # mode -> the `on_event` of each observer that sees it
         for observer in self.observers:
-            for mode in observer.modes:
+            for mode in getattr(observer, "modes", ()):
                 self.observed[mode] = (*self.observed.get(mode, ()), observer.on_event)
+        # the "tasks" events as arguments, for observers that follow every task (no event dicts built)
+        self.task_starts = tuple(o.on_task_start for o in self.observers if hasattr(o, "on_task_start"))
+        self.task_results = tuple(o.on_task_result for o in self.observers if hasattr(o, "on_task_result"))
         self.wanted = frozenset((*self.modes, *self.observed, *(("debug",) if debug else ()),
                                  *(self.forward_to.wanted if self.forward_to is not None else ())))
         self.ns_path = tuple(ns.split("|")) if ns else ()
@@ -123,9 +126,8 @@ class _Run:
         for on_event in self.observed.get(mode, ()):
             try:
                 on_event(self.ns_path, mode, payload)
-            except Exception as exc:  # an observer never breaks the run it watches
-                owner = getattr(on_event, "__self__", on_event)
-                warnings.warn(f"graph observer {type(owner).__name__} failed: {exc}", RuntimeWarning, stacklevel=2)
+            except Exception as exc:
+                _observer_failed(on_event, exc)
         if mode in self.modes:
             if self.subgraphs and self.forward_to is None:  # LangGraph's (namespace, [mode,] chunk)
                 self.sink(((), payload) if self.single_mode else ((), mode, payload))
@@ -135,6 +137,14 @@ class _Run:
             self.forward_to.publish(tuple(self.ns.split("|")), mode, payload)
         if mode == "debug" and self.debug:
             _print_debug(payload)
+
+    def tell_result(self, task: Task, error: BaseException | None, result: Any, interrupts: tuple) -> None:
+        """A task's result, for observers' `on_task_result` hooks."""
+        for hook in self.task_results:
+            try:
+                hook(self.ns_path, task.id, task.name, error, result, interrupts)
+            except Exception as exc:
+                _observer_failed(hook, exc)
 
     def wants(self, mode: str) -> bool:
         """Whether anyone listens to `mode` (so its payload is worth building)."""
@@ -263,9 +273,16 @@ class _Run:
             if task.id in self.done:
                 task.writes = self.done[task.id]
         todo = [t for t in self.step_tasks if t.id not in self.done]
-        debug, tasks = self.wants("debug"), self.wants("tasks")
-        for task in todo if debug or tasks else ():
+        debug, tasks, starts = self.wants("debug"), self.wants("tasks"), self.task_starts
+        for task in todo if debug or tasks or starts else ():
             if task.kind == "start":
+                continue
+            for hook in starts:
+                try:
+                    hook(self.ns_path, task.id, task.name, task.input, task.path)
+                except Exception as exc:
+                    _observer_failed(hook, exc)
+            if not (debug or tasks):
                 continue
             event = {"id": task.id, "name": task.name, "input": task.input, "triggers": task.path}
             if debug:
@@ -289,9 +306,11 @@ class _Run:
             task.writes = value
             self.done[task.id] = value
             self.save_writes(task.id, value or [(DONE, None)])
-            wanted = self.wanted if task.kind != "start" else ()
-            if "updates" in wanted or "tasks" in wanted:
+            wanted, results = (self.wanted, self.task_results) if task.kind != "start" else ((), ())
+            if "updates" in wanted or "tasks" in wanted or results:
                 update = update_dict(value, self.spec.channels)
+                if results:
+                    self.tell_result(task, None, update, ())
                 if "updates" in wanted:
                     self.emit("updates", {task.name: update})
                 if "tasks" in wanted:
@@ -301,6 +320,7 @@ class _Run:
                 self.emit("debug", {"type": "task_result", "step": self.step, "timestamp": now(),
                                     "payload": {"id": task.id, "name": task.name, "result": value}})
         elif kind == "interrupt":
+            self.tell_result(task, None, {}, tuple(value.interrupts))
             if self.wants("tasks"):
                 self.emit("tasks", {"id": task.id, "name": task.name, "error": None, "result": {},
                                     "interrupts": list(value.interrupts)})
@@ -311,8 +331,11 @@ class _Run:
         elif kind == "parent":
             self.parent_command = value
         else:
-            if task.kind != "start" and self.wants("tasks"):
-                self.emit("tasks", {"id": task.id, "name": task.name, "error": value, "result": {}, "interrupts": []})
+            if task.kind != "start":
+                self.tell_result(task, value, {}, ())
+                if self.wants("tasks"):
+                    self.emit("tasks", {"id": task.id, "name": task.name, "error": value, "result": {},
+                                        "interrupts": []})
             self.failed.append((task, value))
             self.save_writes(task.id, [(ERROR, picklable_error(value))])
 
@@ -371,6 +394,12 @@ def _coerce_context(schema: type | None, context: Any) -> Any:
                                                               (isinstance(schema, type) and issubclass(schema, BaseModel))):
         return schema(**context)
     return context
+
+
+def _observer_failed(hook, exc: Exception) -> None:
+    """An observer never breaks the run it watches: its failure is a warning."""
+    owner = getattr(hook, "__self__", hook)
+    warnings.warn(f"graph observer {type(owner).__name__} failed: {exc}", RuntimeWarning, stacklevel=3)
 
 
 def _print_debug(event: dict) -> None:

@@ -37,6 +37,8 @@ def trace_headers() -> dict[str, str]:
 
 def remote_parent(headers: Mapping[str, str]) -> RemoteParent | None:
     """The caller's span named by request headers (or MCP `_meta`), None when there is none or it is malformed."""
+    if not headers:
+        return None
     lowered = {str(k).lower(): v for k, v in headers.items()}
     match = _TRACEPARENT.match(str(lowered.get(TRACEPARENT, "")).strip())
     if match is None or set(match[1]) == {"0"} or set(match[2]) == {"0"}:

@@ -1,12 +1,13 @@
 """Spans, and the recorder that builds one run's span tree from the graph's own events, seen as a
-graph observer (`config["observers"]`) where they happen: "tasks" starts and results (nodes, tool
-calls) and "messages" chunks (LLM calls: time to first token, output, token usage). Nothing below
-the application layer knows about tracing."""
+graph observer (`config["observers"]`) where they happen: task starts and results (nodes, tool
+calls; the "tasks" events as hook arguments) and "messages" chunks (LLM calls: time to first token,
+output, token usage). Nothing below the application layer knows about tracing."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import threading
 import time
 import uuid
@@ -72,53 +73,67 @@ class Recorder:
     which the tracer calls on its export thread. Inputs and outputs stay the run's own objects
     (`to_json` turns them into JSON data, also off the hot path)."""
 
-    modes = ("tasks", "messages")
+    modes = ("messages",)  # tasks come through on_task_start / on_task_result
 
     def __init__(self, name: str, inputs: Any, trace_id: str | None = None, parent: RemoteParent | None = None) -> None:
         """`trace_id` names the trace (any string; normalized to 32 hex digits); a remote `parent`
         (a span of the process that asked for this run) makes the run a child in the caller's trace."""
-        self.trace_id = parent.trace_id if parent is not None else (normalize_trace_id(trace_id) if trace_id else uuid.uuid4().hex)
-        self.root = Span(self.trace_id, uuid.uuid4().hex[:16], parent.span_id if parent else None, name, "graph",
-                         time.time(), inputs=inputs)
+        self.trace_id = parent.trace_id if parent is not None else (normalize_trace_id(trace_id) if trace_id else _random_id(16))
+        self.root = Span(self.trace_id, _random_id(8), parent.span_id if parent else None, name, "graph", _now(),
+                         inputs=inputs)
         if parent is not None and parent.langsmith_trace:
             self.root.attributes["langsmith.parent_dotted_order"] = parent.langsmith_trace
         self.spans: dict[str, Span] = {}  # by task id (nodes, tools) or message id (LLM calls)
-        self._events: list[tuple] = []  # (time, namespace, mode, payload), not yet made spans
+        self._events: list[tuple] = []  # (time, namespace, ...) of task starts, results, LLM chunks: not yet spans
         self._llm_start: dict[str, float] = {}  # node span id -> when its next LLM call can have started
         self._lock = threading.Lock()  # parallel tasks report from their own threads
 
-    def on_event(self, namespace: tuple, mode: str, payload: Any) -> None:
-        self._events.append((_now(), namespace, mode, payload))  # atomic: safe from any thread
+    # the hooks only queue what they are told (list.append is atomic: safe from any thread)
+    def on_task_start(self, namespace: tuple, id: str, name: str, input: Any, triggers: tuple) -> None:
+        self._events.append((_now(), namespace, id, name, input))
+
+    def on_task_result(self, namespace: tuple, id: str, name: str, error: BaseException | None, result: Any,
+                       interrupts: tuple) -> None:
+        self._events.append((_now(), namespace, id, error, result, interrupts))
+
+    def on_event(self, namespace: tuple, mode: str, payload: Any) -> None:  # "messages": (chunk, metadata)
+        self._events.append((_now(), namespace, payload))
 
     def _catch_up(self) -> None:
         """Turn the queued events into spans, in the order they happened (call with the lock held)."""
         events, count = self._events, len(self._events)
-        for now, namespace, mode, payload in events[:count]:
-            if mode == "tasks" and "input" in payload:
-                self._task_started(namespace, payload, now)
-            elif mode == "tasks":
-                span = self.spans.get(payload["id"])
-                if span is not None:
-                    span.end, span.outputs = now, payload["result"]
-                    if payload["error"] is not None:
-                        span.error = f"{type(payload['error']).__name__}: {payload['error']}"
-                    elif payload["interrupts"]:
-                        span.attributes["interrupted"] = True
+        for event in events[:count]:
+            if len(event) == 5:
+                self._task_started(*event)
+            elif len(event) == 6:
+                self._task_finished(*event)
             else:
-                self._llm_chunk(namespace, *payload, now)
+                now, namespace, (chunk, metadata) = event
+                self._llm_chunk(namespace, chunk, metadata, now)
         del events[:count]  # events queued meanwhile stay for the next catch-up
 
-    def _task_started(self, namespace: tuple, task: dict, now: float) -> None:
+    def _task_started(self, now: float, namespace: tuple, task_id: str, name: str, inputs: Any) -> None:
         parent = self.spans.get(namespace[-1].rsplit(":", 1)[-1]) if namespace else None
-        call = task["input"].get("tool_call") if isinstance(task["input"], dict) else None
-        span = Span(self.trace_id, task["id"][:16], (parent or self.root).span_id, task["name"], "node", now,
-                    inputs=task["input"], attributes={"node": task["name"]})
+        call = inputs.get("tool_call") if isinstance(inputs, dict) else None
+        span = Span(self.trace_id, task_id[:16], (parent or self.root).span_id, name, "node", now,
+                    inputs=inputs, attributes={"node": name})
         if call is not None and hasattr(call, "function"):  # a tool call sent to its own task (ReAct agents)
             span.kind, span.name = "tool", call.function.name
             span.attributes.update({"tool.name": call.function.name, "tool.call_id": call.id})
             span.inputs = {"arguments": call.function.arguments}
-        self.spans[task["id"]] = span
+        self.spans[task_id] = span
         self._llm_start[span.span_id] = now
+
+    def _task_finished(self, now: float, namespace: tuple, task_id: str, error: BaseException | None, result: Any,
+                       interrupts: tuple) -> None:
+        span = self.spans.get(task_id)
+        if span is None:
+            return
+        span.end, span.outputs = now, result
+        if error is not None:
+            span.error = f"{type(error).__name__}: {error}"
+        elif interrupts:
+            span.attributes["interrupted"] = True
 
     def _llm_chunk(self, namespace: tuple, chunk: Any, metadata: dict, now: float) -> None:
         key = getattr(chunk, "id", None)
@@ -129,7 +144,7 @@ class Recorder:
             node = self._open_node(namespace, metadata.get("langgraph_node"))
             parent = node.span_id if node else self.root.span_id
             start = self._llm_start.get(parent, now)
-            span = Span(self.trace_id, uuid.uuid4().hex[:16], parent, "chat", "llm", start,
+            span = Span(self.trace_id, _random_id(8), parent, "chat", "llm", start,
                         attributes={"time_to_first_token_s": round(now - start, 6)})
             self.spans[key] = span
         message = getattr(chunk, "message", None)
@@ -202,6 +217,11 @@ def normalize_trace_id(value: str) -> str:
         return uuid.UUID(text).hex
     except ValueError:
         return uuid.uuid5(uuid.NAMESPACE_URL, f"agentforge-trace:{value}").hex
+
+
+def _random_id(size: int) -> str:
+    """`size` random bytes as hex: a W3C trace id (16) or span id (8); uuid4() costs 5x more per run."""
+    return os.urandom(size).hex()
 
 
 def run_id(trace_id: str, span_id: str) -> uuid.UUID:

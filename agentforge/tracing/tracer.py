@@ -4,11 +4,9 @@ background thread, `_export_thread`). A failing exporter costs one warning, neve
 
 from __future__ import annotations
 
-import contextlib
 import time
 import warnings
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from types import SimpleNamespace
 from typing import Any, Protocol, runtime_checkable
 
 from ._export_thread import submit
@@ -88,26 +86,35 @@ class TracedGraph:
             async for item in self.graph.astream(input, run.config, **kwargs):
                 yield item
 
-    @contextlib.contextmanager
-    def _run(self, input: Any, config: dict | None) -> Iterator[SimpleNamespace]:
-        """One traced run: `run.config` carries the recorder as an observer; the spans go to the
-        exporters when the run ends, with its error if it failed (or was closed early) and with
-        `run.out` as its result (what invoke returned; None for a stream)."""
+    def _run(self, input: Any, config: dict | None) -> _TracedRun:
+        return _TracedRun(getattr(self.graph, "name", None) or "graph", self.exporters, input, config)
+
+
+class _TracedRun:
+    """One traced run, as a context: `config` carries the recorder as an observer; on exit the spans
+    go to the exporters, with the run's error if it failed (or was closed early) and with `out` as
+    its result (what invoke returned; None for a stream)."""
+
+    __slots__ = ("exporters", "recorder", "config", "out")
+
+    def __init__(self, name: str, exporters: list[Exporter], input: Any, config: dict | None) -> None:
         config = dict(config or {})
         # a caller's run id (LangGraph's config["run_id"]; the Agent Protocol's runs) names the trace,
         # unless the run continues a remote caller's trace (`continue_trace`)
-        recorder = Recorder(getattr(self.graph, "name", None) or "graph", input, str(config.get("run_id") or "") or None,
-                            parent=remote_parent(config.get("metadata") or {}))
-        config["observers"] = [*config.get("observers", ()), recorder]
-        run = SimpleNamespace(config=config, out=None)
-        try:
-            yield run
-        except BaseException as exc:
-            end = time.time()
-            _export(self.exporters, lambda error=exc: recorder.finish(error=error, end=end))
-            raise
-        end = time.time()
-        _export(self.exporters, lambda: recorder.finish(run.out, end=end))
+        self.recorder = Recorder(name, input, str(config.get("run_id") or "") or None,
+                                 parent=remote_parent(config.get("metadata") or {}))
+        config["observers"] = [*config.get("observers", ()), self.recorder]
+        self.exporters, self.config, self.out = exporters, config, None
+
+    def __enter__(self) -> _TracedRun:
+        return self
+
+    def __exit__(self, kind, error: BaseException | None, traceback) -> None:
+        end, recorder = time.time(), self.recorder
+        if error is None:
+            _export(self.exporters, lambda: recorder.finish(self.out, end=end))
+        else:
+            _export(self.exporters, lambda: recorder.finish(error=error, end=end))
 
 
 def traced(graph, exporters: Sequence[Exporter]) -> TracedGraph:

@@ -12,11 +12,14 @@ from agentforge.graphs import (
     END,
     REMOVE_ALL_MESSAGES,
     START,
+    Command,
+    InMemorySaver,
     MessagesState,
     RemoveMessage,
     StateGraph,
     add_messages,
     get_message_writer,
+    interrupt,
 )
 
 
@@ -120,6 +123,58 @@ def test_observers_see_events_where_they_happen_without_changing_the_stream():
 
     with pytest.warns(RuntimeWarning, match="observer Broken failed"):
         assert outer.invoke({"log": []}, {"observers": [Broken()]}) == {"log": ["talk"]}
+
+
+def test_task_hooks_get_what_the_tasks_events_say():
+    """An observer's on_task_start / on_task_result get the "tasks" events' fields as arguments:
+    starts, results, a subgraph's tasks, an interrupt and an error."""
+
+    class Log(TypedDict):
+        log: Annotated[list, operator.add]
+
+    class Both:
+        modes = ("tasks",)
+
+        def __init__(self):
+            self.events, self.hooks = [], []
+
+        def on_event(self, namespace, mode, payload):
+            self.events.append((namespace, payload))
+
+        def on_task_start(self, namespace, id, name, input, triggers):
+            self.hooks.append((namespace, {"id": id, "name": name, "input": input, "triggers": triggers}))
+
+        def on_task_result(self, namespace, id, name, error, result, interrupts):
+            self.hooks.append((namespace, {"id": id, "name": name, "error": error, "result": result,
+                                           "interrupts": list(interrupts)}))
+
+    def ask(state):
+        return {"log": [interrupt("name?")]}
+
+    def fail(state):
+        raise ValueError("boom")
+
+    inner = StateGraph(Log).add_node("talk", lambda s: {"log": ["talk"]}).add_edge(START, "talk").compile()
+    graph = (StateGraph(Log).add_node("sub", inner).add_node("ask", ask).add_node("fail", fail)
+             .add_edge(START, "sub").add_edge("sub", "ask").add_edge("ask", "fail")
+             .compile(checkpointer=InMemorySaver()))
+    both, config = Both(), {"configurable": {"thread_id": "1"}}
+    graph.invoke({"log": []}, {**config, "observers": [both]})
+    with pytest.raises(ValueError, match="boom"):
+        graph.invoke(Command(resume="Ada"), {**config, "observers": [both]})
+    assert both.hooks == both.events
+    kinds = [(e["name"], "input" in e, bool(e.get("interrupts")), e.get("error") is not None) for _, e in both.hooks]
+    assert kinds == [("sub", True, False, False), ("talk", True, False, False), ("talk", False, False, False),
+                     ("sub", False, False, False), ("ask", True, False, False), ("ask", False, True, False),
+                     ("ask", True, False, False), ("ask", False, False, False), ("fail", True, False, False),
+                     ("fail", False, False, True)]
+
+    class Broken:
+        def on_task_start(self, namespace, *task):
+            raise RuntimeError("hook bug")
+
+    with pytest.warns(RuntimeWarning, match="observer Broken failed"):
+        assert inner.invoke({"log": []}, {"observers": [Broken()]}) == {"log": ["talk"]}
 
 
 def test_cancelling_an_async_stream_cancels_its_running_nodes():
