@@ -73,7 +73,7 @@ _HUNYUAN_LAYER_NAMES = {
 _LAYER_NAMES = {"gemma2": _GEMMA_LAYER_NAMES, "gemma3": _GEMMA_LAYER_NAMES, "seed_oss": _SEED_OSS_LAYER_NAMES,
                 "llama4": _LLAMA4_LAYER_NAMES, "deepseek2": _DEEPSEEK2_LAYER_NAMES,
                 "hunyuan-dense": _HUNYUAN_LAYER_NAMES, "hunyuan-moe": _HUNYUAN_LAYER_NAMES}
-SUPPORTED = ("llama", "llama4", "qwen2", "qwen3", "qwen2moe", "qwen3moe", "gemma2", "gemma3", "seed_oss",
+SUPPORTED = ("llama", "llama4", "mistral3", "qwen2", "qwen3", "qwen2moe", "qwen3moe", "gemma2", "gemma3", "seed_oss",
              "deepseek2 (DeepSeek-V3 / Kimi K2)", "hunyuan-dense", "hunyuan-moe")
 _GGUF_GLOBAL_NAMES = {"token_embd": "model.embed_tokens", "output_norm": "model.norm", "output": "lm_head"}
 
@@ -87,6 +87,7 @@ def _gguf_config(meta: dict, tensor_names: set[str]):
         HunYuanMoEV1Config,
         Llama4TextConfig,
         LlamaConfig,
+        Ministral3Config,
         MixtralConfig,
         Qwen2Config,
         Qwen2MoeConfig,
@@ -151,11 +152,8 @@ def _gguf_config(meta: dict, tensor_names: set[str]):
             raise ModelLoadError("this DeepSeek GGUF routes experts by softmax (DeepSeek-V2); only DeepSeek-V3-style "
                                  "sigmoid routing (V3, R1, Kimi K2) runs")
         rope_dim = p("rope.dimension_count")
-        if p("rope.scaling.type") == "yarn":
-            mscale = p("rope.scaling.yarn_log_multiplier", 0.0) / 0.1  # the converter writes 0.1 * mscale_all_dim
-            rope = {**rope, "rope_type": "yarn", "factor": p("rope.scaling.factor"), "mscale": mscale,
-                    "mscale_all_dim": mscale, "original_max_position_embeddings": p("rope.scaling.original_context_length"),
-                    "beta_fast": p("rope.scaling.yarn_beta_fast", 32.0), "beta_slow": p("rope.scaling.yarn_beta_slow", 1.0)}
+        if p("rope.scaling.type") == "yarn":  # the converter writes 0.1 * mscale_all_dim
+            rope = _yarn(p, rope, p("rope.scaling.yarn_log_multiplier", 0.0) / 0.1)
         return DeepseekV3Config(
             **{**common, "num_key_value_heads": heads, "head_dim": rope_dim}, rope_parameters=rope,
             moe_intermediate_size=p("expert_feed_forward_length"), q_lora_rank=p("attention.q_lora_rank"),
@@ -170,6 +168,12 @@ def _gguf_config(meta: dict, tensor_names: set[str]):
         return SeedOssConfig(**common, rope_parameters=rope, attention_bias="blk.0.attn_q.bias" in tensor_names,
                              attention_out_bias="blk.0.attn_output.bias" in tensor_names,
                              architectures=["SeedOssForCausalLM"])
+    if arch == "mistral3":  # Ministral 3 / Mistral 3's text model: YaRN, and Llama 4's query temperature
+        if p("rope.scaling.type") == "yarn":  # the converter writes mscale_all_dim as it is
+            rope = _yarn(p, rope, p("rope.scaling.yarn_log_multiplier", 1.0),
+                         llama_4_scaling_beta=p("attention.temperature_scale", 0.0))
+        return Ministral3Config(**common, sliding_window=None, rope_parameters=rope,
+                                architectures=["Ministral3ForCausalLM"])
     # Hunyuan's NTK-alpha RoPE arrives as the base it scales to (base * alpha^(d/(d-2)))
     if arch == "hunyuan-dense":
         return HunYuanDenseV1Config(**common, rope_parameters=rope, attention_bias="blk.0.attn_q.bias" in tensor_names,
@@ -204,6 +208,15 @@ def _gguf_config(meta: dict, tensor_names: set[str]):
             architectures=["Gemma3ForCausalLM"],
         )
     raise ModelLoadError(f"unsupported GGUF architecture {arch!r}; supported: {', '.join(SUPPORTED)}")
+
+
+def _yarn(p, rope: dict, mscale: float, **extra) -> dict:
+    """YaRN's RoPE parameters from a file's rope.scaling keys; the file keeps one mscale, used for both
+    of Hugging Face's (they are equal in the checkpoints the converter reads)."""
+    return {**rope, "rope_type": "yarn", "factor": p("rope.scaling.factor"), "mscale": mscale, "mscale_all_dim": mscale,
+            "original_max_position_embeddings": p("rope.scaling.original_context_length"),
+            "beta_fast": p("rope.scaling.yarn_beta_fast", 32.0), "beta_slow": p("rope.scaling.yarn_beta_slow", 1.0),
+            **extra}
 
 
 def gguf_tokenizer(path: Path):
@@ -335,9 +348,9 @@ def open_gguf(path: Path):
                 if short not in layer_names:
                     raise ModelLoadError(f"unexpected tensor {gguf_name!r} in {path.name}")
                 name = f"model.layers.{layer}.{layer_names[short]}"
-                if arch == "llama" and short == "attn_q":
+                if arch in ("llama", "mistral3") and short == "attn_q":
                     data = _unpermute(data, config.num_attention_heads)
-                elif arch == "llama" and short == "attn_k":
+                elif arch in ("llama", "mistral3") and short == "attn_k":
                     data = _unpermute(data, config.num_key_value_heads)
                 elif arch == "llama4" and short == "ffn_down_exps":  # Llama 4's experts take inputs first
                     data = data.swapaxes(1, 2)

@@ -19,7 +19,7 @@ FIXTURES = Path(__file__).parent / "data" / "gguf"
 FAMILIES = {"llama3": "LlamaForCausalLM", "gemma2": "Gemma2ForCausalLM", "qwen2_moe": "Qwen2MoeForCausalLM", "qwen3_moe": "Qwen3MoeForCausalLM",
             "seed_oss": "SeedOssForCausalLM", "llama4": "Llama4ForCausalLM",
             "deepseek_v3": "DeepseekV3ForCausalLM", "hunyuan_dense": "HunYuanDenseV1ForCausalLM",
-            "hunyuan_moe": "HunYuanMoEV1ForCausalLM"}
+            "hunyuan_moe": "HunYuanMoEV1ForCausalLM", "ministral3": "Ministral3ForCausalLM"}
 
 
 @pytest.mark.parametrize("family", sorted(FAMILIES))

@@ -64,6 +64,10 @@ def configs(vocab: int) -> dict:
                                                          num_attention_heads=2, image_size=28, patch_size=14,
                                                          vision_output_dim=32, projector_input_dim=32,
                                                          projector_output_dim=32)),
+        "ministral3": transformers.Ministral3Config(  # YaRN and Llama 4's query temperature (mscale as shipped)
+            **{**t, "sliding_window": None}, rope_parameters={
+                "rope_type": "yarn", "rope_theta": 10000.0, "factor": 4.0, "original_max_position_embeddings": 16,
+                "llama_4_scaling_beta": 0.5, "beta_fast": 32.0, "beta_slow": 1.0, "mscale": 1.0, "mscale_all_dim": 1.0}),
         # Hunyuan's dynamic RoPE (NTK alpha) is written as a scaled base; the converter checks the
         # values Hunyuan ships: base 10000, a 32k window, and for the MoE alpha 1000 and hidden/heads 128
         "hunyuan_dense": transformers.HunYuanDenseV1Config(
