@@ -119,7 +119,7 @@ def test_a_video_job_reports_progress_and_returns_its_frames(server):
             break
         time.sleep(0.05)
     assert job["status"] == "completed" and job["progress"] == 100, job["error"]
-    assert seen <= {0, 25, 50, 75, 100}
+    assert seen <= {0, 25, 50, 75, 99, 100}  # per step; the last one shows 99 until the GIF is written
     gif = Image.open(io.BytesIO(httpx.get(f"{server}/v1/videos/{job['id']}/content").content))
     assert gif.format == "GIF" and gif.size == (32, 24) and gif.n_frames == 5
 
