@@ -75,6 +75,7 @@ _LAYER_NAMES = {"gemma2": _GEMMA_LAYER_NAMES, "gemma3": _GEMMA_LAYER_NAMES, "see
                 "hunyuan-dense": _HUNYUAN_LAYER_NAMES, "hunyuan-moe": _HUNYUAN_LAYER_NAMES}
 SUPPORTED = ("llama", "llama4", "mistral3", "qwen2", "qwen3", "qwen2moe", "qwen3moe", "gemma2", "gemma3", "seed_oss",
              "deepseek2 (DeepSeek-V3 / Kimi K2)", "hunyuan-dense", "hunyuan-moe")
+_ROTARY_PERMUTED = ("llama", "mistral3")  # architectures whose q/k rows llama.cpp's converter permutes
 _GGUF_GLOBAL_NAMES = {"token_embd": "model.embed_tokens", "output_norm": "model.norm", "output": "lm_head"}
 
 
@@ -348,9 +349,9 @@ def open_gguf(path: Path):
                 if short not in layer_names:
                     raise ModelLoadError(f"unexpected tensor {gguf_name!r} in {path.name}")
                 name = f"model.layers.{layer}.{layer_names[short]}"
-                if arch in ("llama", "mistral3") and short == "attn_q":
+                if arch in _ROTARY_PERMUTED and short == "attn_q":
                     data = _unpermute(data, config.num_attention_heads)
-                elif arch in ("llama", "mistral3") and short == "attn_k":
+                elif arch in _ROTARY_PERMUTED and short == "attn_k":
                     data = _unpermute(data, config.num_key_value_heads)
                 elif arch == "llama4" and short == "ffn_down_exps":  # Llama 4's experts take inputs first
                     data = data.swapaxes(1, 2)

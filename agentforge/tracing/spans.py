@@ -84,32 +84,27 @@ class Recorder:
         if parent is not None and parent.langsmith_trace:
             self.root.attributes["langsmith.parent_dotted_order"] = parent.langsmith_trace
         self.spans: dict[str, Span] = {}  # by task id (nodes, tools) or message id (LLM calls)
-        self._events: list[tuple] = []  # (time, namespace, ...) of task starts, results, LLM chunks: not yet spans
+        self._events: list[tuple] = []  # (handler, time, namespace, ...): what happened, not yet made spans
         self._llm_start: dict[str, float] = {}  # node span id -> when its next LLM call can have started
         self._lock = threading.Lock()  # parallel tasks report from their own threads
 
-    # the hooks only queue what they are told (list.append is atomic: safe from any thread)
+    # the hooks only queue what they are told, with the method that will make it a span (list.append
+    # is atomic: safe from any thread)
     def on_task_start(self, namespace: tuple, id: str, name: str, input: Any, triggers: tuple) -> None:
-        self._events.append((_now(), namespace, id, name, input))
+        self._events.append((Recorder._task_started, _now(), namespace, id, name, input))
 
     def on_task_result(self, namespace: tuple, id: str, name: str, error: BaseException | None, result: Any,
                        interrupts: tuple) -> None:
-        self._events.append((_now(), namespace, id, error, result, interrupts))
+        self._events.append((Recorder._task_finished, _now(), namespace, id, error, result, interrupts))
 
     def on_event(self, namespace: tuple, mode: str, payload: Any) -> None:  # "messages": (chunk, metadata)
-        self._events.append((_now(), namespace, payload))
+        self._events.append((Recorder._llm_chunk, _now(), namespace, payload))
 
     def _catch_up(self) -> None:
         """Turn the queued events into spans, in the order they happened (call with the lock held)."""
         events, count = self._events, len(self._events)
-        for event in events[:count]:
-            if len(event) == 5:
-                self._task_started(*event)
-            elif len(event) == 6:
-                self._task_finished(*event)
-            else:
-                now, namespace, (chunk, metadata) = event
-                self._llm_chunk(namespace, chunk, metadata, now)
+        for handler, *event in events[:count]:
+            handler(self, *event)
         del events[:count]  # events queued meanwhile stay for the next catch-up
 
     def _task_started(self, now: float, namespace: tuple, task_id: str, name: str, inputs: Any) -> None:
@@ -135,7 +130,8 @@ class Recorder:
         elif interrupts:
             span.attributes["interrupted"] = True
 
-    def _llm_chunk(self, namespace: tuple, chunk: Any, metadata: dict, now: float) -> None:
+    def _llm_chunk(self, now: float, namespace: tuple, payload: tuple) -> None:
+        chunk, metadata = payload
         key = getattr(chunk, "id", None)
         if key is None:
             return
