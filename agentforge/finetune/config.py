@@ -35,7 +35,8 @@ class FinetuneConfig(BaseModel):
 
     - `method`: "sft" (supervised, loss on assistant tokens), "dpo" (preference pairs), "kto"
       (replies judged good or bad, unpaired; preference pairs are split into such rows) or "grpo"
-      (reinforcement learning from `rewards` on prompt-only rows; see `rewards.py`).
+      (reinforcement learning from `rewards` on prompt-only rows; see `rewards.py`) or "ppo" (the
+      same rows and rewards, with a learned value function and per-token advantages: `ppo.py`).
     - `model`: the base model — an alias, a GGUF file or a Hugging Face folder.
     - `adapter`: "lora" trains a PEFT adapter; "qlora" the same over a 4-bit base (bitsandbytes NF4:
       less memory, slower steps); "full" updates every parameter.
@@ -43,14 +44,14 @@ class FinetuneConfig(BaseModel):
     - `output_dir`: checkpoints (`checkpoint-N/`, resumed from automatically) and the result
       (`adapter/` or `model/`, and `merged/` with `merge: true`).
     - `strict`: a malformed row stops the run instead of being skipped and reported.
-    - GRPO: `batch_size` counts completions (`num_generations` per prompt, so a multiple of it);
+    - GRPO and PPO: `batch_size` counts completions (`num_generations` per prompt, so a multiple of it);
       `rollouts: engine` samples them with the embedded engine, the policy's weights synced in before
       each generation, `transformers` with TRL's own `model.generate`.
     """
 
     model_config = ConfigDict(extra="forbid")
 
-    method: Literal["sft", "dpo", "kto", "grpo"] = "sft"
+    method: Literal["sft", "dpo", "kto", "grpo", "ppo"] = "sft"
     model: str = DEFAULT_MODEL
     adapter: Literal["lora", "qlora", "full"] = "lora"
     lora: LoraSettings = Field(default_factory=LoraSettings)
@@ -85,6 +86,9 @@ class FinetuneConfig(BaseModel):
     top_p: float = Field(1.0, gt=0, le=1)
     kl_beta: float = Field(0.0, ge=0)  # weight of the KL penalty to the base model (0: no reference model)
     rollouts: Literal["engine", "transformers"] = "engine"
+    ppo_epochs: int = Field(4, ge=1)
+    gae_lambda: float = Field(0.95, ge=0, le=1)
+    vf_coef: float = Field(0.1, gt=0)
     merge: bool = False
     resume: bool = True
     strict: bool = False
@@ -114,9 +118,11 @@ class FinetuneConfig(BaseModel):
 
     @model_validator(mode="after")
     def _method_settings(self) -> FinetuneConfig:
-        if self.method == "grpo":
+        if self.method != "ppo" and (ppo_only := self.model_fields_set & {"ppo_epochs", "gae_lambda", "vf_coef"}):
+            raise ValueError(f"{', '.join(sorted(ppo_only))} are for method 'ppo', not {self.method!r}")
+        if self.method in ("grpo", "ppo"):
             if not self.rewards:
-                raise ValueError("method 'grpo' needs at least one reward in `rewards`")
+                raise ValueError(f"method {self.method!r} needs at least one reward in `rewards`")
             if self.reward_weights is not None and len(self.reward_weights) != len(self.rewards):
                 raise ValueError(f"{len(self.reward_weights)} reward_weights for {len(self.rewards)} rewards")
             if (self.batch_size * self.gradient_accumulation_steps) % self.num_generations:
@@ -124,7 +130,7 @@ class FinetuneConfig(BaseModel):
                                  f"({self.batch_size * self.gradient_accumulation_steps}) must be a multiple of "
                                  f"num_generations ({self.num_generations}): a step scores whole groups")
         elif self.rewards:
-            raise ValueError(f"`rewards` are for method 'grpo', not {self.method!r}")
+            raise ValueError(f"`rewards` are for methods 'grpo' and 'ppo', not {self.method!r}")
         return self
 
     @classmethod

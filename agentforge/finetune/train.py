@@ -60,7 +60,7 @@ def finetune(config: FinetuneConfig | dict | str | Path, exporters: Sequence[Exp
     try:
         metrics = dict(trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None).metrics)
         if evaluation is not None:
-            key = "eval_reward" if config.method == "grpo" else "eval_loss"
+            key = "eval_reward" if config.method in ("grpo", "ppo") else "eval_loss"
             before = next((h[key] for h in trainer.state.log_history if key in h), None)
             metrics.update(trainer.evaluate(), **{f"{key}_before": before})
         output, merged = _save(config, base, trainer, metrics)
@@ -88,7 +88,8 @@ def _finish_wandb(config: FinetuneConfig, failed: bool) -> None:
 
 def _read(path: Path, config: FinetuneConfig) -> Dataset:
     dataset = read_dataset(path, config.format)
-    wanted = {"sft": (Conversation,), "dpo": (Preference,), "kto": (Feedback, Preference), "grpo": (Prompt,)}[config.method]
+    wanted = {"sft": (Conversation,), "dpo": (Preference,), "kto": (Feedback, Preference), "grpo": (Prompt,),
+              "ppo": (Prompt,)}[config.method]
     if any(not isinstance(r, wanted) for r in dataset.rows):
         kinds = " or ".join(w.__name__.lower() for w in wanted)
         raise DatasetError(f"{path}: method {config.method!r} needs {kinds} rows, "
@@ -102,7 +103,7 @@ def _read(path: Path, config: FinetuneConfig) -> Dataset:
 
 def _rows(dataset: Dataset, config: FinetuneConfig, base: BaseModel):
     """The rows as TRL wants them: token ids with assistant masks (SFT), texts (DPO, KTO), a rendered
-    prompt and the row's other keys for the rewards (GRPO)."""
+    prompt and the row's other keys for the rewards (GRPO, PPO)."""
     from datasets import Dataset as HFDataset
 
     from ._render import Renderer
@@ -182,18 +183,23 @@ def _grpo_trainer(config: FinetuneConfig, base: BaseModel, common: dict, train_r
     from .rollouts import EngineRollouts
 
     del common["max_length"], common["include_num_input_tokens_seen"]  # GRPO counts prompt and completion tokens itself
+    ppo = config.method == "ppo"
     args = GRPOConfig(**common, num_generations=config.num_generations, max_completion_length=config.max_completion_length,
                       temperature=config.temperature, top_p=config.top_p, beta=config.kl_beta,
-                      reward_weights=config.reward_weights)
+                      reward_weights=config.reward_weights, num_iterations=config.ppo_epochs if ppo else 1)
     rollouts = None
     if config.rollouts == "engine":
         os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # rollout_func is TRL's documented hook
         longest = max(len(base.tokenizer(row["prompt"], add_special_tokens=False)["input_ids"])
                       for rows in (train_rows, eval_rows) if rows is not None for row in rows)
         rollouts = EngineRollouts(base.path, base.model.config, config, longest)
-    return GRPOTrainer(model=base.model, reward_funcs=rewards, args=args,
-                       train_dataset=train_rows, eval_dataset=eval_rows, processing_class=base.tokenizer,
-                       peft_config=peft_config, rollout_func=rollouts)
+    settings = dict(model=base.model, reward_funcs=rewards, args=args, train_dataset=train_rows, eval_dataset=eval_rows,
+                    processing_class=base.tokenizer, peft_config=peft_config, rollout_func=rollouts)
+    if ppo:
+        from .ppo import PPOTrainer
+
+        return PPOTrainer(**settings, gae_lambda=config.gae_lambda, vf_coef=config.vf_coef)
+    return GRPOTrainer(**settings)
 
 
 class _Throughput(TrainerCallback):

@@ -149,8 +149,8 @@ def test_rewards_in_every_shape_and_what_fails(tmp_path, caplog):
     ({"method": "grpo"}, "needs at least one reward"),
     ({"method": "grpo", "rewards": ["m:f"], "batch_size": 6, "num_generations": 4}, "multiple of num_generations"),
     ({"method": "grpo", "rewards": ["m:f", "m:g"], "reward_weights": [1.0]}, "1 reward_weights for 2 rewards"),
-    ({"method": "sft", "rewards": ["m:f"]}, "for method 'grpo'"),
-    ({"method": "ppo"}, "method"),
+    ({"method": "sft", "rewards": ["m:f"]}, "for methods 'grpo' and 'ppo'"),
+    ({"method": "rlhf", "rewards": ["m:f"]}, "method"),
 ])
 def test_grpo_settings_are_checked_up_front(tmp_path, settings, message):
     with pytest.raises(ConfigError, match=message):
