@@ -62,7 +62,7 @@ class PPOTrainer(GRPOTrainer):
         model = self.accelerator.unwrap_model(self.model)
         model = model.get_base_model() if hasattr(model, "get_base_model") else model
         self.backbone = model.base_model  # what TRL's fused LM head runs before projecting
-        self.value_head = torch.nn.Linear(model.config.get_text_config().hidden_size, 1)
+        self.value_head = torch.nn.Linear(model.config.get_text_config().hidden_size, 1, device=self.accelerator.device)
         torch.nn.init.zeros_(self.value_head.weight)
         torch.nn.init.zeros_(self.value_head.bias)
         self._hidden: list[torch.Tensor] | None = None  # the backbone's outputs while the loss is computed
