@@ -1,8 +1,8 @@
 """PPO with a learned value function, built on TRL's GRPO trainer (TRL 1.x ships no PPO trainer).
 
 GRPO and PPO share everything but the advantage: the rollouts (from the embedded engine, see
-`rollouts.py`), the rewards, the clipped-ratio policy loss over several epochs on one batch of
-samples, and the optional KL penalty to the base model. GRPO scores a completion against its
+`rollouts.py`), the rewards, the clipped-ratio policy loss (over `ppo_epochs` passes on each batch
+of samples), and the optional KL penalty to the base model. GRPO scores a completion against its
 siblings' mean reward, one number for every token. PPO (Schulman et al., 2017, as applied to
 language models by Ouyang et al., 2022) learns a value V(s_t) of each prefix and gives each token
 its generalized advantage estimate (GAE, Schulman et al., 2016): the reward arrives at the last
@@ -12,8 +12,7 @@ The value head is a linear layer over the policy's last hidden states (detached:
 from the policy's features without pulling on them), trained with the squared error against the
 GAE returns, weighted by `vf_coef` (unclipped: clipping each update to ±0.2 of the sampling-time
 value, as OpenAI's baselines do, keeps a zero-initialised critic far from rewards of size 1 for many
-steps). It is saved with each checkpoint, so a resumed run
-continues with the critic it had.
+steps). It is saved with each checkpoint, so a resumed run continues with the critic it had.
 """
 
 from __future__ import annotations
