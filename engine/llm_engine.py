@@ -165,6 +165,12 @@ class LLMEngine(LiveWeights):
             request.answer_grammar = compile_grammar(plan.answer_only)
             request.baseline = tuple(self.render_chat(plan.baseline_messages, True, **plan.template_kwargs))
             request.opener = self.tokenizer.encode(calling.format.opener, add_special_tokens=False)
+            if plan.neutral is not None and request.lora is not None and request.lora.meta.get("tool_calling"):
+                messages, kwargs = plan.neutral
+                request.neutral = tuple(self.render_chat(messages, chat.add_generation_prompt, **kwargs))
+                blank = [*plan.messages[:-1], {**plan.messages[-1], "content": ""}]
+                request.turn = len(request.prompt_token_ids) - _common_prefix(
+                    request.prompt_token_ids, self.render_chat(blank, chat.add_generation_prompt, **plan.template_kwargs))
         return request
 
     def make_request(
@@ -404,3 +410,7 @@ class LLMEngine(LiveWeights):
 
     def _output(self, request: Request) -> RequestOutput:
         return request_output(request, lambda seq: self._finish(seq, "stop"))
+
+
+def _common_prefix(a: list[int], b: list[int]) -> int:
+    return next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))

@@ -25,7 +25,9 @@ class Request:
     With `tool_choice="auto"`, `grammar` is the answer branch and `call_grammar` the call branch;
     `baseline` is the content-free prompt the call-or-answer decision is calibrated against and
     `opener` the tokens that open a call (see `tool_decision.py`); `answer_grammar` is the answer
-    branch with no call in it, which a tool-trained adapter's decision to answer follows.
+    branch with no call in it, which a tool-trained adapter's decision to answer follows; `neutral`
+    is the prompt with content-free tools, for that adapter's relevance check of the user's last
+    turn, the prompt's last `turn` tokens.
     """
 
     request_id: str
@@ -39,6 +41,8 @@ class Request:
     call_grammar: str | None = None
     answer_grammar: str | None = None
     baseline: tuple[int, ...] | None = None
+    neutral: tuple[int, ...] | None = None
+    turn: int = 0
     opener: list[int] | None = None
     lora: LoRAAdapter | None = None
     images: ImageInputs | None = None  # a vision model's image tiles and where their tokens sit

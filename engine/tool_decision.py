@@ -22,6 +22,16 @@ the opener, p(opener | prompt) > 1/2, and its decision to answer is final: the r
 answer grammar, in which no call opens. (Under the `auto` grammar greedy decoding still opened a
 call whenever the opener was merely the likeliest first token, as on most of BFCL's irrelevance
 questions: see docs/benchmarks.md.)
+
+Such an adapter prefers to call whenever tools are offered, fitting or not, so when the last turn is
+the user's it also checks that the tools are relevant: that they make that turn (its last
+`RELEVANCE_SPAN` tokens and the template's tail) likelier than content-free tools do (one
+`do_nothing` function) by more than `RELEVANCE_MARGIN` nats:
+
+    log p(turn | tools) - log p(turn | content-free tools) > RELEVANCE_MARGIN
+
+The prompt's probe scores the turn together with the opener; the content-free prompt is one more
+probe, whose system prompt every request shares (prefix-cached).
 """
 
 from __future__ import annotations
@@ -42,21 +52,36 @@ from .sequence import Sequence
 PROBE = "\0probe"  # the request id of probe sequences
 BASELINES_KEPT = 256  # tool sets whose baseline stays cached
 OWN_PREFERENCE = math.log(0.5)  # the threshold of a tool-trained adapter's decision
+RELEVANCE_SPAN = 256  # the most tokens of the user's turn the relevance check scores
+RELEVANCE_MARGIN = 0.0  # nats the tools must add to the turn's log-likelihood
 
 
 @dataclass(slots=True, eq=False)
 class _Probe:
     seq: Sequence
     continuation: list[int]  # the tokens scored after the prompt
-    baseline: tuple | None  # its cache key when it computes a baseline
-    rows: list[torch.Tensor] = field(default_factory=list)
+    kind: str  # "prompt", "baseline" (then `baseline` is its cache key) or "neutral"
+    baseline: tuple | None = None
+    turn: int = 0  # a prompt probe's leading continuation tokens that are the conversation's, not the opener
+    logprobs: list[float] = field(default_factory=list)  # of each continuation token so far
     waiting: list[Request] = field(default_factory=list)
 
 
 @dataclass(slots=True)
 class _Scores:
-    prompt: float | None = None
-    baseline: float | None = None
+    prompt: float | None = None  # log p(opener | prompt)
+    baseline: float | None = None  # what it must exceed
+    checks_relevance: bool = False
+    turn: float | None = None  # then log p(turn | tools) ...
+    neutral: float | None = None  # ... and log p(turn | content-free tools)
+
+    def ready(self) -> bool:
+        return (self.prompt is not None and self.baseline is not None
+                and (not self.checks_relevance or (self.turn is not None and self.neutral is not None)))
+
+    def calls(self) -> bool:
+        relevant = not self.checks_relevance or self.turn - self.neutral > RELEVANCE_MARGIN
+        return self.prompt > self.baseline and relevant
 
 
 class ToolDecisions:
@@ -71,12 +96,20 @@ class ToolDecisions:
     def start(self, request: Request) -> None:
         """Schedule the probes `request`'s decision needs; it waits for them."""
         key = (request.baseline, tuple(request.opener), request.lora.uid if request.lora else None)
-        scores = self.scores[request.request_id] = _Scores(
-            baseline=OWN_PREFERENCE if _tool_trained(request) else self.baselines.get(key))
+        trained = _tool_trained(request)
+        scores = self.scores[request.request_id] = _Scores(baseline=OWN_PREFERENCE if trained else self.baselines.get(key))
         if scores.baseline is None:
             pending = next((p for p in self.probes.values() if p.baseline == key), None)
-            (pending or self._probe(list(request.baseline), request.opener, key, request.lora)).waiting.append(request)
-        self._probe(request.prompt_token_ids, request.opener, None, request.lora).waiting.append(request)
+            (pending or self._probe(list(request.baseline), request.opener, "baseline", request.lora, key)).waiting.append(request)
+        prompt = request.prompt_token_ids
+        turn = _shared_tail(prompt, request.neutral, request.turn) if trained and request.neutral else 0
+        if turn:
+            scores.checks_relevance = True
+            neutral = list(request.neutral)
+            self._probe(neutral[:-turn], neutral[-turn:], "neutral", request.lora).waiting.append(request)
+        probe = self._probe(prompt[:len(prompt) - turn], prompt[len(prompt) - turn:] + request.opener, "prompt", request.lora)
+        probe.turn = turn
+        probe.waiting.append(request)
 
     def is_probe(self, seq: Sequence) -> bool:
         return seq.seq_id in self.probes
@@ -85,27 +118,32 @@ class ToolDecisions:
         """A probe's logits from this step; returns the requests whose decision is now made (their
         sequences carry the chosen grammar and wait to be scheduled)."""
         probe = self.probes[seq.seq_id]
-        probe.rows.extend(rows)
-        if len(probe.rows) < len(probe.continuation):
+        targets = probe.continuation[len(probe.logprobs):len(probe.logprobs) + len(rows)]
+        logprobs = rows.float().log_softmax(-1)[torch.arange(len(targets)), targets]
+        probe.logprobs.extend(logprobs.tolist())
+        if len(probe.logprobs) < len(probe.continuation):
             return []
         del self.probes[seq.seq_id]
         self.scheduler.finish(seq)
-        logprobs = torch.stack(probe.rows).float().log_softmax(-1)
-        score = logprobs[torch.arange(len(probe.continuation)), probe.continuation].sum().item()
-        if probe.baseline is not None:
+        score = math.fsum(probe.logprobs[probe.turn:])
+        if probe.kind == "baseline":
             self.baselines[probe.baseline] = score
             while len(self.baselines) > BASELINES_KEPT:
                 self.baselines.popitem(last=False)
         decided = []
         for request in probe.waiting:
             scores = self.scores[request.request_id]
-            if probe.baseline is not None:
+            if probe.kind == "baseline":
                 scores.baseline = score
+            elif probe.kind == "neutral":
+                scores.neutral = score
             else:
                 scores.prompt = score
-            if scores.prompt is not None and scores.baseline is not None:
+                if probe.turn:
+                    scores.turn = math.fsum(probe.logprobs[:probe.turn])
+            if scores.ready():
                 del self.scores[request.request_id]
-                self._decide(request, scores.prompt > scores.baseline)
+                self._decide(request, scores.calls())
                 decided.append(request)
         return decided
 
@@ -119,11 +157,11 @@ class ToolDecisions:
                     del self.probes[seq_id]
                     self.scheduler.finish(probe.seq)
 
-    def _probe(self, prompt: list[int], continuation: list[int], baseline: tuple | None, lora) -> _Probe:
+    def _probe(self, prompt: list[int], continuation: list[int], kind: str, lora, baseline: tuple | None = None) -> _Probe:
         tokens = list(prompt) + continuation[:-1]
         seq = Sequence(next(self.seq_ids), PROBE, 0, tokens, len(tokens), SamplingParams(temperature=0, max_tokens=1),
                        1, score_tokens=len(continuation), lora=lora)
-        probe = self.probes[seq.seq_id] = _Probe(seq, continuation, baseline)
+        probe = self.probes[seq.seq_id] = _Probe(seq, continuation, kind, baseline)
         self.scheduler.add(seq)
         return probe
 
@@ -141,3 +179,13 @@ class ToolDecisions:
 
 def _tool_trained(request: Request) -> bool:
     return request.lora is not None and bool(request.lora.meta.get("tool_calling"))
+
+
+def _shared_tail(prompt: list[int], neutral: tuple[int, ...], turn: int) -> int:
+    """How many of the prompt's last tokens the relevance check scores: the user's turn (`turn`
+    tokens), at most RELEVANCE_SPAN, only those the content-free prompt ends with too, and never a
+    whole prompt (a probe needs a token before the ones it scores)."""
+    n, limit = 0, min(turn, RELEVANCE_SPAN, len(prompt) - 1, len(neutral) - 1)
+    while n < limit and prompt[-1 - n] == neutral[-1 - n]:
+        n += 1
+    return n

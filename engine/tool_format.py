@@ -17,6 +17,7 @@ still constrained from the moment its opening tag appears.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import Callable
@@ -55,6 +56,9 @@ The example format is as follows. Please make sure the parameter type is correct
 
 # The content-free user turn that calibrates the call-or-answer decision (see tool_decision.py).
 CONTENT_FREE = "N/A"
+# The content-free tool set a tool-trained adapter's relevance check compares the real tools with.
+CONTENT_FREE_TOOLS = [{"type": "function", "function": {
+    "name": "do_nothing", "description": "This function does nothing.", "parameters": {"type": "object", "properties": {}}}}]
 
 
 def detect_format(chat_template: str | None) -> tuple[ToolFormat, bool]:
@@ -140,7 +144,9 @@ class ChatPlan:
 
     With `tool_choice="auto"`, `structured` is the answer branch; the engine switches to
     `call_structured` when it decides to call, calibrating that decision against the model's
-    reply to `baseline_messages`, the same prompt with a content-free user turn.
+    reply to `baseline_messages`, the same prompt with a content-free user turn. `neutral` (messages
+    and template kwargs) is the same conversation with content-free tools, for the relevance check of
+    a tool-trained adapter when the last turn is the user's.
     """
 
     messages: list[dict]
@@ -150,6 +156,7 @@ class ChatPlan:
     call_structured: StructuredOutput | None = None
     answer_only: StructuredOutput | None = None  # the answer branch with no call in it
     baseline_messages: list[dict] | None = None
+    neutral: tuple[list[dict], dict] | None = None
     images: list = field(default_factory=list)  # a vision model's images, in the order the messages place them
 
 
@@ -194,10 +201,14 @@ def prepare_chat(messages: list[ChatMessage | dict], options: ChatOptions, param
         return ChatPlan(dicts, template_kwargs, calling.calls_constraint(), calling, images=images)
     system = [m for m in messages if ChatMessage.model_validate(m).role in ("system", "developer")]
     baseline, _ = calling.render([*system, {"role": "user", "content": CONTENT_FREE}])
+    neutral = None
     if read_image is not None:
         baseline, _ = _with_images(baseline, read_image, text_as_parts)
+    elif ChatMessage.model_validate(messages[-1]).role == "user":
+        neutral_dicts, neutral_extra = dataclasses.replace(calling, tools=CONTENT_FREE_TOOLS).render(messages)
+        neutral = neutral_dicts, {**template_kwargs, **neutral_extra}
     return ChatPlan(dicts, template_kwargs, calling.answer_constraint(answer), calling, calling.calls_constraint(),
-                    calling.answer_only_constraint(answer), baseline, images)
+                    calling.answer_only_constraint(answer), baseline, neutral, images)
 
 
 # --- grammars --------------------------------------------------------------------------------

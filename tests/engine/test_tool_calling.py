@@ -228,6 +228,47 @@ def test_a_tool_trained_adapters_decision_to_answer_is_final(smollm2_path, monke
     assert llm.chat(weather, params, tools=TOOLS)[0].outputs[0].tool_calls
 
 
+def test_a_tool_trained_adapter_answers_when_no_offered_tool_fits(smollm2_path, monkeypatch):
+    """The adapter prefers the opener whenever tools are offered; the relevance check answers when the
+    tools do not make the question likelier than content-free tools do, and only then."""
+    llm = LLM(smollm2_path, max_model_len=2048)
+    weather = [{"role": "user", "content": "Get the current weather in Paris, France in celsius."}]
+    params = SamplingParams(temperature=0, max_tokens=60)
+    unrelated = llm.chat(weather, params, tools=[search])[0].outputs[0]
+    assert unrelated.tool_calls is None and unrelated.text and unrelated.finish_reason != "tool_calls"
+    fitting = llm.chat(weather, params, tools=TOOLS)[0].outputs[0]
+    assert fitting.tool_calls and fitting.tool_calls[0].function.name == "get_weather"
+    monkeypatch.setattr(tool_decision, "RELEVANCE_MARGIN", -1e9)  # no check: the adapter's preference calls
+    assert llm.chat(weather, params, tools=[search])[0].outputs[0].tool_calls
+    assert llm.stats().kv_blocks_used == 0
+
+
+def test_the_relevance_check_scores_the_users_last_turn(smollm2_path):
+    llm = LLM(smollm2_path, max_model_len=2048)
+    ask = [{"role": "user", "content": "What's the weather like in Paris?"}]
+    request = llm.engine.make_chat_request(ask, SamplingParams(max_tokens=20), tools=TOOLS)
+    tail = tool_decision._shared_tail(request.prompt_token_ids, request.neutral, request.turn)
+    question = llm.engine.tokenizer.encode(ask[0]["content"], add_special_tokens=False)
+    scored = llm.engine.tokenizer.decode(request.prompt_token_ids[-tail:])
+    assert scored.startswith(ask[0]["content"]) and len(question) < tail < len(question) + 8  # + the template's tail
+    assert request.prompt_token_ids[-tail:] == list(request.neutral[-tail:])
+    llm.engine.add(request)
+    assert len(llm.engine.decisions.probes) == 2  # the prompt's (turn + opener) and the content-free tools'
+    llm.engine.abort_request(request.request_id)
+    assert llm.engine.decisions.probes == {} and llm.stats().kv_blocks_used == 0
+    answered = [*ask, {"role": "assistant", "tool_calls": [{"id": "call_1", "type": "function", "function": {
+        "name": "get_weather", "arguments": '{"city": "Paris"}'}}]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "18 C, sunny"}]
+    after_result = llm.engine.make_chat_request(answered, SamplingParams(max_tokens=20), tools=TOOLS)
+    assert after_result.neutral is None  # the last turn is a tool result: the adapter's preference alone
+    base = llm.engine.make_chat_request(ask, SamplingParams(max_tokens=20, lora="base"), tools=TOOLS)
+    assert base.neutral is None  # the base model's decision is calibrated instead
+    long_turn = [{"role": "user", "content": "weather " * 400}]
+    request = llm.engine.make_chat_request(long_turn, SamplingParams(max_tokens=20), tools=TOOLS)
+    assert request.turn > 400
+    assert tool_decision._shared_tail(request.prompt_token_ids, request.neutral, request.turn) == tool_decision.RELEVANCE_SPAN
+
+
 def test_a_request_aborted_while_its_decision_is_pending_frees_everything(smollm2_path):
     llm = LLM(smollm2_path, max_model_len=2048, tool_adapter=None)  # calibrated: a baseline and a prompt probe
     request = llm.engine.make_chat_request([{"role": "user", "content": "Weather in Rome?"}], SamplingParams(max_tokens=20),
