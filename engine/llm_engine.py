@@ -29,7 +29,7 @@ from .scheduler import Scheduler
 from .sequence import Sequence, SequenceStatus, logit_rows
 from .structured import compile_grammar, from_response_format
 from .tool_decision import PROBE, ToolDecisions
-from .tool_format import prepare_chat
+from .tool_format import CONTENT_FREE_TOOLS, prepare_chat
 
 
 @dataclass(slots=True)
@@ -165,9 +165,11 @@ class LLMEngine(LiveWeights):
             request.answer_grammar = compile_grammar(plan.answer_only)
             request.baseline = tuple(self.render_chat(plan.baseline_messages, True, **plan.template_kwargs))
             request.opener = self.tokenizer.encode(calling.format.opener, add_special_tokens=False)
-            if plan.neutral is not None and request.lora is not None and request.lora.meta.get("tool_calling"):
-                messages, kwargs = plan.neutral
-                request.neutral = tuple(self.render_chat(messages, chat.add_generation_prompt, **kwargs))
+            if (self.images is None and request.lora is not None and request.lora.meta.get("tool_calling")
+                    and ChatMessage.model_validate(messages[-1]).role == "user"):  # the relevance check's prompt
+                neutral, extra = dataclasses.replace(calling, tools=CONTENT_FREE_TOOLS).render(messages)
+                request.neutral = tuple(self.render_chat(neutral, chat.add_generation_prompt,
+                                                         **{**plan.template_kwargs, **extra}))
                 blank = [*plan.messages[:-1], {**plan.messages[-1], "content": ""}]
                 request.turn = len(request.prompt_token_ids) - _common_prefix(
                     request.prompt_token_ids, self.render_chat(blank, chat.add_generation_prompt, **plan.template_kwargs))

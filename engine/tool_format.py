@@ -17,7 +17,6 @@ still constrained from the moment its opening tag appears.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import re
 from collections.abc import Callable
@@ -144,9 +143,7 @@ class ChatPlan:
 
     With `tool_choice="auto"`, `structured` is the answer branch; the engine switches to
     `call_structured` when it decides to call, calibrating that decision against the model's
-    reply to `baseline_messages`, the same prompt with a content-free user turn. `neutral` (messages
-    and template kwargs) is the same conversation with content-free tools, for the relevance check of
-    a tool-trained adapter when the last turn is the user's.
+    reply to `baseline_messages`, the same prompt with a content-free user turn.
     """
 
     messages: list[dict]
@@ -156,7 +153,6 @@ class ChatPlan:
     call_structured: StructuredOutput | None = None
     answer_only: StructuredOutput | None = None  # the answer branch with no call in it
     baseline_messages: list[dict] | None = None
-    neutral: tuple[list[dict], dict] | None = None
     images: list = field(default_factory=list)  # a vision model's images, in the order the messages place them
 
 
@@ -201,14 +197,10 @@ def prepare_chat(messages: list[ChatMessage | dict], options: ChatOptions, param
         return ChatPlan(dicts, template_kwargs, calling.calls_constraint(), calling, images=images)
     system = [m for m in messages if ChatMessage.model_validate(m).role in ("system", "developer")]
     baseline, _ = calling.render([*system, {"role": "user", "content": CONTENT_FREE}])
-    neutral = None
     if read_image is not None:
         baseline, _ = _with_images(baseline, read_image, text_as_parts)
-    elif ChatMessage.model_validate(messages[-1]).role == "user":
-        neutral_dicts, neutral_extra = dataclasses.replace(calling, tools=CONTENT_FREE_TOOLS).render(messages)
-        neutral = neutral_dicts, {**template_kwargs, **neutral_extra}
     return ChatPlan(dicts, template_kwargs, calling.answer_constraint(answer), calling, calling.calls_constraint(),
-                    calling.answer_only_constraint(answer), baseline, neutral, images)
+                    calling.answer_only_constraint(answer), baseline, images)
 
 
 # --- grammars --------------------------------------------------------------------------------
