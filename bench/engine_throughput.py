@@ -102,8 +102,8 @@ def run_peer(python: str, job: dict) -> float | None:
 
 
 def single_stream(args) -> None:
-    """Batch 1, one prompt, 256 new tokens: ours (float32, and int4 weights) with and without n-gram
-    drafts, llama.cpp on the same GGUF."""
+    """Batch 1, one prompt, 256 new tokens: ours (float32, and int4 weights under bfloat16 or float32
+    activations) with and without n-gram drafts, llama.cpp on the same GGUF."""
     prompt = workload(1, seed=1)[0][:200]
     prompt = prompt + prompt[:100]  # a prompt that repeats itself, as copying answers do: drafts can hit
     results = {}
@@ -112,6 +112,8 @@ def single_stream(args) -> None:
         "agentforge (float32, n-gram drafts)": {"dtype": "float32", "speculative_tokens": 5},
         "agentforge (bfloat16, int4 weights)": {"dtype": "bfloat16", "quantization": "int4"},
         "agentforge (bfloat16, int4, n-gram drafts)": {"dtype": "bfloat16", "quantization": "int4", "speculative_tokens": 5},
+        "agentforge (float32, int4 weights)": {"dtype": "float32", "quantization": "int4"},
+        "agentforge (float32, int4, n-gram drafts)": {"dtype": "float32", "quantization": "int4", "speculative_tokens": 5},
     }
     for name, extra in configs.items():
         llm = LLM("smollm2-135m", num_threads=args.threads, **extra)

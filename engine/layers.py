@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .attention import PagedAttention
+from .kernels import native_ops
 
 ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "silu": F.silu,
@@ -35,6 +36,8 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.zeros(dim) if unit_offset else torch.ones(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.is_contiguous() and not torch.is_grad_enabled() and (ops := native_ops()) is not None:
+            return ops.rms_norm(x, self.weight, self.eps, self.unit_offset)
         dtype = x.dtype
         x = x.float()
         x = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)
@@ -78,6 +81,9 @@ def rotate_half(x: torch.Tensor) -> torch.Tensor:
 
 
 def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    if (x.dim() == 3 and x.is_contiguous() and cos.shape == sin.shape == (x.shape[0], 1, x.shape[2])
+            and not torch.is_grad_enabled() and (ops := native_ops()) is not None):
+        return ops.rotary(x, cos, sin)
     return x * cos + rotate_half(x) * sin
 
 

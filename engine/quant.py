@@ -1,20 +1,28 @@
-"""Weight-only quantization: int4 / int8 linear layers, computed by PyTorch's CPU kernels.
+"""Weight-only quantization: int4 / int8 linear layers, computed by a native kernel and PyTorch's CPU kernels.
 
 - `Int4Linear`: groups of 32 input weights share a scale and an offset (asymmetric round-to-nearest
   from the group's min and max — exactly how llama.cpp makes Q4_1, so a Q4_1 GGUF's weights come
-  back as they were quantized, up to bfloat16 scales), packed for `_weight_int4pack_mm_for_cpu`.
-- `Int8Linear`: one scale per output channel (symmetric), for `_weight_int8pack_mm`; the token
-  embedding table quantized the same way serves a tied LM head too (`Int8Embedding`).
-Activations stay in the engine's dtype; the int4 kernel computes in bfloat16, so its input is cast.
+  back as they were quantized, up to bfloat16 scales), packed as Q4_1 blocks. A few rows at a time
+  (decodes, draft verification) go through the native kernel (`kernels/quant_linear.cpp`): activations
+  quantized to int16 per group of 32, integer dot products; larger batches dequantize the layer and
+  run a float matmul (float32 where the CPU has no native bfloat16).
+- `Int8Linear`: one scale per output channel (symmetric); a few rows go through the native kernel
+  the same way, larger batches through `_weight_int8pack_mm`. The token embedding table quantized
+  the same way serves a tied LM head too (`Int8Embedding`).
+Activations stay in the engine's dtype.
 Norms, biases and everything that is not a linear layer keep their dtype.
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
+from .kernels import native_bfloat16, native_ops
+
 GROUP = 32  # int4 weights per scale/offset pair (Q4_1's block)
+SMALL_BATCH = 32  # rows up to which the int4 kernel beats dequantizing the layer for a float matmul
 
 
 class Int4Linear(nn.Module):
@@ -25,18 +33,28 @@ class Int4Linear(nn.Module):
         groups = w.view(self.out_features, -1, GROUP)
         low, high = groups.amin(-1), groups.amax(-1)
         scale = ((high - low) / 15).clamp(min=1e-12)
-        q = ((groups - low[..., None]) / scale[..., None]).round_().clamp_(0, 15).to(torch.int32)
-        self.register_buffer("packed", torch._convert_weight_to_int4pack_for_cpu(q.view_as(w), 1))
-        # the kernel reads w = (q - 8) * scale + zero, so zero = low + 8 * scale; [groups, out, 2]
-        self.register_buffer("scales_zeros", torch.stack([scale, low + 8 * scale], -1).transpose(0, 1).contiguous().bfloat16())
+        q = ((groups - low[..., None]) / scale[..., None]).round_().clamp_(0, 15).to(torch.uint8)
+        # Q4_1's layout: byte j of a group holds q[j] (low nibble) and q[j + 16] (high nibble)
+        self.register_buffer("qs", (q[..., :16] | (q[..., 16:] << 4)).view(self.out_features, -1).contiguous())
+        self.register_buffer("dm", torch.stack([scale, low], -1).bfloat16())  # [out, groups, (d, m)]: w = d * q + m
         self.bias = None if linear.bias is None else nn.Parameter(linear.bias.detach().clone(), requires_grad=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        flat = x.reshape(-1, self.in_features).to(torch.bfloat16)
-        y = torch._weight_int4pack_mm_for_cpu(flat, self.packed, GROUP, self.scales_zeros).to(x.dtype)
-        if self.bias is not None:
-            y = y + self.bias
-        return y.view(*x.shape[:-1], self.out_features)
+        if x.numel() <= SMALL_BATCH * self.in_features and (ops := native_ops()) is not None:
+            y = ops.int4_linear(x, self.qs, self.dm)
+        else:  # bfloat16 matmuls are emulated, and slow, on CPUs without native bfloat16
+            dtype = x.dtype if x.dtype != torch.bfloat16 or native_bfloat16() else torch.float32
+            y = F.linear(x.to(dtype), self.dequantize(dtype)).to(x.dtype)
+        return y if self.bias is None else y + self.bias
+
+    def dequantize(self, dtype: torch.dtype) -> torch.Tensor:
+        """The [out, in] weights in `dtype` (the native kernel's, or PyTorch's where it was not built)."""
+        if (ops := native_ops()) is not None:
+            return ops.int4_dequantize(self.qs, self.dm, torch.empty(0, dtype=dtype))
+        qs = self.qs.view(self.out_features, -1, GROUP // 2)
+        q = torch.cat([qs & 0x0F, qs >> 4], -1).float()  # [out, groups, 32]
+        d, m = self.dm.float().unbind(-1)
+        return (q * d[..., None] + m[..., None]).view(self.out_features, self.in_features).to(dtype)
 
 
 def _int8_rows(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -57,11 +75,13 @@ class Int8Linear(nn.Module):
         self.bias = None if bias is None else nn.Parameter(bias.detach().clone(), requires_grad=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        flat = x.reshape(-1, self.in_features)
-        y = torch._weight_int8pack_mm(flat, self.values, self.scales.to(x.dtype))
-        if self.bias is not None:
-            y = y + self.bias
-        return y.view(*x.shape[:-1], self.out_features)
+        if (x.numel() <= SMALL_BATCH * self.in_features and self.in_features % GROUP == 0
+                and (ops := native_ops()) is not None):
+            y = ops.int8_linear(x, self.values, self.scales)
+        else:
+            flat = x.reshape(-1, self.in_features)
+            y = torch._weight_int8pack_mm(flat, self.values, self.scales.to(x.dtype)).view(*x.shape[:-1], -1)
+        return y if self.bias is None else y + self.bias
 
 
 class Int8Embedding(nn.Module):

@@ -21,7 +21,7 @@ import torch
 
 log = logging.getLogger(__name__)
 
-_SOURCES = [Path(__file__).with_name("paged_attention.cpp")]
+_SOURCES = [Path(__file__).with_name(name) for name in ("paged_attention.cpp", "quant_linear.cpp", "layer_ops.cpp")]
 
 
 def _cpu_fingerprint() -> str:
@@ -30,6 +30,12 @@ def _cpu_fingerprint() -> str:
     except (OSError, StopIteration):
         flags = platform.processor()
     return flags
+
+
+@cache
+def native_bfloat16() -> bool:
+    """Whether the CPU multiplies bfloat16 natively (AVX512-BF16 or AMX); elsewhere it is emulated."""
+    return any(f" {flag}" in _cpu_fingerprint() for flag in ("avx512_bf16", "amx_bf16"))
 
 
 @cache
