@@ -36,7 +36,7 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.zeros(dim) if unit_offset else torch.ones(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.is_contiguous() and not torch.is_grad_enabled() and (ops := native_ops()) is not None:
+        if x.is_cpu and x.is_contiguous() and not torch.is_grad_enabled() and (ops := native_ops()) is not None:
             return ops.rms_norm(x, self.weight, self.eps, self.unit_offset)
         dtype = x.dtype
         x = x.float()
@@ -81,7 +81,7 @@ def rotate_half(x: torch.Tensor) -> torch.Tensor:
 
 
 def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    if (x.dim() == 3 and x.is_contiguous() and cos.shape == sin.shape == (x.shape[0], 1, x.shape[2])
+    if (x.is_cpu and x.dim() == 3 and x.is_contiguous() and cos.shape == sin.shape == (x.shape[0], 1, x.shape[2])
             and not torch.is_grad_enabled() and (ops := native_ops()) is not None):
         return ops.rotary(x, cos, sin)
     return x * cos + rotate_half(x) * sin

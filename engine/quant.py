@@ -40,7 +40,7 @@ class Int4Linear(nn.Module):
         self.bias = None if linear.bias is None else nn.Parameter(linear.bias.detach().clone(), requires_grad=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.numel() <= SMALL_BATCH * self.in_features and (ops := native_ops()) is not None:
+        if x.is_cpu and x.numel() <= SMALL_BATCH * self.in_features and (ops := native_ops()) is not None:
             y = ops.int4_linear(x, self.qs, self.dm)
         else:  # bfloat16 matmuls are emulated, and slow, on CPUs without native bfloat16
             dtype = x.dtype if x.dtype != torch.bfloat16 or native_bfloat16() else torch.float32
@@ -48,8 +48,9 @@ class Int4Linear(nn.Module):
         return y if self.bias is None else y + self.bias
 
     def dequantize(self, dtype: torch.dtype) -> torch.Tensor:
-        """The [out, in] weights in `dtype` (the native kernel's, or PyTorch's where it was not built)."""
-        if (ops := native_ops()) is not None:
+        """The [out, in] weights in `dtype` (the native kernel's; PyTorch's where it was not built — then
+        every call dequantizes, slowly — or on a GPU)."""
+        if self.qs.is_cpu and (ops := native_ops()) is not None:
             return ops.int4_dequantize(self.qs, self.dm, torch.empty(0, dtype=dtype))
         qs = self.qs.view(self.out_features, -1, GROUP // 2)
         q = torch.cat([qs & 0x0F, qs >> 4], -1).float()  # [out, groups, 32]
@@ -75,7 +76,7 @@ class Int8Linear(nn.Module):
         self.bias = None if bias is None else nn.Parameter(bias.detach().clone(), requires_grad=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if (x.numel() <= SMALL_BATCH * self.in_features and self.in_features % GROUP == 0
+        if (x.is_cpu and x.numel() <= SMALL_BATCH * self.in_features and self.in_features % GROUP == 0
                 and (ops := native_ops()) is not None):
             y = ops.int8_linear(x, self.values, self.scales)
         else:
