@@ -51,7 +51,7 @@ class Int4Linear(nn.Module):
         """The [out, in] weights in `dtype` (the native kernel's; PyTorch's where it was not built — then
         every call dequantizes, slowly — or on a GPU)."""
         if self.qs.is_cpu and (ops := native_ops()) is not None:
-            return ops.int4_dequantize(self.qs, self.dm, torch.empty(0, dtype=dtype))
+            return ops.int4_dequantize(self.qs, self.dm).to(dtype)
         qs = self.qs.view(self.out_features, -1, GROUP // 2)
         q = torch.cat([qs & 0x0F, qs >> 4], -1).float()  # [out, groups, 32]
         d, m = self.dm.float().unbind(-1)

@@ -166,7 +166,8 @@ inline void dot_rows_int8(const QuantizedRows& x, int64_t row, int64_t k, const 
 #endif
 }
 
-// y = x W^T over x's rows (x [..., in] -> y [..., out]), four at a time then the rest: row_dot<MB>(first_row, out_index, y) fills y[r, o].
+// y = x W^T over x's rows (x [..., in] -> y [..., out]), four at a time then the rest:
+// row_dot(integral_constant<MB>, xq, first_row, out_index, y, y_stride) fills y[first_row .. + MB, out_index].
 template <typename RowDot>
 torch::Tensor rows_times_weights(const torch::Tensor& x, int64_t n, int64_t k, RowDot&& row_dot) {
   TORCH_CHECK(x.dim() >= 1 && x.size(-1) == k, "x must be [..., ", k, "]");
@@ -226,8 +227,8 @@ torch::Tensor int8_linear(torch::Tensor x, torch::Tensor values, torch::Tensor s
   });
 }
 
-// The float weights [out, in] in `like`'s dtype.
-torch::Tensor int4_dequantize(torch::Tensor qs, torch::Tensor dm, torch::Tensor like) {
+// The float32 weights [out, in].
+torch::Tensor int4_dequantize(torch::Tensor qs, torch::Tensor dm) {
   check_weights(qs, dm);
   const int64_t n = qs.size(0), k = qs.size(1) * 2;
   torch::Tensor w = torch::empty({n, k}, qs.options().dtype(torch::kFloat));
@@ -237,7 +238,7 @@ torch::Tensor int4_dequantize(torch::Tensor qs, torch::Tensor dm, torch::Tensor 
   at::parallel_for(0, n * (k / GROUP), 256, [&](int64_t begin, int64_t end) {
     for (int64_t g = begin; g < end; ++g) dequant_group(qp + g * 16, dmp + g * 2, wp + g * GROUP);
   });
-  return like.scalar_type() == torch::kFloat ? w : w.to(like.scalar_type());
+  return w;
 }
 
 TORCH_LIBRARY_FRAGMENT(agentforge, m) {
@@ -245,6 +246,6 @@ TORCH_LIBRARY_FRAGMENT(agentforge, m) {
   m.impl("int4_linear", torch::kCPU, &int4_linear);
   m.def("int8_linear(Tensor x, Tensor values, Tensor scales) -> Tensor");
   m.impl("int8_linear", torch::kCPU, &int8_linear);
-  m.def("int4_dequantize(Tensor qs, Tensor dm, Tensor like) -> Tensor");
+  m.def("int4_dequantize(Tensor qs, Tensor dm) -> Tensor");
   m.impl("int4_dequantize", torch::kCPU, &int4_dequantize);
 }
