@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import llguidance
-import llguidance.torch
+import llguidance.numpy
 import torch
 
 from .grammar_mask import unpack_bitmask
@@ -118,7 +118,7 @@ class Closer:
         pieces = tokenizer.convert_ids_to_tokens(list(range(self.vocab_size)))  # byte-level: one char a byte
         self._lengths = torch.tensor([len(p) if p else 1_000 for p in pieces], dtype=torch.float32)
         self._texts: dict[int, str] = {}
-        self._bitmask = llguidance.torch.allocate_token_bitmask(1, self.vocab_size)
+        self._bitmask = llguidance.numpy.allocate_token_bitmask(1, self.vocab_size)
 
     def text(self, token: int) -> str:
         text = self._texts.get(token)
@@ -157,8 +157,8 @@ class Closer:
             token = self._single.get(text)
             if token is not None and m.validate_tokens([token]) == 1:
                 return token
-        llguidance.torch.fill_next_token_bitmask(m, self._bitmask, 0)
-        allowed = unpack_bitmask(self._bitmask, self.vocab_size)[0]
+        llguidance.numpy.fill_next_token_bitmask(m, self._bitmask, 0)
+        allowed = unpack_bitmask(torch.from_numpy(self._bitmask), self.vocab_size)[0]
         if not allowed.any():
             return None
         return int(self._lengths.masked_fill(~allowed, float("inf")).argmin())

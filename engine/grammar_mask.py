@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import llguidance
 import llguidance.hf
-import llguidance.torch
+import llguidance.numpy
 import torch
 
 from .errors import InvalidRequestError
@@ -33,10 +33,10 @@ class GrammarBackend:
     def apply(self, logits: torch.Tensor, rows: list[int], matchers: list[llguidance.LLMatcher]) -> list[str | None]:
         """Mask each row's disallowed tokens to -inf. Returns, per row, None, or why the row is at a
         dead end (its matcher failed, or it allows no token at all)."""
-        bitmask = llguidance.torch.allocate_token_bitmask(len(rows), self.tokenizer.vocab_size)
+        bitmask = llguidance.numpy.allocate_token_bitmask(len(rows), self.tokenizer.vocab_size)
         for i, m in enumerate(matchers):
-            llguidance.torch.fill_next_token_bitmask(m, bitmask, i)
-        allowed = unpack_bitmask(bitmask, self.tokenizer.vocab_size)
+            llguidance.numpy.fill_next_token_bitmask(m, bitmask, i)
+        allowed = unpack_bitmask(torch.from_numpy(bitmask), self.tokenizer.vocab_size)
         if logits.shape[1] > allowed.shape[1]:  # model vocab padded past the tokenizer's
             pad = torch.zeros(len(rows), logits.shape[1] - allowed.shape[1], dtype=torch.bool)
             allowed = torch.cat([allowed, pad], dim=1)

@@ -17,6 +17,17 @@ from agentforge.engine import LLM, AsyncLLM, load_tokenizer, resolve_model
 from agentforge.server import ServerConfig
 
 
+def pytest_report_header(config):
+    """The CPU the suite ran on: its timings only compare on the same one (AVX2-only, AVX-512, AMX)."""
+    from pathlib import Path
+
+    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    model = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "?")
+    flags = next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), [])
+    isa = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags]
+    return f"cpu: {model}, {os.cpu_count()} cpus, torch threads {torch.get_num_threads()}, {' '.join(isa) or 'no avx2'}"
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _data_dir(tmp_path_factory):
     """Knowledge bases made without a path (the demo's docs) go to a temporary folder, not the user's."""

@@ -118,9 +118,9 @@ def test_response_format(client):
 
 @pytest.mark.slow
 def test_parse_with_a_pydantic_model_at_temperature_one_for_twenty_seeds(smollm2_path, serve_app):
-    """On a server with a 768-token context, so a seed that keeps listing landmarks reaches the end
+    """On a server with a 384-token context, so a seed that keeps listing landmarks reaches the end
     (and is closed there) in a few hundred tokens rather than two thousand."""
-    llm = AsyncLLM(smollm2_path, max_model_len=768)
+    llm = AsyncLLM(smollm2_path, max_model_len=384)
     try:
         _parse_twenty_seeds(serve_app(create_app(llm, MODEL)))
     finally:

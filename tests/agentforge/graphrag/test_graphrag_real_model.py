@@ -5,10 +5,13 @@ answers an MCP client."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from _graphrag_corpus import DOCS
@@ -27,18 +30,32 @@ def corpus(tmp_path_factory):
     return folder
 
 
+@pytest.fixture(scope="module")
+def indexed(corpus, tmp_path_factory):
+    """Index the corpus once per method: (--kb options, what `graphrag index` printed)."""
+    done = {}
+
+    def index(method):
+        if method not in done:
+            kb = ["--kb", f"coast-{method}", "--kb-path", str(tmp_path_factory.mktemp(f"kb-{method}"))]
+            with contextlib.redirect_stdout(io.StringIO()) as out:
+                assert main(["graphrag", "index", str(corpus), "--method", method, *kb]) == 0
+            done[method] = kb, out.getvalue()
+        return done[method]
+
+    return index
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("method", ["llm", "fast"])
-def test_both_methods_index_a_small_corpus_on_the_embedded_model(method, corpus, tmp_path, capsys):
-    kb = ["--kb", f"coast-{method}", "--kb-path", str(tmp_path / "kb")]
-    assert main(["graphrag", "index", str(corpus), "--method", method, *kb]) == 0
-    out = capsys.readouterr().out
+def test_both_methods_index_a_small_corpus_on_the_embedded_model(method, indexed, capsys):
+    kb, out = indexed(method)
     assert "estimate" in out and "measured:" in out
     counts = re.search(r"(\d+) entities, (\d+) relationships, (\d+) communities, (\d+) reports from 5 chunks", out)
     assert counts and int(counts[1]) > 0 and int(counts[4]) > 0, out
     if method == "llm":
         assert re.search(r"^extract\s+5\s+\d+", out, re.M), out  # five extraction calls, measured
-    reports = json.loads((tmp_path / "kb" / "graph" / "reports.json").read_text())
+    reports = json.loads((Path(kb[3]) / "graph" / "reports.json").read_text())
     assert any(r["written_by"] == "llm" and r["title"] and 0 <= r["rating"] <= 10 for r in reports), reports
     assert all(r["error"] is None for r in reports)  # every reply parsed
     assert main(["graphrag", "query", "Who founded Zentrix Labs?", "--why", *kb]) == 0
@@ -49,9 +66,8 @@ def test_both_methods_index_a_small_corpus_on_the_embedded_model(method, corpus,
 
 
 @pytest.mark.slow
-def test_the_graph_mcp_server(corpus, tmp_path):
-    kb = ["--kb", "coast-mcp", "--kb-path", str(tmp_path / "kb")]
-    assert main(["graphrag", "index", str(corpus), "--method", "fast", *kb]) == 0
+def test_the_graph_mcp_server(indexed):
+    kb, _ = indexed("fast")
     server = StdioServer(sys.executable, ["-m", "agentforge.cli", "mcp", "serve", "graphrag", *kb])
     with MCPClient({"graph": server}, timeout=300) as mcp:
         assert {t.name for t in mcp.get_tools()} == {f"graph_{m}_search" for m in ("local", "global", "drift",
