@@ -38,7 +38,8 @@ class EngineConfig:
       head (about 3.8x the tokens of a float32 cache, 1.9x of bfloat16, in the same `kv_cache_bytes`);
       None keeps them in `dtype`. Decode attention then reads through the PyTorch path, not the
       native kernel.
-    - `num_threads`: torch intra-op threads (None leaves torch's default).
+    - `num_threads`: torch intra-op threads (None: torch's default, capped at the CPUs the process
+      may use — its affinity mask and cgroup quota, see `cpus.py`).
     - `speculative_tokens`: n-gram speculative decoding — up to this many draft tokens per decoding
       sequence and step, copied from where its last tokens occurred before (0 turns it off).
     - `speculative_max_seqs`: draft only while at most this many sequences run; in a full batch

@@ -13,6 +13,7 @@ import torch
 from .block_manager import BlockManager
 from .config import EngineConfig
 from .constraints import Constraints, constraints_for
+from .cpus import cap_torch_threads
 from .detokenizer import Detokenizer
 from .errors import ContextLengthError, EngineError, InvalidRequestError
 from .images import ImagePolicy
@@ -65,6 +66,8 @@ class LLMEngine(LiveWeights):
         self.config = config or EngineConfig()
         if self.config.num_threads:
             torch.set_num_threads(self.config.num_threads)
+        else:
+            cap_torch_threads()
         self.model_path = resolve_model(model)
         loaded = load_model(self.model_path, self.config.torch_dtype, self.config.rope_scaling)
         self.model, self.model_config, self.tokenizer = loaded.model, loaded.config, loaded.tokenizer

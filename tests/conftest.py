@@ -14,6 +14,7 @@ import torch
 import uvicorn
 
 from agentforge.engine import LLM, AsyncLLM, load_tokenizer, resolve_model
+from agentforge.engine.cpus import cap_torch_threads, usable_cpus
 from agentforge.server import ServerConfig
 
 
@@ -25,7 +26,9 @@ def pytest_report_header(config):
     model = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "?")
     flags = next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), [])
     isa = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags]
-    return f"cpu: {model}, {os.cpu_count()} cpus, torch threads {torch.get_num_threads()}, {' '.join(isa) or 'no avx2'}"
+    threads = cap_torch_threads()  # the reference models and training run outside the engine, which caps its own
+    return (f"cpu: {model}, {os.cpu_count()} cpus, {usable_cpus()} usable, torch threads {threads}, "
+            f"{' '.join(isa) or 'no avx2'}")
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -47,7 +47,7 @@ def train_on_sums(smollm2_path, tmp_path, write_jsonl, **settings):
 
 
 def test_grpo_raises_held_out_reward_on_sums(smollm2_path, tmp_path, write_jsonl):
-    result, sampled, greedy = train_on_sums(smollm2_path, tmp_path, write_jsonl, method="grpo", max_steps=12)
+    result, sampled, greedy = train_on_sums(smollm2_path, tmp_path, write_jsonl, method="grpo", max_steps=10)
     print(f"held-out reward on 17 unseen sums, sampled (T=0.7, 8 each): {sampled[0]:.3f} -> {sampled[1]:.3f}, "
           f"greedy: {greedy[0]:.3f} -> {greedy[1]:.3f}; training reward by step: "
           f"{[round(h['reward'], 3) for h in result.log_history if 'reward' in h]}")

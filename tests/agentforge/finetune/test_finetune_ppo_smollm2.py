@@ -9,7 +9,7 @@ pytestmark = pytest.mark.slow
 
 def test_ppo_raises_held_out_reward_on_sums(smollm2_path, tmp_path, write_jsonl):
     result, sampled, greedy = train_on_sums(smollm2_path, tmp_path, write_jsonl, method="ppo", ppo_epochs=2,
-                                            max_steps=16)
+                                            max_steps=10)
     print(f"PPO: held-out reward on 17 unseen sums, sampled (T=0.7, 8 each): {sampled[0]:.3f} -> "
           f"{sampled[1]:.3f}, greedy: {greedy[0]:.3f} -> {greedy[1]:.3f}; training reward and value loss by interval: "
           f"{[(round(h['reward'], 3), round(h['value_loss'], 3)) for h in result.log_history if 'reward' in h]}; "
