@@ -50,8 +50,9 @@ $(MCP_PEERS)/.installed: Makefile
 
 mcp-peers: $(MCP_PEERS)/.installed
 
+# HF_HUB_OFFLINE: tests never fetch from a hub, so no hub lookup waits on a closed network
 test: lint system-deps mcp-peers
-	$(BIN)/python -m pytest
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest
 
 test-fast: setup
 	$(BIN)/python -m pytest -m "not slow"

@@ -1,6 +1,6 @@
 """Greedy decoding of the packaged GGUF models is token-identical to Hugging Face transformers on
-the same dequantized float32 weights: SmolLM2 (Q4_1/Q8_0) alone and in one continuous batch of
-different lengths, and Gemma 3 270M (Q4_K/Q5_0/Q6_K/Q8_0; sliding-window layers, SentencePiece)."""
+the same dequantized float32 weights: SmolLM2 (Q4_1/Q8_0) alone and (four prompts) and in one continuous batch of
+twelve different lengths, and Gemma 3 270M (Q4_K/Q5_0/Q6_K/Q8_0; sliding-window layers, SentencePiece)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ PROMPTS = [
     "Photosynthesis is the process by which plants",
     "SELECT name, age FROM users WHERE",
 ]
-TOKENS = 32
+TOKENS = 24
 
 
 def load_reference(path):
@@ -55,9 +55,9 @@ def test_greedy_matches_transformers_alone_and_batched(smollm2, reference):
     assert len({len(p) for p in token_prompts}) > 5  # genuinely different lengths in the batch
     expected = reference_greedy(reference, token_prompts, TOKENS)
     params = SamplingParams(temperature=0, max_tokens=TOKENS, ignore_eos=True)
-    alone = [smollm2.generate(ids, params)[0].outputs[0].token_ids for ids in token_prompts]
+    alone = [smollm2.generate(ids, params)[0].outputs[0].token_ids for ids in token_prompts[:4]]
     batched = [o.outputs[0].token_ids for o in smollm2.generate(token_prompts, params)]
-    assert alone == expected
+    assert alone == expected[:4]
     assert batched == expected
 
 
@@ -65,7 +65,7 @@ def test_greedy_matches_transformers_alone_and_batched(smollm2, reference):
 def test_gemma3_greedy_matches_transformers():
     path = resolve_model("gemma3-270m")
     llm = LLM(path)
-    token_prompts = [llm.tokenizer.encode(p) for p in PROMPTS[:4]]
-    expected = reference_greedy(load_reference(path), token_prompts, 24)
-    outputs = llm.generate(token_prompts, SamplingParams(temperature=0, max_tokens=24, ignore_eos=True))
+    token_prompts = [llm.tokenizer.encode(p) for p in PROMPTS[:3]]
+    expected = reference_greedy(load_reference(path), token_prompts, 16)
+    outputs = llm.generate(token_prompts, SamplingParams(temperature=0, max_tokens=16, ignore_eos=True))
     assert [o.outputs[0].token_ids for o in outputs] == expected

@@ -34,9 +34,9 @@ def test_the_proposer_copies_what_followed_the_last_ngram():
     assert propose_ngram([5, 5, 5, 5], 0) == [] and propose_ngram([5], 3) == []
 
 
-@pytest.mark.parametrize("params", [SamplingParams(temperature=0, max_tokens=96),
-                                    SamplingParams(temperature=0.8, top_p=0.95, seed=7, max_tokens=96),
-                                    SamplingParams(temperature=0, repetition_penalty=1.2, max_tokens=64)],
+@pytest.mark.parametrize("params", [SamplingParams(temperature=0, max_tokens=48),
+                                    SamplingParams(temperature=0.8, top_p=0.95, seed=7, max_tokens=48),
+                                    SamplingParams(temperature=0, repetition_penalty=1.2, max_tokens=40)],
                          ids=["greedy", "seeded", "penalties"])
 def test_outputs_are_those_of_plain_decoding(smollm2, spec, params):
     before = spec.stats().counters.num_accepted_tokens

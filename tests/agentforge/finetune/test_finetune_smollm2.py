@@ -30,7 +30,7 @@ def test_lora_sft_learns_facts_it_did_not_know(tmp_path, write_jsonl):
         return sum(o.outputs[0].text.strip() == f"Answer: {a}" for o, a in zip(outputs, FACTS.values())) / len(FACTS)
 
     result = finetune({"model": "smollm2-135m", "dataset": str(train), "eval_dataset": str(held_out),
-                       "output_dir": str(tmp_path / "out"), "epochs": 6, "batch_size": 8, "learning_rate": 2e-3,
+                       "output_dir": str(tmp_path / "out"), "epochs": 4, "batch_size": 8, "learning_rate": 2e-3,
                        "lora": {"r": 16, "dropout": 0.0}, "logging_steps": 4, "merge": True})
     llm = LLM("smollm2-135m", lora_adapters={"facts": str(result.output)}, tool_adapter=None)
     before, after = exact(llm), exact(llm, "facts")
