@@ -18,6 +18,10 @@ from agentforge.engine.cpus import cap_torch_threads, usable_cpus
 from agentforge.server import ServerConfig
 
 
+def pytest_configure(config):
+    cap_torch_threads()  # the reference models and training run outside the engine, which caps its own
+
+
 def pytest_report_header(config):
     """The CPU the suite ran on: its timings only compare on the same one (AVX2-only, AVX-512, AMX)."""
     from pathlib import Path
@@ -26,8 +30,7 @@ def pytest_report_header(config):
     model = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "?")
     flags = next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), [])
     isa = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags]
-    threads = cap_torch_threads()  # the reference models and training run outside the engine, which caps its own
-    return (f"cpu: {model}, {os.cpu_count()} cpus, {usable_cpus()} usable, torch threads {threads}, "
+    return (f"cpu: {model}, {os.cpu_count()} cpus, {usable_cpus()} usable, torch threads {torch.get_num_threads()}, "
             f"{' '.join(isa) or 'no avx2'}")
 
 
