@@ -61,7 +61,9 @@ struct QuantizedRows {
   std::vector<float> scale, sum;
 };
 
-QuantizedRows quantize_rows(const float* x, int64_t rows, int64_t k) {
+// `paired`: each pair of groups (2p, 2p + 1) of a row laid out as their first halves, then their second
+// halves — the order in which the AVX-512 int4 kernel unpacks two Q4_1 groups (k / 32 must be even).
+QuantizedRows quantize_rows(const float* x, int64_t rows, int64_t k, bool paired = false) {
   QuantizedRows out{std::vector<int16_t>(rows * k), std::vector<float>(rows * k / GROUP), std::vector<float>(rows * k / GROUP)};
   for (int64_t g = 0; g < rows * k / GROUP; ++g) {
     const float* xg = x + g * GROUP;
@@ -71,7 +73,12 @@ QuantizedRows quantize_rows(const float* x, int64_t rows, int64_t k) {
       sum += xg[j];
     }
     const float scale = amax / 32767.f, inv = amax > 0.f ? 32767.f / amax : 0.f;
-    for (int j = 0; j < GROUP; ++j) out.q[g * GROUP + j] = static_cast<int16_t>(std::nearbyint(xg[j] * inv));
+    // natural: value j at 32 g + j; paired: the pair's base, then half j / 16 (32 values), then the group's 16
+    const int64_t base = paired ? (g & ~int64_t{1}) * GROUP + (g & 1) * 16 : g * GROUP;
+    for (int j = 0; j < GROUP; ++j) {
+      const int64_t at = paired ? base + (j / 16) * 32 + j % 16 : base + j;
+      out.q[at] = static_cast<int16_t>(std::nearbyint(xg[j] * inv));
+    }
     out.scale[g] = scale;
     out.sum[g] = sum;
   }
@@ -131,13 +138,70 @@ inline void dot_rows(const QuantizedRows& x, int64_t row, int64_t k, const uint8
 }
 #endif
 
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VNNI__)
+constexpr bool kPairedInt4 = true;
+
+// The AVX-512 VNNI form of dot_rows, for x quantized `paired`: two groups per step (32 packed bytes
+// unpack into 64 int16 weights, two vpdpwssd), each group's d * xscale taken from a vector of 16
+// groups' scales, the offsets (m * xsum) summed 16 groups at a time.
+template <int MB>
+inline void dot_rows_paired(const QuantizedRows& x, int64_t row, int64_t k, const uint8_t* q, const uint16_t* dm,
+                            float* y, int64_t y_stride) {
+  const int64_t groups = k / GROUP;
+  __m512 acc[MB], offsets[MB], scales[MB];
+  for (int r = 0; r < MB; ++r) acc[r] = offsets[r] = _mm512_setzero_ps();
+  const __m256i low_nibbles = _mm256_set1_epi8(0x0F);
+  const __m512i pair_lanes = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+  for (int64_t first = 0; first < groups; first += 16) {
+    const int64_t count = std::min<int64_t>(16, groups - first);
+    const __mmask16 mask = static_cast<__mmask16>((1u << count) - 1);
+    // (d, m) bfloat16 pairs, one per 32-bit lane: d is the low half, m the high one
+    const __m512i pairs = _mm512_maskz_loadu_epi32(mask, dm + 2 * first);
+    const __m512 d = _mm512_castsi512_ps(_mm512_slli_epi32(pairs, 16));
+    const __m512 m = _mm512_castsi512_ps(_mm512_and_si512(pairs, _mm512_set1_epi32(static_cast<int>(0xFFFF0000u))));
+    for (int r = 0; r < MB; ++r) {
+      const int64_t xg = (row + r) * groups + first;
+      scales[r] = _mm512_mul_ps(d, _mm512_maskz_loadu_ps(mask, x.scale.data() + xg));
+      offsets[r] = _mm512_fmadd_ps(m, _mm512_maskz_loadu_ps(mask, x.sum.data() + xg), offsets[r]);
+    }
+    for (int64_t p = 0; p < count; p += 2) {
+      const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + (first + p) * 16));
+      const __m512i w_low = _mm512_cvtepu8_epi16(_mm256_and_si256(bytes, low_nibbles));  // q[0..15] of both groups
+      const __m512i w_high = _mm512_cvtepu8_epi16(_mm256_and_si256(_mm256_srli_epi16(bytes, 4), low_nibbles));
+      const __m512i lanes = _mm512_add_epi32(pair_lanes, _mm512_set1_epi32(static_cast<int>(p)));
+      for (int r = 0; r < MB; ++r) {
+        const int16_t* xq = x.q.data() + ((row + r) * groups + first + p) * GROUP;
+        __m512i dots = _mm512_dpwssd_epi32(_mm512_setzero_si512(), w_low, _mm512_loadu_si512(xq));
+        dots = _mm512_dpwssd_epi32(dots, w_high, _mm512_loadu_si512(xq + 32));
+        acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dots), _mm512_permutexvar_ps(lanes, scales[r]), acc[r]);
+      }
+    }
+  }
+  for (int r = 0; r < MB; ++r) y[r * y_stride] = _mm512_reduce_add_ps(_mm512_add_ps(acc[r], offsets[r]));
+}
+#else
+constexpr bool kPairedInt4 = false;
+#endif
+
 // y[r, n] for MB quantized rows of x and one int8 weight row with one scale: the row's scale times
 // the sum over groups of xscale * (w . xq).
 template <int MB>
 inline void dot_rows_int8(const QuantizedRows& x, int64_t row, int64_t k, const int8_t* w, float scale, float* y,
                           int64_t y_stride) {
   const int64_t groups = k / GROUP;
-#if defined(__AVX2__) && defined(__FMA__)
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VNNI__)
+  __m512 acc[MB];
+  for (int r = 0; r < MB; ++r) acc[r] = _mm512_setzero_ps();
+  for (int64_t g = 0; g < groups; ++g, w += GROUP) {
+    const __m512i w16 = _mm512_cvtepi8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w)));
+    for (int r = 0; r < MB; ++r) {
+      const int64_t xg = (row + r) * groups + g;
+      const __m512i dots = _mm512_dpwssd_epi32(_mm512_setzero_si512(), w16, _mm512_loadu_si512(x.q.data() + xg * GROUP));
+      acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dots), _mm512_set1_ps(x.scale[xg]), acc[r]);
+    }
+  }
+  for (int r = 0; r < MB; ++r) y[r * y_stride] = scale * _mm512_reduce_add_ps(acc[r]);
+#elif defined(__AVX2__) && defined(__FMA__)
   __m256 acc[MB];
   for (int r = 0; r < MB; ++r) acc[r] = _mm256_setzero_ps();
   for (int64_t g = 0; g < groups; ++g, w += GROUP) {
@@ -169,11 +233,11 @@ inline void dot_rows_int8(const QuantizedRows& x, int64_t row, int64_t k, const 
 // y = x W^T over x's rows (x [..., in] -> y [..., out]), four at a time then the rest:
 // row_dot(integral_constant<MB>, xq, first_row, out_index, y, y_stride) fills y[first_row .. + MB, out_index].
 template <typename RowDot>
-torch::Tensor rows_times_weights(const torch::Tensor& x, int64_t n, int64_t k, RowDot&& row_dot) {
+torch::Tensor rows_times_weights(const torch::Tensor& x, int64_t n, int64_t k, bool paired, RowDot&& row_dot) {
   TORCH_CHECK(x.dim() >= 1 && x.size(-1) == k, "x must be [..., ", k, "]");
   const int64_t rows = x.numel() / k;
   const torch::Tensor xf = x.to(torch::kFloat).contiguous();
-  const QuantizedRows xq = quantize_rows(xf.data_ptr<float>(), rows, k);
+  const QuantizedRows xq = quantize_rows(xf.data_ptr<float>(), rows, k, paired);
   std::vector<int64_t> shape = x.sizes().vec();
   shape.back() = n;
   torch::Tensor y = torch::empty(shape, xf.options());
@@ -208,8 +272,16 @@ torch::Tensor int4_linear(torch::Tensor x, torch::Tensor qs, torch::Tensor dm) {
   const int64_t n = qs.size(0), k = qs.size(1) * 2;
   const uint8_t* qp = qs.data_ptr<uint8_t>();
   const uint16_t* dmp = reinterpret_cast<const uint16_t*>(dm.data_ptr<at::BFloat16>());
-  return rows_times_weights(x, n, k, [&](auto mb, const QuantizedRows& xq, int64_t r, int64_t o, float* y, int64_t stride) {
-    dot_rows<decltype(mb)::value>(xq, r, k, qp + o * (k / 2), dmp + o * (k / GROUP) * 2, y, stride);
+  const bool paired = kPairedInt4 && (k / GROUP) % 2 == 0;
+  return rows_times_weights(x, n, k, paired, [&](auto mb, const QuantizedRows& xq, int64_t r, int64_t o, float* y,
+                                                 int64_t stride) {
+    constexpr int MB = decltype(mb)::value;
+    const uint8_t* qo = qp + o * (k / 2);
+    const uint16_t* dmo = dmp + o * (k / GROUP) * 2;
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VNNI__)
+    if (paired) return dot_rows_paired<MB>(xq, r, k, qo, dmo, y, stride);
+#endif
+    dot_rows<MB>(xq, r, k, qo, dmo, y, stride);
   });
 }
 
@@ -222,7 +294,7 @@ torch::Tensor int8_linear(torch::Tensor x, torch::Tensor values, torch::Tensor s
   const int64_t n = values.size(0), k = values.size(1);
   const int8_t* wp = values.data_ptr<int8_t>();
   const float* sp = scales.data_ptr<float>();
-  return rows_times_weights(x, n, k, [&](auto mb, const QuantizedRows& xq, int64_t r, int64_t o, float* y, int64_t stride) {
+  return rows_times_weights(x, n, k, false, [&](auto mb, const QuantizedRows& xq, int64_t r, int64_t o, float* y, int64_t stride) {
     dot_rows_int8<decltype(mb)::value>(xq, r, k, wp + o * k, sp[o], y, stride);
   });
 }

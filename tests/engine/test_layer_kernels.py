@@ -34,10 +34,13 @@ def relative_error(got: torch.Tensor, expected: torch.Tensor) -> float:
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize("rows", [1, 2, 5, 7, SMALL_BATCH])
-def test_the_int4_kernel_multiplies_q4_1_weights(dtype, rows):
-    linear = q4_1_linear(96, 256)
+# groups of 32 inputs: 8 (the AVX-512 kernel takes two at a time, sixteen scales at a time), 18 (sixteen, then a
+# remainder) and 3 (an odd count: the two-group step cannot pair them, the one-group kernel runs)
+@pytest.mark.parametrize("in_features", [256, 576, 96])
+def test_the_int4_kernel_multiplies_q4_1_weights(dtype, rows, in_features):
+    linear = q4_1_linear(96, in_features)
     layer = Int4Linear(linear)
-    x = torch.randn(rows, 256).to(dtype)
+    x = torch.randn(rows, in_features).to(dtype)
     with torch.inference_mode():
         got = layer(x)
         exact = F.linear(x.float(), linear.weight)
