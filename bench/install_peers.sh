@@ -20,7 +20,14 @@ for peer in "${which[@]}"; do
     llama)
       python3 -m venv "$PEERS/llama"
       "$PEERS/llama/bin/pip" install -q numpy
-      CMAKE_ARGS="-DGGML_NATIVE=ON" "$PEERS/llama/bin/pip" install -q llama-cpp-python
+      args="-DGGML_NATIVE=ON"
+      if grep -q amx_int8 /proc/cpuinfo; then
+        # llama-cpp-python 0.3.36's AMX int8 path (-march=native turns it on) segfaults in llama_decode on a Q4_1
+        # GGUF on these Xeons: build every ISA the CPU has but AMX (the peer then runs its AVX-512 VNNI kernels)
+        args="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON"
+        args+=" -DGGML_AVX_VNNI=ON -DGGML_AVX512=ON -DGGML_AVX512_VNNI=ON -DGGML_AVX512_BF16=ON -DGGML_AVX512_VBMI=ON"
+      fi
+      CMAKE_ARGS="$args" "$PEERS/llama/bin/pip" install -q llama-cpp-python
       "$PEERS/llama/bin/python" -c "import llama_cpp; print('llama_cpp', llama_cpp.__version__)" ;;
     *) echo "unknown peer $peer (vllm, llama)" >&2; exit 2 ;;
   esac

@@ -26,6 +26,11 @@ def head_dim_of(config) -> int:
     return getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
 
 
+def hooked(*modules: nn.Module) -> bool:
+    """Whether any of the modules has forward hooks (a LoRA adapter's): then they must run one by one."""
+    return any(m._forward_hooks for m in modules)
+
+
 class RMSNorm(nn.Module):
     """RMS norm computed in float32. `unit_offset=True` is Gemma's variant: scales by (1 + weight)."""
 
@@ -120,6 +125,7 @@ class Attention(nn.Module):
         self.k_proj = nn.Linear(hidden, self.num_kv_heads * self.head_dim, bias=qkv_bias)
         self.v_proj = nn.Linear(hidden, self.num_kv_heads * self.head_dim, bias=qkv_bias)
         self.o_proj = nn.Linear(self.num_heads * self.head_dim, hidden, bias=o_bias)
+        self.qkv_proj: nn.Module | None = None  # q/k/v stacked, where quantization fused them (`quant.fuse`)
         self.q_norm = qk_norm(self.head_dim) if qk_norm else None
         self.k_norm = qk_norm(self.head_dim) if qk_norm else None
         layer_types = getattr(config, "layer_types", None)
@@ -134,9 +140,13 @@ class Attention(nn.Module):
     def project(self, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Queries [T, heads, dim], keys and values [T, kv_heads, dim]."""
         t = hidden.shape[0]
-        return (self.q_proj(hidden).view(t, self.num_heads, self.head_dim),
-                self.k_proj(hidden).view(t, self.num_kv_heads, self.head_dim),
-                self.v_proj(hidden).view(t, self.num_kv_heads, self.head_dim))
+        if self.qkv_proj is not None and not hooked(self.q_proj, self.k_proj, self.v_proj):
+            kv = self.num_kv_heads * self.head_dim
+            q, k, v = (x.contiguous() for x in self.qkv_proj(hidden).split([self.num_heads * self.head_dim, kv, kv], -1))
+        else:
+            q, k, v = self.q_proj(hidden), self.k_proj(hidden), self.v_proj(hidden)
+        return (q.view(t, self.num_heads, self.head_dim), k.view(t, self.num_kv_heads, self.head_dim),
+                v.view(t, self.num_kv_heads, self.head_dim))
 
     def forward(self, hidden: torch.Tensor, cos_sin: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         t = hidden.shape[0]
@@ -156,7 +166,12 @@ class MLP(nn.Module):
         self.gate_proj = nn.Linear(hidden_size, intermediate_size, bias=bias)
         self.up_proj = nn.Linear(hidden_size, intermediate_size, bias=bias)
         self.down_proj = nn.Linear(intermediate_size, hidden_size, bias=bias)
+        self.gate_up_proj: nn.Module | None = None  # gate/up stacked, where quantization fused them (`quant.fuse`)
         self.act = ACTIVATIONS[activation]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.down_proj(self.act(self.gate_proj(x)) * self.up_proj(x))
+        if self.gate_up_proj is not None and not hooked(self.gate_proj, self.up_proj):
+            gate, up = self.gate_up_proj(x).chunk(2, -1)
+        else:
+            gate, up = self.gate_proj(x), self.up_proj(x)
+        return self.down_proj(self.act(gate) * up)

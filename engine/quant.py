@@ -11,6 +11,10 @@
   the same way serves a tied LM head too (`Int8Embedding`).
 Activations stay in the engine's dtype.
 Norms, biases and everything that is not a linear layer keep their dtype.
+
+A layer's q/k/v projections, and its MLP's gate/up, are also stacked into one quantized matrix
+(`fuse`): one kernel call instead of three (two) per step, the activations quantized once. The
+separate layers stay, as views of the stacked weights, for whatever hooks them (LoRA adapters).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .kernels import native_bfloat16, native_ops
+from .layers import MLP, Attention
 
 GROUP = 32  # int4 weights per scale/offset pair (Q4_1's block)
 SMALL_BATCH = 32  # rows up to which the int4 kernel beats dequantizing the layer for a float matmul
@@ -102,6 +107,33 @@ class Int8Embedding(nn.Module):
         return (self.values[ids].to(torch.float32) * self.scales[ids, None]).to(self.dtype)
 
 
+def fuse(parts: list[nn.Module]) -> nn.Module | None:
+    """One quantized layer whose outputs are `parts`' outputs side by side, its weights stacked; each
+    part's buffers become views of the stacked ones (no second copy). None where the parts differ in
+    kind, input size or having a bias."""
+    kind = type(parts[0])
+    if (kind not in (Int4Linear, Int8Linear) or any(type(p) is not kind for p in parts)
+            or len({p.in_features for p in parts}) > 1 or len({p.bias is None for p in parts}) > 1):
+        return None
+    fused = kind.__new__(kind)
+    nn.Module.__init__(fused)
+    fused.in_features, fused.out_features = parts[0].in_features, sum(p.out_features for p in parts)
+    names = ("qs", "dm") if kind is Int4Linear else ("values", "scales")
+    for name in names:
+        fused.register_buffer(name, torch.cat([getattr(p, name) for p in parts]))
+    has_bias = parts[0].bias is not None
+    fused.bias = nn.Parameter(torch.cat([p.bias for p in parts]), requires_grad=False) if has_bias else None
+    start = 0
+    for part in parts:
+        rows = slice(start, start + part.out_features)
+        for name in names:
+            setattr(part, name, getattr(fused, name)[rows])
+        if has_bias:
+            part.bias = nn.Parameter(fused.bias.data[rows], requires_grad=False)
+        start += part.out_features
+    return fused
+
+
 def quantize_model(model: nn.Module, mode: str, dtype: torch.dtype) -> nn.Module:
     """Replace the decoder's linear layers (int4 or int8) and the token embeddings / LM head (int8), in place."""
     layer_type = Int4Linear if mode == "int4" else Int8Linear
@@ -119,4 +151,9 @@ def quantize_model(model: nn.Module, mode: str, dtype: torch.dtype) -> nn.Module
     model.model.embed_tokens = Int8Embedding(embed, dtype)
     quantized = model.model.embed_tokens
     model.lm_head = Int8Linear(table=(quantized.values, quantized.scales)) if tied else Int8Linear(model.lm_head)
+    for module in decoder.modules():
+        if isinstance(module, Attention):
+            module.qkv_proj = fuse([module.q_proj, module.k_proj, module.v_proj])
+        elif isinstance(module, MLP):
+            module.gate_up_proj = fuse([module.gate_proj, module.up_proj])
     return model

@@ -95,8 +95,11 @@ def test_faster_weights_stay_close_to_float32(greedy_float32, dtype, mode, max_e
     ids = torch.tensor(reference.engine.tokenizer.encode(" ".join(PROMPTS)))
 
     def weight_bytes(llm: LLM) -> int:
-        tensors = {id(t): t for t in [*llm.engine.model.parameters(), *llm.engine.model.buffers()] if t.dim() > 1}
-        return sum(t.numel() * t.element_size() for t in tensors.values())  # matrices: norms and rotary tables aside
+        # the memory the matrices hold (norms and rotary tables aside), each storage once: stacked q/k/v and
+        # gate/up weights are what their parts are views of
+        storages = {t.untyped_storage().data_ptr(): t.untyped_storage().nbytes()
+                    for t in [*llm.engine.model.parameters(), *llm.engine.model.buffers()] if t.dim() > 1}
+        return sum(storages.values())
 
     assert weight_bytes(reference) / weight_bytes(quantized) >= min_saving
     expected = logits_of(reference, ids)
@@ -144,6 +147,35 @@ def test_quantize_model_keeps_a_tied_lm_head_tied():
     model = quantize_model(ARCHITECTURES["LlamaForCausalLM"](config), "int4", torch.float32)
     assert isinstance(model.model.layers[0].self_attn.q_proj, Int4Linear)
     assert model.lm_head.values is model.model.embed_tokens.values  # one int8 table for both
+
+
+@pytest.mark.parametrize("mode", ["int4", "int8"])
+@pytest.mark.parametrize("bias", [False, True])
+def test_quantization_stacks_qkv_and_gate_up_and_the_stack_computes_what_the_parts_do(mode, bias):
+    from transformers import LlamaConfig
+
+    from agentforge.engine.models import ARCHITECTURES
+
+    config = LlamaConfig(vocab_size=64, hidden_size=64, intermediate_size=128, num_hidden_layers=1,
+                         num_attention_heads=4, num_key_value_heads=2, attention_bias=bias,
+                         architectures=["LlamaForCausalLM"])
+    torch.manual_seed(0)
+    model = quantize_model(ARCHITECTURES["LlamaForCausalLM"](config), mode, torch.float32)
+    attn, mlp = model.model.layers[0].self_attn, model.model.layers[0].mlp
+    assert attn.qkv_proj.out_features == 64 + 32 + 32 and mlp.gate_up_proj.out_features == 256
+    stacked = attn.qkv_proj.qs if mode == "int4" else attn.qkv_proj.values
+    part = attn.k_proj.qs if mode == "int4" else attn.k_proj.values
+    assert part.untyped_storage().data_ptr() == stacked.untyped_storage().data_ptr()  # views, not a second copy
+    x = torch.randn(3, 64)
+    with torch.inference_mode():
+        fused = [t.clone() for t in attn.project(x)] + [mlp(x)]
+        # a forward hook on a part (a LoRA adapter's) makes the parts run one by one
+        handles = [attn.v_proj.register_forward_hook(lambda *a: None), mlp.up_proj.register_forward_hook(lambda *a: None)]
+        separate = list(attn.project(x)) + [mlp(x)]
+        for h in handles:
+            h.remove()
+    for a, b in zip(fused, separate):
+        assert torch.equal(a, b)  # each output row is the same dot product, whichever matrix holds its weights
 
 
 def test_a_moe_router_stays_exact():
