@@ -62,6 +62,7 @@ class AttentionContext:
     slot_mapping: torch.Tensor
     paged: PagedBatch | None = None
     prefills: list[Prefill] = field(default_factory=list)
+    native_layers: bool = False  # every row paged, no adapter, no image, a plain cache: layers may run natively
 
 
 _context: AttentionContext | None = None

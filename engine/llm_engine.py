@@ -21,6 +21,7 @@ from .images import read_image as read_image_url
 from .live_weights import LiveWeights
 from .loader import load_model
 from .model_runner import ModelRunner, kv_bytes_per_token
+from .native_layer import enable_native_layers
 from .outputs import Prompt, Request, request_output
 from .protocol import ChatMessage, ChatOptions, RequestOutput, SamplingParams
 from .quant import quantize_model
@@ -73,6 +74,7 @@ class LLMEngine(LiveWeights):
         self.model, self.model_config, self.tokenizer = loaded.model, loaded.config, loaded.tokenizer
         if self.config.quantization:
             quantize_model(self.model, self.config.quantization, self.config.torch_dtype)
+            enable_native_layers(self.model)
         self.eos_token_ids = loaded.eos_token_ids
         self.images = loaded.images
         self.image_policy = ImagePolicy(tuple(Path(d) for d in self.config.image_dirs), self.config.allow_remote_images,

@@ -50,6 +50,7 @@ class ModelRunner:
         self.model = model
         self.block_size = block_size
         self.lora = LoRAHooks(model)
+        self.kv_int8 = kv_int8
         for layer in attention_layers(model):
             shape = (num_blocks, block_size, layer.num_kv_heads, layer.head_dim)
             cache_dtype = torch.int8 if kv_int8 else dtype
@@ -66,8 +67,10 @@ class ModelRunner:
         probe's scored positions."""
         input_ids, positions, context, sample_rows, starts = self.prepare(batch)
         images = self._images(batch, starts, positions)
-        set_context(context)
         self.lora.batch = self._lora_rows(batch, starts) if self.lora.adapters else None
+        context.native_layers = (not context.prefills and self.lora.batch is None and images is None
+                                 and not self.kv_int8 and input_ids.is_cpu)
+        set_context(context)
         try:
             hidden = self.model(input_ids, positions, images) if images else self.model(input_ids, positions)
         finally:

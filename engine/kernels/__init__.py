@@ -21,7 +21,7 @@ import torch
 
 log = logging.getLogger(__name__)
 
-_SOURCES = [Path(__file__).with_name(name) for name in ("paged_attention.cpp", "quant_linear.cpp", "layer_ops.cpp")]
+_SOURCES = [Path(__file__).with_name(name) for name in ("paged_attention.cpp", "quant_linear.cpp", "layer_ops.cpp", "decode_layer.cpp")]
 
 
 def _cpu_fingerprint() -> str:

@@ -24,11 +24,24 @@ template <typename T>
 inline float to_float(T x) { return static_cast<float>(x); }
 
 // Keys/values of tokens [begin, end) of one KV head, visited block by block: fn(token, pointer).
+// Blocks lie anywhere in the cache, where no hardware prefetcher can guess them: the rows of this head
+// two blocks ahead are asked into the cache while one is visited (a decode step's attention otherwise
+// waited on memory most of its time).
 template <typename scalar_t, typename Fn>
 inline void for_each_token(const scalar_t* cache, const int32_t* block_table, int64_t begin, int64_t end,
-                           int64_t block_size, int64_t token_stride, int64_t head_offset, Fn&& fn) {
+                           int64_t block_size, int64_t token_stride, int64_t head_offset, int64_t head_dim, Fn&& fn) {
+  const auto prefetch_block = [&](int64_t b) {
+    if (b * block_size >= end) return;
+    const scalar_t* rows = cache + static_cast<int64_t>(block_table[b]) * block_size * token_stride + head_offset;
+    for (int64_t t = 0; t < block_size; ++t)
+      for (int64_t at = 0; at < head_dim * static_cast<int64_t>(sizeof(scalar_t)); at += 64)
+        __builtin_prefetch(reinterpret_cast<const char*>(rows + t * token_stride) + at);
+  };
+  prefetch_block(begin / block_size);
+  prefetch_block(begin / block_size + 1);
   for (int64_t b = begin / block_size; b * block_size < end; ++b) {
     const scalar_t* block = cache + static_cast<int64_t>(block_table[b]) * block_size * token_stride + head_offset;
+    prefetch_block(b + 2);
     const int64_t first = std::max(begin, b * block_size), last = std::min(end, (b + 1) * block_size);
     for (int64_t t = first; t < last; ++t) fn(t, block + (t - b * block_size) * token_stride);
   }
@@ -58,7 +71,7 @@ void attend(const scalar_t* q, const scalar_t* k_cache, const scalar_t* v_cache,
       const scalar_t* qh = q + (row * num_heads + kv_head * group + g) * head_dim;
       for (int64_t d = 0; d < head_dim; ++d) query[g * head_dim + d] = to_float(qh[d]) * static_cast<float>(scale);
     }
-    for_each_token(k_cache, block_table, begin, end, block_size, token_stride, head_offset,
+    for_each_token(k_cache, block_table, begin, end, block_size, token_stride, head_offset, head_dim,
                    [&](int64_t t, const scalar_t* key) {
                      for (int64_t g = 0; g < group; ++g) {
                        const float* qg = query.data() + g * head_dim;
@@ -81,7 +94,7 @@ void attend(const scalar_t* q, const scalar_t* k_cache, const scalar_t* v_cache,
       norm[g] = 1.f / sum;
     }
     std::fill(acc.begin(), acc.end(), 0.f);
-    for_each_token(v_cache, block_table, begin, end, block_size, token_stride, head_offset,
+    for_each_token(v_cache, block_table, begin, end, block_size, token_stride, head_offset, head_dim,
                    [&](int64_t t, const scalar_t* value) {
                      for (int64_t g = 0; g < group; ++g) {
                        const float p = scores[g * context_len + t];

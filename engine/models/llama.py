@@ -9,6 +9,8 @@ from ..layers import MLP, Attention, RMSNorm, RotaryEmbedding
 
 
 class DecoderLayer(nn.Module):
+    native = None  # the layer as one native call for decode-only steps, where int4 weights allow (`native_layer`)
+
     def __init__(self, config, self_attn: nn.Module, mlp: nn.Module) -> None:
         super().__init__()
         self.input_layernorm = RMSNorm(config.hidden_size, config.rms_norm_eps)
@@ -17,6 +19,8 @@ class DecoderLayer(nn.Module):
         self.mlp = mlp
 
     def forward(self, hidden: torch.Tensor, cos_sin: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        if self.native is not None and (out := self.native(hidden, cos_sin)) is not None:
+            return out
         hidden = hidden + self.self_attn(self.input_layernorm(hidden), cos_sin)
         return hidden + self.mlp(self.post_attention_layernorm(hidden))
 

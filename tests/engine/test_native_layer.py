@@ -1,0 +1,73 @@
+"""Decoder layers as one native call in decode-only steps (`engine/native_layer.py`): the same tokens and
+log-probabilities as the module path, and the module path wherever the native one would not be exact."""
+
+from __future__ import annotations
+
+import pytest
+
+from agentforge.engine import LLM, SamplingParams
+from agentforge.engine.kernels import native_ops
+from agentforge.engine.native_layer import NativeDecodeLayer
+
+pytestmark = pytest.mark.skipif(native_ops() is None, reason="no C++ toolchain to build the native kernels")
+
+PROMPTS = [[1, 2, 3, 4, 5, 6, 7, 8, 9, 10] * 3, [42, 17, 99, 5], list(range(100, 160))]
+
+
+def generate(llm: LLM, native: bool, **params) -> list:
+    """Greedy tokens and log-probabilities (engines here run without prefix caching: a cached prompt's
+    last token is computed by another path, which moves log-probabilities by ~1e-5)."""
+    layers = llm.engine.model.model.layers
+    saved = [layer.native for layer in layers]
+    if not native:
+        for layer in layers:
+            layer.native = None
+    try:
+        outs = llm.generate(PROMPTS, SamplingParams(temperature=0, max_tokens=16, ignore_eos=True, logprobs=2, **params))
+    finally:
+        for layer, value in zip(layers, saved):
+            layer.native = value
+    return [(o.outputs[0].token_ids, [(lp.token_id, lp.logprob) for lp in o.outputs[0].logprobs]) for o in outs]
+
+
+@pytest.fixture
+def native_calls(monkeypatch):
+    """How many layer calls ran natively."""
+    calls = []
+    call = NativeDecodeLayer.__call__
+
+    def counting(self, hidden, cos_sin):
+        out = call(self, hidden, cos_sin)
+        calls.append(out is not None)
+        return out
+
+    monkeypatch.setattr(NativeDecodeLayer, "__call__", counting)
+    return calls
+
+
+@pytest.mark.parametrize("speculative_tokens", [0, 3])  # drafts: several rows per sequence in a decode step
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_native_layers_give_the_module_paths_tokens_and_logprobs(tiny_llama_dir, native_calls, speculative_tokens, dtype):
+    llm = LLM(tiny_llama_dir, quantization="int4", dtype=dtype, speculative_tokens=speculative_tokens,
+              kv_cache_bytes=16 << 20, enable_prefix_caching=False)
+    assert all(layer.native is not None for layer in llm.engine.model.model.layers)
+    native = generate(llm, native=True)
+    assert any(native_calls) and not all(native_calls)  # decode steps natively, prompt steps by modules
+    assert native == generate(llm, native=False)  # bit for bit: the same kernels in the same order
+
+
+def test_layers_without_stacked_int4_weights_stay_modules(tiny_llama_dir):
+    for quantization in (None, "int8"):
+        llm = LLM(tiny_llama_dir, quantization=quantization, kv_cache_bytes=16 << 20, enable_prefix_caching=False)
+        assert all(layer.native is None for layer in llm.engine.model.model.layers)
+
+
+def test_a_step_with_an_adapter_runs_the_modules_and_applies_it(tiny_llama_dir, make_lora_adapter, tmp_path, native_calls):
+    make_lora_adapter(tiny_llama_dir, tmp_path / "adapter", seed=3)
+    llm = LLM(tiny_llama_dir, quantization="int4", kv_cache_bytes=16 << 20, enable_prefix_caching=False,
+              lora_adapters={"a": tmp_path / "adapter"})
+    adapted = generate(llm, native=True, lora="a")
+    assert not any(native_calls)  # every step had the adapter's rows
+    assert adapted == generate(llm, native=False, lora="a")
+    assert adapted != generate(llm, native=True)  # the adapter was applied
+    assert any(native_calls)  # and base requests decode natively beside a loaded adapter
