@@ -1,8 +1,8 @@
-"""A Llama-style decoder layer with int4 weights run as one native call (`kernels/decode_layer.cpp`)
+"""A Llama-style decoder layer with int4 or int8 weights run as one native call (`kernels/decode_layer.cpp`)
 when every row of the step is a paged row (decodes, draft verification) and no LoRA adapter applies.
 
 The module path costs a single stream ≈ 0.1 ms of Python per layer (module calls, slicing, the cache
-writes) — a quarter of SmolLM2's int4 decode step; the native call runs the same kernels in the same
+writes) — a third of SmolLM2's int4 decode step; the native call runs the same kernels in the same
 order, so the output is the same. Prompt chunks, adapters, images and an int8 KV cache keep the
 module path.
 """
@@ -18,12 +18,13 @@ from torch import nn
 from .attention import PagedAttention, get_context
 from .kernels import native_ops
 from .layers import MLP, Attention, RMSNorm
-from .quant import Int4Linear
+from .quant import Int4Linear, Int8Linear
 
 
 @dataclass(slots=True)
 class NativeDecodeLayer:
     weights: tuple[torch.Tensor, ...]
+    int8: bool  # the linear layers' kind: Int8Linear (values, scales) or Int4Linear (qs, dm)
     attn: PagedAttention  # its caches are bound after quantization, by the model runner
     num_heads: int
     num_kv_heads: int
@@ -35,7 +36,7 @@ class NativeDecodeLayer:
         if not ctx.native_layers or (ops := native_ops()) is None:
             return None
         paged, a = ctx.paged, self.attn
-        return ops.decode_layer(hidden, self.weights, *cos_sin, a.k_cache, a.v_cache, ctx.slot_mapping,
+        return ops.decode_layer(hidden, self.weights, self.int8, *cos_sin, a.k_cache, a.v_cache, ctx.slot_mapping,
                                 paged.block_tables, paged.context_lens, paged.query_starts, self.num_heads,
                                 self.num_kv_heads, self.eps, a.scale, a.sliding_window or 0, a.softcap or 0.0,
                                 a.chunk or 0)
@@ -43,18 +44,26 @@ class NativeDecodeLayer:
     @classmethod
     def of(cls, layer: nn.Module) -> NativeDecodeLayer | None:
         """The native form of a decoder layer, or None unless it is exactly the Llama layer the kernel
-        computes: plain RMS norms, int4 q/k/v and gate/up stacked, no biases, no q/k norms, SiLU."""
+        computes: plain RMS norms, int4 or int8 linear layers with q/k/v and gate/up stacked, no biases,
+        no q/k norms, SiLU."""
         attn, mlp = getattr(layer, "self_attn", None), getattr(layer, "mlp", None)
         norms = getattr(layer, "input_layernorm", None), getattr(layer, "post_attention_layernorm", None)
         if type(attn) is not Attention or type(mlp) is not MLP or any(type(n) is not RMSNorm or n.unit_offset for n in norms):
             return None
         linears = (attn.qkv_proj, attn.o_proj, mlp.gate_up_proj, mlp.down_proj)
-        if (any(type(lin) is not Int4Linear or lin.bias is not None for lin in linears) or attn.q_norm is not None
-                or mlp.act is not F.silu or norms[0].eps != norms[1].eps):
+        kind = type(linears[0])
+        if (kind not in (Int4Linear, Int8Linear) or any(type(lin) is not kind or lin.bias is not None for lin in linears)
+                or attn.q_norm is not None or mlp.act is not F.silu or norms[0].eps != norms[1].eps):
             return None
-        weights = (norms[0].weight, attn.qkv_proj.qs, attn.qkv_proj.dm, attn.o_proj.qs, attn.o_proj.dm,
-                   norms[1].weight, mlp.gate_up_proj.qs, mlp.gate_up_proj.dm, mlp.down_proj.qs, mlp.down_proj.dm)
-        return cls(tuple(w.detach() for w in weights), attn.attn, attn.num_heads, attn.num_kv_heads, norms[0].eps)
+        names = ("values", "scales") if kind is Int8Linear else ("qs", "dm")
+        weights = [norms[0].weight]
+        for lin in linears[:2]:
+            weights += [getattr(lin, n) for n in names]
+        weights.append(norms[1].weight)
+        for lin in linears[2:]:
+            weights += [getattr(lin, n) for n in names]
+        return cls(tuple(w.detach() for w in weights), kind is Int8Linear, attn.attn, attn.num_heads, attn.num_kv_heads,
+                   norms[0].eps)
 
 
 def enable_native_layers(model: nn.Module) -> int:

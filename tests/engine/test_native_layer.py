@@ -4,6 +4,7 @@ log-probabilities as the module path, and the module path wherever the native on
 from __future__ import annotations
 
 import pytest
+import torch
 
 from agentforge.engine import LLM, SamplingParams
 from agentforge.engine.kernels import native_ops
@@ -46,9 +47,10 @@ def native_calls(monkeypatch):
 
 
 @pytest.mark.parametrize("speculative_tokens", [0, 3])  # drafts: several rows per sequence in a decode step
-@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
-def test_native_layers_give_the_module_paths_tokens_and_logprobs(tiny_llama_dir, native_calls, speculative_tokens, dtype):
-    llm = LLM(tiny_llama_dir, quantization="int4", dtype=dtype, speculative_tokens=speculative_tokens,
+@pytest.mark.parametrize("dtype,quantization", [("float32", "int4"), ("bfloat16", "int4"), ("float32", "int8")])
+def test_native_layers_give_the_module_paths_tokens_and_logprobs(tiny_llama_dir, native_calls, speculative_tokens, dtype,
+                                                                 quantization):
+    llm = LLM(tiny_llama_dir, quantization=quantization, dtype=dtype, speculative_tokens=speculative_tokens,
               kv_cache_bytes=16 << 20, enable_prefix_caching=False)
     assert all(layer.native is not None for layer in llm.engine.model.model.layers)
     native = generate(llm, native=True)
@@ -56,10 +58,19 @@ def test_native_layers_give_the_module_paths_tokens_and_logprobs(tiny_llama_dir,
     assert native == generate(llm, native=False)  # bit for bit: the same kernels in the same order
 
 
-def test_layers_without_stacked_int4_weights_stay_modules(tiny_llama_dir):
-    for quantization in (None, "int8"):
-        llm = LLM(tiny_llama_dir, quantization=quantization, kv_cache_bytes=16 << 20, enable_prefix_caching=False)
-        assert all(layer.native is None for layer in llm.engine.model.model.layers)
+def test_layers_without_quantized_weights_or_with_biases_stay_modules(tiny_llama_dir):
+    from transformers import LlamaConfig
+
+    from agentforge.engine.models import ARCHITECTURES
+    from agentforge.engine.quant import quantize_model
+
+    llm = LLM(tiny_llama_dir, kv_cache_bytes=16 << 20)
+    assert all(layer.native is None for layer in llm.engine.model.model.layers)
+    for bias, native in ((False, True), (True, False)):  # q/k/v and o biases: not what the kernel computes
+        config = LlamaConfig(vocab_size=64, hidden_size=64, intermediate_size=128, num_hidden_layers=1,
+                             num_attention_heads=4, num_key_value_heads=2, attention_bias=bias)
+        model = quantize_model(ARCHITECTURES["LlamaForCausalLM"](config), "int4", torch.float32)
+        assert (NativeDecodeLayer.of(model.model.layers[0]) is not None) == native
 
 
 def test_a_step_with_an_adapter_runs_the_modules_and_applies_it(tiny_llama_dir, make_lora_adapter, tmp_path, native_calls):
