@@ -1,5 +1,6 @@
 """A Llama-style decoder layer with int4 or int8 weights run as one native call (`kernels/decode_layer.cpp`)
-when every row of the step is a paged row (decodes, draft verification) and no LoRA adapter applies.
+when every row of the step is a paged row (decodes, draft verification), no LoRA adapter applies and
+there are few enough rows for the quantized kernels (`quant.SMALL_BATCH`).
 
 The module path costs a single stream ≈ 0.1 ms of Python per layer (module calls, slicing, the cache
 writes) — a third of SmolLM2's int4 decode step; the native call runs the same kernels in the same
@@ -18,7 +19,7 @@ from torch import nn
 from .attention import PagedAttention, get_context
 from .kernels import native_ops
 from .layers import MLP, Attention, RMSNorm
-from .quant import Int4Linear, Int8Linear
+from .quant import SMALL_BATCH, Int4Linear, Int8Linear
 
 
 @dataclass(slots=True)
@@ -33,8 +34,8 @@ class NativeDecodeLayer:
     def __call__(self, hidden: torch.Tensor, cos_sin: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor | None:
         """The layer's output, or None where this step needs the module path."""
         ctx = get_context()
-        if not ctx.native_layers or (ops := native_ops()) is None:
-            return None
+        if not ctx.native_layers or hidden.shape[0] > SMALL_BATCH or (ops := native_ops()) is None:
+            return None  # more rows: the modules dequantize for a float matmul, which is faster there
         paged, a = ctx.paged, self.attn
         return ops.decode_layer(hidden, self.weights, self.int8, *cos_sin, a.k_cache, a.v_cache, ctx.slot_mapping,
                                 paged.block_tables, paged.context_lens, paged.query_starts, self.num_heads,

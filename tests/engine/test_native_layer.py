@@ -9,6 +9,7 @@ import torch
 from agentforge.engine import LLM, SamplingParams
 from agentforge.engine.kernels import native_ops
 from agentforge.engine.native_layer import NativeDecodeLayer
+from agentforge.engine.quant import SMALL_BATCH
 
 pytestmark = pytest.mark.skipif(native_ops() is None, reason="no C++ toolchain to build the native kernels")
 
@@ -82,3 +83,9 @@ def test_a_step_with_an_adapter_runs_the_modules_and_applies_it(tiny_llama_dir, 
     assert adapted == generate(llm, native=False, lora="a")
     assert adapted != generate(llm, native=True)  # the adapter was applied
     assert any(native_calls)  # and base requests decode natively beside a loaded adapter
+
+
+def test_a_decode_step_of_more_rows_than_the_quantized_kernels_take_runs_the_modules(tiny_llama_dir, native_calls):
+    llm = LLM(tiny_llama_dir, quantization="int4", kv_cache_bytes=16 << 20, max_num_seqs=64)
+    llm.generate([[i + 1, i + 2] for i in range(SMALL_BATCH + 1)], SamplingParams(max_tokens=3, ignore_eos=True))
+    assert native_calls and not any(native_calls)  # 33 rows: dequantized float matmuls, as the modules do
