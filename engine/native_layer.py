@@ -56,22 +56,14 @@ class NativeDecodeLayer:
         if (kind not in (Int4Linear, Int8Linear) or any(type(lin) is not kind or lin.bias is not None for lin in linears)
                 or attn.q_norm is not None or mlp.act is not F.silu or norms[0].eps != norms[1].eps):
             return None
-        names = ("values", "scales") if kind is Int8Linear else ("qs", "dm")
-        weights = [norms[0].weight]
-        for lin in linears[:2]:
-            weights += [getattr(lin, n) for n in names]
-        weights.append(norms[1].weight)
-        for lin in linears[2:]:
-            weights += [getattr(lin, n) for n in names]
+        qkv, o, gate_up, down = ([getattr(lin, name) for name in kind.weight_names] for lin in linears)
+        weights = [norms[0].weight, *qkv, *o, norms[1].weight, *gate_up, *down]  # decode_layer.cpp's order
         return cls(tuple(w.detach() for w in weights), kind is Int8Linear, attn.attn, attn.num_heads, attn.num_kv_heads,
                    norms[0].eps)
 
 
-def enable_native_layers(model: nn.Module) -> int:
-    """Give each eligible decoder layer its native form (`layer.native`); the number given one."""
-    count = 0
+def enable_native_layers(model: nn.Module) -> None:
+    """Give each eligible decoder layer its native form (`layer.native`)."""
     for layer in model.get_submodule("model.layers"):
         if hasattr(layer, "native"):
             layer.native = NativeDecodeLayer.of(layer)
-            count += layer.native is not None
-    return count

@@ -31,6 +31,8 @@ SMALL_BATCH = 32  # rows up to which the int4 kernel beats dequantizing the laye
 
 
 class Int4Linear(nn.Module):
+    weight_names = ("qs", "dm")  # the buffers that hold the weights
+
     def __init__(self, linear: nn.Linear) -> None:
         super().__init__()
         self.in_features, self.out_features = linear.in_features, linear.out_features
@@ -71,6 +73,8 @@ def _int8_rows(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 class Int8Linear(nn.Module):
+    weight_names = ("values", "scales")  # the buffers that hold the weights
+
     def __init__(self, linear: nn.Linear | None = None, *, table: tuple[torch.Tensor, torch.Tensor] | None = None) -> None:
         super().__init__()
         values, scales = table if table is not None else _int8_rows(linear.weight)
@@ -118,15 +122,14 @@ def fuse(parts: list[nn.Module]) -> nn.Module | None:
     fused = kind.__new__(kind)
     nn.Module.__init__(fused)
     fused.in_features, fused.out_features = parts[0].in_features, sum(p.out_features for p in parts)
-    names = ("qs", "dm") if kind is Int4Linear else ("values", "scales")
-    for name in names:
+    for name in kind.weight_names:
         fused.register_buffer(name, torch.cat([getattr(p, name) for p in parts]))
     has_bias = parts[0].bias is not None
     fused.bias = nn.Parameter(torch.cat([p.bias for p in parts]), requires_grad=False) if has_bias else None
     start = 0
     for part in parts:
         rows = slice(start, start + part.out_features)
-        for name in names:
+        for name in kind.weight_names:
             setattr(part, name, getattr(fused, name)[rows])
         if has_bias:
             part.bias = nn.Parameter(fused.bias.data[rows], requires_grad=False)

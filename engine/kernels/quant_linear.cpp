@@ -23,6 +23,9 @@
 #if defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
 #endif
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VNNI__)
+#define HAVE_AVX512_VNNI 1
+#endif
 
 namespace {
 
@@ -150,7 +153,7 @@ inline void dot_rows(const QuantizedRows& x, int64_t row, int64_t k, const uint8
 }
 #endif
 
-#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VNNI__)
+#ifdef HAVE_AVX512_VNNI
 constexpr bool kPairedInt4 = true;
 
 // The AVX-512 VNNI form of dot_rows, for x quantized `paired`: two groups per step (32 packed bytes
@@ -204,7 +207,7 @@ inline void dot_rows_int8(const QuantizedRows& x, int64_t row, int64_t k, const 
                           int64_t y_stride) {
   const int64_t groups = k / GROUP;
   prefetch_row_ahead(w, k);
-#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VNNI__)
+#ifdef HAVE_AVX512_VNNI
   __m512 acc[MB];
   for (int r = 0; r < MB; ++r) acc[r] = _mm512_setzero_ps();
   for (int64_t g = 0; g < groups; ++g, w += GROUP) {
@@ -293,7 +296,7 @@ torch::Tensor int4_linear(torch::Tensor x, torch::Tensor qs, torch::Tensor dm) {
     constexpr int MB = decltype(mb)::value;
     const uint8_t* qo = qp + o * (k / 2);
     const uint16_t* dmo = dmp + o * (k / GROUP) * 2;
-#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VNNI__)
+#ifdef HAVE_AVX512_VNNI
     if (paired) return dot_rows_paired<MB>(xq, r, k, qo, dmo, y, stride);
 #endif
     dot_rows<MB>(xq, r, k, qo, dmo, y, stride);

@@ -9,7 +9,7 @@ from ..layers import MLP, Attention, RMSNorm, RotaryEmbedding
 
 
 class DecoderLayer(nn.Module):
-    native = None  # the layer as one native call for decode-only steps, where int4 weights allow (`native_layer`)
+    native = None  # the layer as one native call for decode-only steps, where int4 / int8 weights allow (`native_layer`)
 
     def __init__(self, config, self_attn: nn.Module, mlp: nn.Module) -> None:
         super().__init__()
