@@ -63,6 +63,7 @@ class AttentionContext:
     paged: PagedBatch | None = None
     prefills: list[Prefill] = field(default_factory=list)
     native_layers: bool = False  # every row paged, no adapter, no image, a plain cache: layers may run natively
+    adapters: bool = False  # some rows run a LoRA adapter: its hooked layers act
 
 
 _context: AttentionContext | None = None
@@ -76,6 +77,11 @@ def set_context(context: AttentionContext | None) -> None:
 def get_context() -> AttentionContext:
     assert _context is not None, "attention called outside a model-runner step"
     return _context
+
+
+def step_has_adapters() -> bool:
+    """Whether LoRA adapters act in the current step; outside a step (a model called directly), assume so."""
+    return _context is None or _context.adapters
 
 
 def local_causal(q_pos: torch.Tensor, k_pos: torch.Tensor, window: int | None, chunk: int | None) -> torch.Tensor:

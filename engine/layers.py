@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .attention import PagedAttention
+from .attention import PagedAttention, step_has_adapters
 from .kernels import native_ops
 
 ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
@@ -27,8 +27,10 @@ def head_dim_of(config) -> int:
 
 
 def hooked(*modules: nn.Module) -> bool:
-    """Whether any of the modules has forward hooks (a LoRA adapter's): then they must run one by one."""
-    return any(m._forward_hooks for m in modules)
+    """Whether forward hooks (a LoRA adapter's) act on any of the modules in this step: then they must run
+    one by one. Hooks stay registered while their adapter is loaded, but do nothing in a step without
+    adapter rows."""
+    return step_has_adapters() and any(m._forward_hooks for m in modules)
 
 
 class RMSNorm(nn.Module):
@@ -170,8 +172,14 @@ class MLP(nn.Module):
         self.act = ACTIVATIONS[activation]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.gate_up_proj is not None and not hooked(self.gate_proj, self.up_proj):
-            gate, up = self.gate_up_proj(x).chunk(2, -1)
-        else:
-            gate, up = self.gate_proj(x), self.up_proj(x)
+        stacked = self.gate_up_proj is not None and not hooked(self.gate_proj, self.up_proj)
+        gate_up = self.gate_up_proj(x) if stacked else None
+        if (self.act is F.silu and x.is_cpu and x.dim() == 2 and not torch.is_grad_enabled()
+                and (ops := native_ops()) is not None):
+            # one pass where SiLU and * were two; the parts' outputs side by side where they ran one by one
+            # (an adapter acts), so a row's activation is the same with or without adapters in its step
+            if gate_up is None:
+                gate_up = torch.cat([self.gate_proj(x), self.up_proj(x)], -1)
+            return self.down_proj(ops.silu_mul(gate_up))
+        gate, up = gate_up.chunk(2, -1) if gate_up is not None else (self.gate_proj(x), self.up_proj(x))
         return self.down_proj(self.act(gate) * up)

@@ -10,6 +10,7 @@ import torch
 
 from .errors import InvalidRequestError
 from .lora import BASE, LoRAAdapter, read_adapter, shipped_tool_adapter
+from .packed import repack
 from .protocol import SamplingParams
 
 
@@ -55,6 +56,7 @@ class LiveWeights:
         with torch.no_grad():
             for name, value in weights.items():
                 params[name].copy_(value)
+        repack(self.model)
         self.block_manager.forget_cached()
 
     def _tool_adapter(self) -> str | None:

@@ -23,6 +23,7 @@ from .loader import load_model
 from .model_runner import ModelRunner, kv_bytes_per_token
 from .native_layer import enable_native_layers
 from .outputs import Prompt, Request, request_output
+from .packed import can_pack, pack_model
 from .protocol import ChatMessage, ChatOptions, RequestOutput, SamplingParams
 from .quant import quantize_model
 from .registry import DEFAULT_MODEL, resolve_model
@@ -75,6 +76,8 @@ class LLMEngine(LiveWeights):
         if self.config.quantization:
             quantize_model(self.model, self.config.quantization, self.config.torch_dtype)
             enable_native_layers(self.model)
+        else:
+            pack_model(self.model, pack=can_pack(self.config.torch_dtype))
         self.eos_token_ids = loaded.eos_token_ids
         self.images = loaded.images
         self.image_policy = ImagePolicy(tuple(Path(d) for d in self.config.image_dirs), self.config.allow_remote_images,

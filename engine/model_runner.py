@@ -8,8 +8,8 @@ prompt chunks follow, each with its own causal mask.
 from __future__ import annotations
 
 import math
+import mmap
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -23,13 +23,16 @@ PAGED_MAX_QUERY = 16  # sequences with at most this many tokens in a step attend
 
 
 def lazy_zeros(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
-    """Zeros whose memory the OS maps on first write (NumPy's calloc gets fresh zero pages): a cache of
+    """Zeros whose memory the OS maps on first write (an anonymous mapping's fresh zero pages): a cache of
     gigabytes costs neither start-up time nor resident memory until its blocks are written.
-    (`torch.zeros` writes every byte: 0.4 s and 2 GiB resident for the default cache, used or not.)"""
+    (`torch.zeros` writes every byte: 0.4 s and 2 GiB resident for the default cache, used or not.)
+    Where the OS offers them, in 2 MiB pages (transparent huge pages on request): one fault per 2 MiB
+    written instead of 512, and fewer TLB misses in attention, whose blocks lie anywhere in the cache."""
     nbytes = math.prod(shape) * dtype.itemsize
-    raw = np.zeros(nbytes + 64, dtype=np.uint8)
-    start = -raw.ctypes.data % 64  # 64-byte aligned, as torch's own allocator gives
-    return torch.from_numpy(raw[start : start + nbytes]).view(dtype).view(shape)
+    raw = mmap.mmap(-1, max(nbytes, 1), flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)  # page-aligned
+    if hasattr(mmap, "MADV_HUGEPAGE"):
+        raw.madvise(mmap.MADV_HUGEPAGE)
+    return torch.frombuffer(raw, dtype=torch.uint8)[:nbytes].view(dtype).view(shape)  # the tensor keeps `raw`
 
 
 def attention_layers(model: nn.Module) -> list[PagedAttention]:
@@ -68,7 +71,8 @@ class ModelRunner:
         input_ids, positions, context, sample_rows, starts = self.prepare(batch)
         images = self._images(batch, starts, positions)
         self.lora.batch = self._lora_rows(batch, starts) if self.lora.adapters else None
-        context.native_layers = (not context.prefills and self.lora.batch is None and images is None
+        context.adapters = self.lora.batch is not None
+        context.native_layers = (not context.prefills and not context.adapters and images is None
                                  and not self.kv_int8 and input_ids.is_cpu)
         set_context(context)
         try:

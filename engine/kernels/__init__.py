@@ -22,6 +22,7 @@ import torch
 log = logging.getLogger(__name__)
 
 _SOURCES = [Path(__file__).with_name(name) for name in ("paged_attention.cpp", "quant_linear.cpp", "layer_ops.cpp", "decode_layer.cpp")]
+_HEADERS = [Path(__file__).with_name("vec.h")]
 
 
 def _cpu_fingerprint() -> str:
@@ -46,7 +47,7 @@ def native_ops():
     from torch.utils import cpp_extension
 
     key = hashlib.sha256()
-    for source in _SOURCES:
+    for source in _SOURCES + _HEADERS:
         key.update(source.read_bytes())
     key.update(torch.__version__.encode() + torch.__file__.encode() + _cpu_fingerprint().encode())
     name = f"agentforge_kernels_{key.hexdigest()[:12]}"

@@ -10,6 +10,7 @@ torch::Tensor int4_linear(torch::Tensor x, torch::Tensor qs, torch::Tensor dm);
 torch::Tensor int8_linear(torch::Tensor x, torch::Tensor values, torch::Tensor scales);
 torch::Tensor rms_norm(torch::Tensor x, torch::Tensor weight, double eps, bool unit_offset);
 torch::Tensor rotary(torch::Tensor x, torch::Tensor cos, torch::Tensor sin);
+torch::Tensor silu_mul(torch::Tensor gate_up);
 void paged_attention(torch::Tensor out, torch::Tensor q, torch::Tensor k_cache, torch::Tensor v_cache,
                      torch::Tensor block_tables, torch::Tensor context_lens, torch::Tensor query_starts,
                      double scale, int64_t window, double softcap, int64_t chunk);
@@ -37,10 +38,7 @@ torch::Tensor decode_layer(torch::Tensor hidden, at::TensorList weights, bool in
   torch::Tensor attn = torch::empty_like(q);
   paged_attention(attn, q, k_cache, v_cache, block_tables, context_lens, query_starts, scale, window, softcap, chunk);
   hidden = hidden + linear(attn.view({t, q_size}), 3);
-  const torch::Tensor gate_up = linear(rms_norm(hidden, weights[5], eps, false), 6);
-  const int64_t inter = gate_up.size(1) / 2;
-  const torch::Tensor act = at::silu(gate_up.narrow(1, 0, inter)) * gate_up.narrow(1, inter, inter);
-  return hidden + linear(act, 8);
+  return hidden + linear(silu_mul(linear(rms_norm(hidden, weights[5], eps, false), 6)), 8);
 }
 
 TORCH_LIBRARY_FRAGMENT(agentforge, m) {

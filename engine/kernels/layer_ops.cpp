@@ -1,15 +1,57 @@
-// The small per-layer operations of a decode step, each one pass over its rows instead of the
-// handful of PyTorch ops (and their dispatch) they take in Python: RMS norm and rotary embedding.
-// Both compute in float32 and round to the tensor's dtype once.
+// The small per-layer operations of a step, each one pass over its rows instead of the handful of
+// PyTorch ops (and their dispatch) they take in Python: RMS norm, rotary embedding and the gated MLP's
+// SiLU(gate) * up. Each computes in float32 and rounds to the tensor's dtype once.
 #include <ATen/Parallel.h>
 #include <torch/extension.h>
 
 #include <cmath>
 
+#include "vec.h"
+
 namespace {
 
 template <typename T>
 inline float to_float(T x) { return static_cast<float>(x); }
+
+template <typename scalar_t>
+void rms_norm_row(const scalar_t* x, const float* weight, scalar_t* out, int64_t dim, float eps, bool unit_offset) {
+#ifdef HAVE_VEC
+  if constexpr (vec_loadable<scalar_t>) {
+    if (dim % LANES == 0) {
+      vec squares = vzero();
+      for (int64_t i = 0; i < dim; i += LANES) squares = vfma(vload(x + i), vload(x + i), squares);
+      const vec inv = vbroadcast(1.f / std::sqrt(hsum(squares) / dim + eps));
+      const vec offset = vbroadcast(unit_offset ? 1.f : 0.f);
+      for (int64_t i = 0; i < dim; i += LANES) vstore(out + i, vmul(vmul(vload(x + i), inv), vadd(vload(weight + i), offset)));
+      return;
+    }
+  }
+#endif
+  float squares = 0.f;
+#pragma omp simd reduction(+ : squares)
+  for (int64_t i = 0; i < dim; ++i) squares += to_float(x[i]) * to_float(x[i]);
+  const float inv = 1.f / std::sqrt(squares / dim + eps);
+#pragma omp simd
+  for (int64_t i = 0; i < dim; ++i) out[i] = static_cast<scalar_t>(to_float(x[i]) * inv * (unit_offset ? 1.f + weight[i] : weight[i]));
+}
+
+template <typename scalar_t>
+void silu_mul_row(const scalar_t* gate, const scalar_t* up, scalar_t* out, int64_t inter) {
+  int64_t i = 0;
+#ifdef HAVE_VEC
+  if constexpr (vec_loadable<scalar_t>) {
+    for (; i + LANES <= inter; i += LANES) {
+      const vec g = vload(gate + i);
+      const vec silu = vdiv(g, vadd(vbroadcast(1.f), vexp(vmul(g, vbroadcast(-1.f)))));
+      vstore(out + i, vmul(silu, vload(up + i)));
+    }
+  }
+#endif
+  for (; i < inter; ++i) {
+    const float g = to_float(gate[i]);
+    out[i] = static_cast<scalar_t>(g / (1.f + std::exp(-g)) * to_float(up[i]));
+  }
+}
 
 }  // namespace
 
@@ -24,15 +66,9 @@ torch::Tensor rms_norm(torch::Tensor x, torch::Tensor weight, double eps, bool u
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, x.scalar_type(), "rms_norm", [&] {
     const scalar_t* xp = x.data_ptr<scalar_t>();
     scalar_t* op = out.data_ptr<scalar_t>();
-    at::parallel_for(0, rows, 64, [&](int64_t begin, int64_t end) {
-      for (int64_t r = begin; r < end; ++r) {
-        const scalar_t* xr = xp + r * dim;
-        float squares = 0.f;
-        for (int64_t i = 0; i < dim; ++i) squares += to_float(xr[i]) * to_float(xr[i]);
-        const float inv = 1.f / std::sqrt(squares / dim + static_cast<float>(eps));
-        for (int64_t i = 0; i < dim; ++i)
-          op[r * dim + i] = static_cast<scalar_t>(to_float(xr[i]) * inv * (unit_offset ? 1.f + wp[i] : wp[i]));
-      }
+    at::parallel_for(0, rows, 8, [&](int64_t begin, int64_t end) {
+      for (int64_t r = begin; r < end; ++r)
+        rms_norm_row(xp + r * dim, wp, op + r * dim, dim, static_cast<float>(eps), unit_offset);
     });
   });
   return out;
@@ -71,9 +107,27 @@ torch::Tensor rotary(torch::Tensor x, torch::Tensor cos, torch::Tensor sin) {
   return out;
 }
 
+// gate_up: [rows, 2 * inter] contiguous (gate, then up) -> SiLU(gate) * up, [rows, inter].
+torch::Tensor silu_mul(torch::Tensor gate_up) {
+  TORCH_CHECK(gate_up.dim() == 2 && gate_up.is_contiguous() && gate_up.size(1) % 2 == 0,
+              "silu_mul: gate_up must be contiguous [rows, 2 * inter]");
+  const int64_t rows = gate_up.size(0), inter = gate_up.size(1) / 2;
+  torch::Tensor out = torch::empty({rows, inter}, gate_up.options());
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, gate_up.scalar_type(), "silu_mul", [&] {
+    const scalar_t* gp = gate_up.data_ptr<scalar_t>();
+    scalar_t* op = out.data_ptr<scalar_t>();
+    at::parallel_for(0, rows, 4, [&](int64_t begin, int64_t end) {
+      for (int64_t r = begin; r < end; ++r) silu_mul_row(gp + r * 2 * inter, gp + r * 2 * inter + inter, op + r * inter, inter);
+    });
+  });
+  return out;
+}
+
 TORCH_LIBRARY_FRAGMENT(agentforge, m) {
   m.def("rms_norm(Tensor x, Tensor weight, float eps, bool unit_offset) -> Tensor");
   m.impl("rms_norm", torch::kCPU, &rms_norm);
   m.def("rotary(Tensor x, Tensor cos, Tensor sin) -> Tensor");
   m.impl("rotary", torch::kCPU, &rotary);
+  m.def("silu_mul(Tensor gate_up) -> Tensor");
+  m.impl("silu_mul", torch::kCPU, &silu_mul);
 }

@@ -16,38 +16,171 @@
 #include <atomic>
 #include <cmath>
 #include <limits>
+#include <type_traits>
 #include <vector>
+
+#include "vec.h"
 
 namespace {
 
 template <typename T>
 inline float to_float(T x) { return static_cast<float>(x); }
 
-// Keys/values of tokens [begin, end) of one KV head, visited block by block: fn(token, pointer).
-// Blocks lie anywhere in the cache, where no hardware prefetcher can guess them: the rows of this head
-// two blocks ahead are asked into the cache while one is visited (a decode step's attention otherwise
-// waited on memory most of its time).
+// Where one KV head's rows lie in a cache of [num_blocks, block_size, num_kv_heads, head_dim].
+struct Layout {
+  int64_t block_size, token_stride, head_offset;
+};
+
+// Keys/values of tokens [begin, end) of one KV head, visited block by block: fn(first token, count, its row);
+// the run's rows are token_stride apart. Blocks lie anywhere in the cache, where no hardware prefetcher can
+// guess them: the rows of this head two blocks ahead are asked into the cache while one is visited (a
+// decode step's attention otherwise waited on memory most of its time).
 template <typename scalar_t, typename Fn>
-inline void for_each_token(const scalar_t* cache, const int32_t* block_table, int64_t begin, int64_t end,
-                           int64_t block_size, int64_t token_stride, int64_t head_offset, int64_t head_dim, Fn&& fn) {
-  const auto prefetch_block = [&](int64_t b) {
-    if (b * block_size >= end) return;
-    const scalar_t* rows = cache + static_cast<int64_t>(block_table[b]) * block_size * token_stride + head_offset;
-    for (int64_t t = 0; t < block_size; ++t)
-      for (int64_t at = 0; at < head_dim * static_cast<int64_t>(sizeof(scalar_t)); at += 64)
-        __builtin_prefetch(reinterpret_cast<const char*>(rows + t * token_stride) + at);
+inline void for_each_run(const scalar_t* cache, const int32_t* block_table, int64_t begin, int64_t end,
+                         const Layout& at, int64_t head_dim, Fn&& fn) {
+  const auto block_rows = [&](int64_t b) {
+    return cache + static_cast<int64_t>(block_table[b]) * at.block_size * at.token_stride + at.head_offset;
   };
-  prefetch_block(begin / block_size);
-  prefetch_block(begin / block_size + 1);
-  for (int64_t b = begin / block_size; b * block_size < end; ++b) {
-    const scalar_t* block = cache + static_cast<int64_t>(block_table[b]) * block_size * token_stride + head_offset;
+  const auto prefetch_block = [&](int64_t b) {
+    if (b * at.block_size >= end) return;
+    const scalar_t* rows = block_rows(b);
+    for (int64_t t = 0; t < at.block_size; ++t)
+      for (int64_t byte = 0; byte < head_dim * static_cast<int64_t>(sizeof(scalar_t)); byte += 64)
+        __builtin_prefetch(reinterpret_cast<const char*>(rows + t * at.token_stride) + byte);
+  };
+  prefetch_block(begin / at.block_size);
+  prefetch_block(begin / at.block_size + 1);
+  for (int64_t b = begin / at.block_size; b * at.block_size < end; ++b) {
     prefetch_block(b + 2);
-    const int64_t first = std::max(begin, b * block_size), last = std::min(end, (b + 1) * block_size);
-    for (int64_t t = first; t < last; ++t) fn(t, block + (t - b * block_size) * token_stride);
+    const int64_t first = std::max(begin, b * at.block_size), last = std::min(end, (b + 1) * at.block_size);
+    fn(first, last - first, block_rows(b) + (first - b * at.block_size) * at.token_stride);
   }
 }
 
-// HEAD_DIM > 0 fixes the head size at compile time (fully unrolled loops); 0 reads it at run time.
+// Plain loops, for any head size: scores[g * stride + t] = query_g · key_t.
+template <typename scalar_t>
+void score_keys_scalar(const float* query, int64_t group, int64_t head_dim, const scalar_t* k_cache,
+                       const int32_t* block_table, int64_t begin, int64_t end, const Layout& at, float* scores,
+                       int64_t stride) {
+  for_each_run(k_cache, block_table, begin, end, at, head_dim, [&](int64_t t0, int64_t n, const scalar_t* rows) {
+    for (int64_t i = 0; i < n; ++i) {
+      const scalar_t* key = rows + i * at.token_stride;
+      for (int64_t g = 0; g < group; ++g) {
+        const float* qg = query + g * head_dim;
+        float s = 0.f;
+#pragma omp simd reduction(+ : s)
+        for (int64_t d = 0; d < head_dim; ++d) s += qg[d] * to_float(key[d]);
+        scores[g * stride + t0 + i] = s;
+      }
+    }
+  });
+}
+
+// acc[g * head_dim + d] = Σ_t probs[g * stride + t] · value_t[d].
+template <typename scalar_t>
+void weigh_values_scalar(const float* probs, int64_t group, int64_t head_dim, const scalar_t* v_cache,
+                         const int32_t* block_table, int64_t begin, int64_t end, const Layout& at, float* acc,
+                         int64_t stride) {
+  std::fill(acc, acc + group * head_dim, 0.f);
+  for_each_run(v_cache, block_table, begin, end, at, head_dim, [&](int64_t t0, int64_t n, const scalar_t* rows) {
+    for (int64_t i = 0; i < n; ++i) {
+      const scalar_t* value = rows + i * at.token_stride;
+      for (int64_t g = 0; g < group; ++g) {
+        const float p = probs[g * stride + t0 + i];
+        float* a = acc + g * head_dim;
+#pragma omp simd
+        for (int64_t d = 0; d < head_dim; ++d) a[d] += p * to_float(value[d]);
+      }
+    }
+  });
+}
+
+#ifdef HAVE_VEC
+// s[i] = e^(s[i] - max s) for i < n; returns 1 / Σ s[i].
+inline float softmax_unnormalized(float* s, int64_t n) {
+  vec peak_v = vbroadcast(-std::numeric_limits<float>::infinity());
+  int64_t i = 0;
+  for (; i + LANES <= n; i += LANES) peak_v = vmax(peak_v, vload(s + i));
+  float peak = hmax(peak_v);
+  for (int64_t t = i; t < n; ++t) peak = std::max(peak, s[t]);
+  vec sum_v = vzero();
+  for (i = 0; i + LANES <= n; i += LANES) {
+    const vec e = vexp(vfma(vload(s + i), vbroadcast(1.f), vbroadcast(-peak)));
+    vstore(s + i, e);
+    sum_v = vfma(e, vbroadcast(1.f), sum_v);
+  }
+  float sum = hsum(sum_v);
+  for (; i < n; ++i) sum += s[i] = std::exp(s[i] - peak);
+  return 1.f / sum;
+}
+
+// The scalar loops' results, four keys at a time: each key row is loaded once for up to QB query heads of
+// its group, and the four dot products of a head are summed across lanes together (one lane sum per key
+// was most of the time the plain loops took).
+template <typename scalar_t, int D>
+void score_keys(const float* query, int64_t group, const scalar_t* k_cache, const int32_t* block_table,
+                int64_t begin, int64_t end, const Layout& at, float* scores, int64_t stride) {
+  constexpr int C = D / LANES, QB = REGISTERS == 32 ? 4 : 2;  // QB heads x 4 keys of accumulators
+  for_each_run(k_cache, block_table, begin, end, at, D, [&](int64_t t0, int64_t n, const scalar_t* rows) {
+    for (int64_t i = 0; i < n; i += 4) {
+      const scalar_t* key[4];
+      for (int r = 0; r < 4; ++r) key[r] = rows + std::min<int64_t>(i + r, n - 1) * at.token_stride;
+      for (int64_t g0 = 0; g0 < group; g0 += QB) {
+        vec acc[QB][4];
+        for (int g = 0; g < QB; ++g)
+          for (int r = 0; r < 4; ++r) acc[g][r] = vzero();
+        for (int c = 0; c < C; ++c) {
+          const vec k0 = vload(key[0] + c * LANES), k1 = vload(key[1] + c * LANES);
+          const vec k2 = vload(key[2] + c * LANES), k3 = vload(key[3] + c * LANES);
+          for (int g = 0; g < QB; ++g) {
+            if (g0 + g >= group) break;
+            const vec qv = vload(query + (g0 + g) * D + c * LANES);
+            acc[g][0] = vfma(qv, k0, acc[g][0]);
+            acc[g][1] = vfma(qv, k1, acc[g][1]);
+            acc[g][2] = vfma(qv, k2, acc[g][2]);
+            acc[g][3] = vfma(qv, k3, acc[g][3]);
+          }
+        }
+        for (int g = 0; g < QB && g0 + g < group; ++g) {
+          float four[4];
+          _mm_storeu_ps(four, sum4(acc[g][0], acc[g][1], acc[g][2], acc[g][3]));
+          std::copy(four, four + std::min<int64_t>(4, n - i), scores + (g0 + g) * stride + t0 + i);
+        }
+      }
+    }
+  });
+}
+
+// The value pass with up to half the registers as accumulators: VB query heads' rows at a time, each value
+// row loaded once for all of them.
+template <typename scalar_t, int D>
+void weigh_values(const float* probs, int64_t group, const scalar_t* v_cache, const int32_t* block_table,
+                  int64_t begin, int64_t end, const Layout& at, float* acc, int64_t stride) {
+  constexpr int C = D / LANES, VB = C >= REGISTERS / 2 ? 1 : REGISTERS / 2 / C;
+  for (int64_t g0 = 0; g0 < group; g0 += VB) {
+    const int64_t heads = std::min<int64_t>(VB, group - g0);
+    vec sum[VB][C];
+    for (int g = 0; g < VB; ++g)
+      for (int c = 0; c < C; ++c) sum[g][c] = vzero();
+    for_each_run(v_cache, block_table, begin, end, at, D, [&](int64_t t0, int64_t n, const scalar_t* rows) {
+      for (int64_t i = 0; i < n; ++i) {
+        const scalar_t* value = rows + i * at.token_stride;
+        vec p[VB];
+        for (int g = 0; g < VB; ++g) p[g] = vbroadcast(g < heads ? probs[(g0 + g) * stride + t0 + i] : 0.f);
+        for (int c = 0; c < C; ++c) {
+          const vec v = vload(value + c * LANES);
+          for (int g = 0; g < VB; ++g) sum[g][c] = vfma(p[g], v, sum[g][c]);
+        }
+      }
+    });
+    for (int64_t g = 0; g < heads; ++g)
+      for (int c = 0; c < C; ++c) vstore(acc + (g0 + g) * D + c * LANES, sum[g][c]);
+  }
+}
+#endif
+
+// HEAD_DIM > 0: a head size the vector passes take (a multiple of the vector width); 0 reads it at run
+// time and takes the plain loops.
 template <typename scalar_t, int HEAD_DIM>
 void attend(const scalar_t* q, const scalar_t* k_cache, const scalar_t* v_cache, scalar_t* out,
             const int32_t* block_table, int64_t context_len, int64_t q_len, int64_t first_row,
@@ -56,8 +189,7 @@ void attend(const scalar_t* q, const scalar_t* k_cache, const scalar_t* v_cache,
             std::vector<float>& acc, std::vector<float>& query, std::vector<float>& norm) {
   const int64_t head_dim = HEAD_DIM > 0 ? HEAD_DIM : runtime_head_dim;
   const int64_t group = num_heads / num_kv_heads;
-  const int64_t token_stride = num_kv_heads * head_dim;  // between tokens of one block
-  const int64_t head_offset = kv_head * head_dim;
+  const Layout at{block_size, num_kv_heads * head_dim, kv_head * head_dim};
   scores.resize(group * context_len);
   acc.resize(group * head_dim);
   query.resize(group * head_dim);
@@ -71,18 +203,20 @@ void attend(const scalar_t* q, const scalar_t* k_cache, const scalar_t* v_cache,
       const scalar_t* qh = q + (row * num_heads + kv_head * group + g) * head_dim;
       for (int64_t d = 0; d < head_dim; ++d) query[g * head_dim + d] = to_float(qh[d]) * static_cast<float>(scale);
     }
-    for_each_token(k_cache, block_table, begin, end, block_size, token_stride, head_offset, head_dim,
-                   [&](int64_t t, const scalar_t* key) {
-                     for (int64_t g = 0; g < group; ++g) {
-                       const float* qg = query.data() + g * head_dim;
-                       float s = 0.f;
-#pragma omp simd reduction(+ : s)
-                       for (int64_t d = 0; d < head_dim; ++d) s += qg[d] * to_float(key[d]);
-                       scores[g * context_len + t] = softcap > 0.f ? softcap * std::tanh(s / softcap) : s;
-                     }
-                   });
+#ifdef HAVE_VEC
+    if constexpr (HEAD_DIM > 0 && vec_loadable<scalar_t>)
+      score_keys<scalar_t, HEAD_DIM>(query.data(), group, k_cache, block_table, begin, end, at, scores.data(), context_len);
+    else
+#endif
+      score_keys_scalar(query.data(), group, head_dim, k_cache, block_table, begin, end, at, scores.data(), context_len);
     for (int64_t g = 0; g < group; ++g) {
       float* sg = scores.data() + g * context_len;
+      if (softcap > 0.f)
+        for (int64_t t = begin; t < end; ++t) sg[t] = softcap * std::tanh(sg[t] / softcap);
+#ifdef HAVE_VEC
+      norm[g] = softmax_unnormalized(sg + begin, end - begin);
+      continue;
+#endif
       float peak = -std::numeric_limits<float>::infinity();
       for (int64_t t = begin; t < end; ++t) peak = std::max(peak, sg[t]);
       float sum = 0.f;
@@ -93,16 +227,12 @@ void attend(const scalar_t* q, const scalar_t* k_cache, const scalar_t* v_cache,
       }
       norm[g] = 1.f / sum;
     }
-    std::fill(acc.begin(), acc.end(), 0.f);
-    for_each_token(v_cache, block_table, begin, end, block_size, token_stride, head_offset, head_dim,
-                   [&](int64_t t, const scalar_t* value) {
-                     for (int64_t g = 0; g < group; ++g) {
-                       const float p = scores[g * context_len + t];
-                       float* a = acc.data() + g * head_dim;
-#pragma omp simd
-                       for (int64_t d = 0; d < head_dim; ++d) a[d] += p * to_float(value[d]);
-                     }
-                   });
+#ifdef HAVE_VEC
+    if constexpr (HEAD_DIM > 0 && vec_loadable<scalar_t>)
+      weigh_values<scalar_t, HEAD_DIM>(scores.data(), group, v_cache, block_table, begin, end, at, acc.data(), context_len);
+    else
+#endif
+      weigh_values_scalar(scores.data(), group, head_dim, v_cache, block_table, begin, end, at, acc.data(), context_len);
     for (int64_t g = 0; g < group; ++g) {
       scalar_t* o = out + (row * num_heads + kv_head * group + g) * head_dim;
       for (int64_t d = 0; d < head_dim; ++d) o[d] = static_cast<scalar_t>(acc[g * head_dim + d] * norm[g]);
@@ -143,7 +273,10 @@ void paged_attention(torch::Tensor out, torch::Tensor q, torch::Tensor k_cache, 
       std::vector<float> scores, acc, query, norm;
       for (int64_t item = next++; item < items; item = next++) {
         const int64_t i = item / num_kv_heads, h = item % num_kv_heads;
-        auto run = head_dim == 64 ? attend<scalar_t, 64> : head_dim == 128 ? attend<scalar_t, 128> : attend<scalar_t, 0>;
+        auto run = head_dim == 64    ? attend<scalar_t, 64>
+                   : head_dim == 128 ? attend<scalar_t, 128>
+                   : head_dim == 256 ? attend<scalar_t, 256>
+                                     : attend<scalar_t, 0>;
         run(qp, kp, vp, op, tables + i * max_blocks, lens[i], starts[i + 1] - starts[i], starts[i], h, num_heads,
             num_kv_heads, head_dim, block_size, scale, window, chunk, static_cast<float>(softcap), scores, acc, query,
             norm);

@@ -89,11 +89,12 @@ def test_the_int8_kernel_matches_the_per_channel_int8_weights(dtype):
 
 @pytest.mark.parametrize("dtype,rtol", [(torch.float32, 1e-5), (torch.bfloat16, 1.6e-2)])  # bfloat16: 2 ulps
 @pytest.mark.parametrize("unit_offset", [False, True])
-def test_the_native_rms_norm_matches_pytorch(monkeypatch, dtype, rtol, unit_offset):
-    norm = layers.RMSNorm(64, 1e-6, unit_offset=unit_offset).to(dtype)
+@pytest.mark.parametrize("dim", [64, 70])  # whole vectors; a size the vector loop does not divide
+def test_the_native_rms_norm_matches_pytorch(monkeypatch, dtype, rtol, unit_offset, dim):
+    norm = layers.RMSNorm(dim, 1e-6, unit_offset=unit_offset).to(dtype)
     with torch.no_grad():
-        norm.weight.copy_(torch.randn(64))
-    x = (torch.randn(5, 3, 64) * 4).to(dtype)
+        norm.weight.copy_(torch.randn(dim))
+    x = (torch.randn(5, 3, dim) * 4).to(dtype)
     with torch.inference_mode():
         native = norm(x)
         monkeypatch.setattr(layers, "native_ops", lambda: None)
@@ -114,3 +115,19 @@ def test_the_native_rotary_embedding_matches_pytorch(monkeypatch, dtype, atol):
         expected = layers.apply_rotary(x, cos, sin)
     assert native.dtype == dtype and (native.float() - expected.float()).abs().max() < atol
     assert not torch.allclose(native.float(), x.float())  # positions other than 0 really rotate
+
+
+@pytest.mark.parametrize("dtype,atol", [(torch.float32, 1e-5), (torch.bfloat16, 3e-2)])
+@pytest.mark.parametrize("inter", [64, 40])  # whole vectors; a remainder after them
+def test_the_native_silu_times_up_matches_pytorch(monkeypatch, dtype, atol, inter):
+    mlp = layers.MLP(32, inter, "silu").to(dtype)
+    x = (torch.randn(7, 32) * 3).to(dtype)
+    with torch.inference_mode():
+        native = mlp(x)
+        monkeypatch.setattr(layers, "native_ops", lambda: None)
+        expected = mlp(x)
+    assert native.dtype == dtype and (native.float() - expected.float()).abs().max() < atol
+    gate_up = torch.tensor([[-200.0, -30.0, 0.0, 30.0, 200.0] + [1.0] * 5])  # SiLU's tails: no inf, no NaN
+    if native_ops() is not None:
+        out = native_ops().silu_mul(gate_up)
+        assert torch.allclose(out, F.silu(gate_up[:, :5]), atol=1e-6)

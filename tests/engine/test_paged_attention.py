@@ -91,8 +91,10 @@ def test_the_reference_matches_attention_over_contiguous_keys(heads, kv_heads, l
 @pytest.mark.skipif(native_ops() is None, reason="no C++ toolchain to build the native kernels")
 @pytest.mark.parametrize("dtype,atol", [(torch.float32, 1e-5), (torch.bfloat16, 2e-2), (torch.float16, 4e-3)])
 @pytest.mark.parametrize("heads,kv_heads,lens,q_lens,window,softcap,chunk", CASES)
-def test_the_native_kernel_matches_the_reference(dtype, atol, heads, kv_heads, lens, q_lens, window, softcap, chunk):
-    q, k_cache, v_cache, batch, keys, values = make_case(dtype, heads, kv_heads, lens, q_lens)
+@pytest.mark.parametrize("head_dim", [64, 128, 80])  # the vector passes' sizes; one the plain loops take
+def test_the_native_kernel_matches_the_reference(dtype, atol, heads, kv_heads, lens, q_lens, window, softcap, chunk,
+                                                head_dim):
+    q, k_cache, v_cache, batch, keys, values = make_case(dtype, heads, kv_heads, lens, q_lens, head_dim)
     out = torch.empty_like(q)
     native_ops().paged_attention(out, q, k_cache, v_cache, batch.block_tables, batch.context_lens,
                                  batch.query_starts, 0.125, window or 0, softcap or 0.0, chunk or 0)
