@@ -57,6 +57,38 @@ inline void for_each_run(const scalar_t* cache, const int32_t* block_table, int6
   }
 }
 
+#ifdef HAVE_VEC
+// s[i] = e^(s[i] - max s) for i < n; returns 1 / Σ s[i].
+inline float softmax_unnormalized(float* s, int64_t n) {
+  vec peak_v = vbroadcast(-std::numeric_limits<float>::infinity());
+  int64_t i = 0;
+  for (; i + LANES <= n; i += LANES) peak_v = vmax(peak_v, vload(s + i));
+  float peak = hmax(peak_v);
+  for (int64_t t = i; t < n; ++t) peak = std::max(peak, s[t]);
+  vec sum_v = vzero();
+  for (i = 0; i + LANES <= n; i += LANES) {
+    const vec e = vexp(vfma(vload(s + i), vbroadcast(1.f), vbroadcast(-peak)));
+    vstore(s + i, e);
+    sum_v = vfma(e, vbroadcast(1.f), sum_v);
+  }
+  float sum = hsum(sum_v);
+  for (; i < n; ++i) sum += s[i] = std::exp(s[i] - peak);
+  return 1.f / sum;
+}
+#else
+inline float softmax_unnormalized(float* s, int64_t n) {
+  float peak = -std::numeric_limits<float>::infinity();
+  for (int64_t i = 0; i < n; ++i) peak = std::max(peak, s[i]);
+  float sum = 0.f;
+#pragma omp simd reduction(+ : sum)
+  for (int64_t i = 0; i < n; ++i) {
+    s[i] = std::exp(s[i] - peak);
+    sum += s[i];
+  }
+  return 1.f / sum;
+}
+#endif
+
 // Plain loops, for any head size: scores[g * stride + t] = query_g · key_t.
 template <typename scalar_t>
 void score_keys_scalar(const float* query, int64_t group, int64_t head_dim, const scalar_t* k_cache,
@@ -96,23 +128,6 @@ void weigh_values_scalar(const float* probs, int64_t group, int64_t head_dim, co
 }
 
 #ifdef HAVE_VEC
-// s[i] = e^(s[i] - max s) for i < n; returns 1 / Σ s[i].
-inline float softmax_unnormalized(float* s, int64_t n) {
-  vec peak_v = vbroadcast(-std::numeric_limits<float>::infinity());
-  int64_t i = 0;
-  for (; i + LANES <= n; i += LANES) peak_v = vmax(peak_v, vload(s + i));
-  float peak = hmax(peak_v);
-  for (int64_t t = i; t < n; ++t) peak = std::max(peak, s[t]);
-  vec sum_v = vzero();
-  for (i = 0; i + LANES <= n; i += LANES) {
-    const vec e = vexp(vfma(vload(s + i), vbroadcast(1.f), vbroadcast(-peak)));
-    vstore(s + i, e);
-    sum_v = vfma(e, vbroadcast(1.f), sum_v);
-  }
-  float sum = hsum(sum_v);
-  for (; i < n; ++i) sum += s[i] = std::exp(s[i] - peak);
-  return 1.f / sum;
-}
 
 // The scalar loops' results, four keys at a time: each key row is loaded once for up to QB query heads of
 // its group, and the four dot products of a head are summed across lanes together (one lane sum per key
@@ -213,19 +228,7 @@ void attend(const scalar_t* q, const scalar_t* k_cache, const scalar_t* v_cache,
       float* sg = scores.data() + g * context_len;
       if (softcap > 0.f)
         for (int64_t t = begin; t < end; ++t) sg[t] = softcap * std::tanh(sg[t] / softcap);
-#ifdef HAVE_VEC
       norm[g] = softmax_unnormalized(sg + begin, end - begin);
-      continue;
-#endif
-      float peak = -std::numeric_limits<float>::infinity();
-      for (int64_t t = begin; t < end; ++t) peak = std::max(peak, sg[t]);
-      float sum = 0.f;
-#pragma omp simd reduction(+ : sum)
-      for (int64_t t = begin; t < end; ++t) {
-        sg[t] = std::exp(sg[t] - peak);
-        sum += sg[t];
-      }
-      norm[g] = 1.f / sum;
     }
 #ifdef HAVE_VEC
     if constexpr (HEAD_DIM > 0 && vec_loadable<scalar_t>)
