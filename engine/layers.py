@@ -33,6 +33,25 @@ def hooked(*modules: nn.Module) -> bool:
     return step_has_adapters() and any(m._forward_hooks for m in modules)
 
 
+def stack_parts(parts: list[nn.Module], names: tuple[str, ...]) -> dict[str, torch.Tensor | None] | None:
+    """The linear layers' weight tensors `names`, and their biases ("bias": None without), stacked along
+    the output rows; each part's own become views of the stacks (no second copy; a parameter stays a
+    parameter). None where the parts differ in input size or in having a bias."""
+    if len({p.in_features for p in parts}) > 1 or len({p.bias is None for p in parts}) > 1:
+        return None
+    if parts[0].bias is not None:
+        names = (*names, "bias")
+    stacked = {name: torch.cat([getattr(p, name).detach() for p in parts]) for name in names}
+    start = 0
+    for part in parts:
+        rows = slice(start, start + part.out_features)
+        for name, whole in stacked.items():
+            view = whole[rows]
+            setattr(part, name, nn.Parameter(view, requires_grad=False) if isinstance(getattr(part, name), nn.Parameter) else view)
+        start += part.out_features
+    return {"bias": None, **stacked}
+
+
 class RMSNorm(nn.Module):
     """RMS norm computed in float32. `unit_offset=True` is Gemma's variant: scales by (1 + weight)."""
 

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .kernels import native_bfloat16
-from .layers import MLP, Attention
+from .layers import MLP, Attention, stack_parts
 
 PACKED_ROWS = 256  # rows up to which the prepacked weight is used
 _HINT_ROWS = 64  # the batch size oneDNN lays the weight out for (any size gives the same results)
@@ -51,20 +51,10 @@ class PackedLinear(nn.Module):
 
 
 def _stacked(parts: list[nn.Linear], pack: bool) -> PackedLinear | None:
-    """One packed layer whose outputs are `parts`' side by side; each part's parameters become views of
-    its stacked weight and bias. None where the parts differ in input size or in having a bias."""
-    if len({p.in_features for p in parts}) > 1 or len({p.bias is None for p in parts}) > 1:
-        return None
-    weight = torch.cat([p.weight.detach() for p in parts])
-    bias = torch.cat([p.bias.detach() for p in parts]) if parts[0].bias is not None else None
-    start = 0
-    for part in parts:
-        rows = slice(start, start + part.out_features)
-        part.weight = nn.Parameter(weight[rows], requires_grad=False)
-        if bias is not None:
-            part.bias = nn.Parameter(bias[rows], requires_grad=False)
-        start += part.out_features
-    return PackedLinear(weight, bias, pack)
+    """One packed layer whose outputs are `parts`' side by side (`layers.stack_parts`: the parts' parameters
+    become views of its weight and bias). None where the parts differ in input size or in having a bias."""
+    stacked = stack_parts(parts, ("weight",))
+    return None if stacked is None else PackedLinear(stacked["weight"], stacked["bias"], pack)
 
 
 def _packed(linear: nn.Module, pack: bool) -> nn.Module:

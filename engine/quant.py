@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .kernels import native_bfloat16, native_ops
-from .layers import MLP, Attention
+from .layers import MLP, Attention, stack_parts
 
 GROUP = 32  # int4 weights per scale/offset pair (Q4_1's block)
 SMALL_BATCH = 32  # rows up to which the int4 kernel beats dequantizing the layer for a float matmul
@@ -116,24 +116,17 @@ def fuse(parts: list[nn.Module]) -> nn.Module | None:
     part's buffers become views of the stacked ones (no second copy). None where the parts differ in
     kind, input size or having a bias."""
     kind = type(parts[0])
-    if (kind not in (Int4Linear, Int8Linear) or any(type(p) is not kind for p in parts)
-            or len({p.in_features for p in parts}) > 1 or len({p.bias is None for p in parts}) > 1):
+    if kind not in (Int4Linear, Int8Linear) or any(type(p) is not kind for p in parts):
+        return None
+    stacked = stack_parts(parts, kind.weight_names)
+    if stacked is None:
         return None
     fused = kind.__new__(kind)
     nn.Module.__init__(fused)
     fused.in_features, fused.out_features = parts[0].in_features, sum(p.out_features for p in parts)
     for name in kind.weight_names:
-        fused.register_buffer(name, torch.cat([getattr(p, name) for p in parts]))
-    has_bias = parts[0].bias is not None
-    fused.bias = nn.Parameter(torch.cat([p.bias for p in parts]), requires_grad=False) if has_bias else None
-    start = 0
-    for part in parts:
-        rows = slice(start, start + part.out_features)
-        for name in kind.weight_names:
-            setattr(part, name, getattr(fused, name)[rows])
-        if has_bias:
-            part.bias = nn.Parameter(fused.bias.data[rows], requires_grad=False)
-        start += part.out_features
+        fused.register_buffer(name, stacked[name])
+    fused.bias = None if stacked["bias"] is None else nn.Parameter(stacked["bias"], requires_grad=False)
     return fused
 
 
