@@ -14,15 +14,14 @@ template <typename T>
 inline float to_float(T x) { return static_cast<float>(x); }
 
 template <typename scalar_t>
-void rms_norm_row(const scalar_t* x, const float* weight, scalar_t* out, int64_t dim, float eps, bool unit_offset) {
+void rms_norm_row(const scalar_t* x, const float* weight, scalar_t* out, int64_t dim, float eps) {
 #ifdef HAVE_VEC
   if constexpr (vec_loadable<scalar_t>) {
     if (dim % LANES == 0) {
       vec squares = vzero();
       for (int64_t i = 0; i < dim; i += LANES) squares = vfma(vload(x + i), vload(x + i), squares);
       const vec inv = vbroadcast(1.f / std::sqrt(hsum(squares) / dim + eps));
-      const vec offset = vbroadcast(unit_offset ? 1.f : 0.f);
-      for (int64_t i = 0; i < dim; i += LANES) vstore(out + i, vmul(vmul(vload(x + i), inv), vadd(vload(weight + i), offset)));
+      for (int64_t i = 0; i < dim; i += LANES) vstore(out + i, vmul(vmul(vload(x + i), inv), vload(weight + i)));
       return;
     }
   }
@@ -32,7 +31,7 @@ void rms_norm_row(const scalar_t* x, const float* weight, scalar_t* out, int64_t
   for (int64_t i = 0; i < dim; ++i) squares += to_float(x[i]) * to_float(x[i]);
   const float inv = 1.f / std::sqrt(squares / dim + eps);
 #pragma omp simd
-  for (int64_t i = 0; i < dim; ++i) out[i] = static_cast<scalar_t>(to_float(x[i]) * inv * (unit_offset ? 1.f + weight[i] : weight[i]));
+  for (int64_t i = 0; i < dim; ++i) out[i] = static_cast<scalar_t>(to_float(x[i]) * inv * weight[i]);
 }
 
 template <typename scalar_t>
@@ -61,14 +60,14 @@ torch::Tensor rms_norm(torch::Tensor x, torch::Tensor weight, double eps, bool u
               "rms_norm: x must be contiguous [..., dim] and weight [dim]");
   const int64_t dim = x.size(-1), rows = x.numel() / dim;
   torch::Tensor out = torch::empty_like(x);
-  const torch::Tensor w = weight.to(torch::kFloat).contiguous();
+  const torch::Tensor w = (unit_offset ? weight.to(torch::kFloat) + 1 : weight.to(torch::kFloat)).contiguous();  // Gemma's 1 + w
   const float* wp = w.data_ptr<float>();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, x.scalar_type(), "rms_norm", [&] {
     const scalar_t* xp = x.data_ptr<scalar_t>();
     scalar_t* op = out.data_ptr<scalar_t>();
     at::parallel_for(0, rows, 8, [&](int64_t begin, int64_t end) {
       for (int64_t r = begin; r < end; ++r)
-        rms_norm_row(xp + r * dim, wp, op + r * dim, dim, static_cast<float>(eps), unit_offset);
+        rms_norm_row(xp + r * dim, wp, op + r * dim, dim, static_cast<float>(eps));
     });
   });
   return out;

@@ -16,7 +16,6 @@
 #include <atomic>
 #include <cmath>
 #include <limits>
-#include <type_traits>
 #include <vector>
 
 #include "vec.h"
