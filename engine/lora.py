@@ -21,7 +21,7 @@ from torch import nn
 
 from .errors import InvalidRequestError, ModelLoadError
 from .packed import PackedLinear
-from .quant import Int4Linear, Int8Linear
+from .quant import Int4Linear, Int6Linear, Int8Linear
 
 ADAPTER_META = "agentforge.json"  # written by agentforge.finetune: base model, its fingerprint, metrics
 BASE = "base"  # the name that asks for no adapter
@@ -112,7 +112,7 @@ def adapter_from_tensors(name: str, tensors: dict[str, torch.Tensor], settings: 
             module = model.get_submodule(module_name)
         except AttributeError:
             module = None
-        if not isinstance(module, (nn.Linear, PackedLinear, Int4Linear, Int8Linear)) or b is None:
+        if not isinstance(module, (nn.Linear, PackedLinear, Int4Linear, Int6Linear, Int8Linear)) or b is None:
             raise ModelLoadError(f"adapter {path} targets {module_name!r}, which is not a linear layer of this model "
                                  "(trained for another base model?)")
         if a.shape != (a.shape[0], module.in_features) or b.shape != (module.out_features, a.shape[0]):

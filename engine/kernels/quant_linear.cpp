@@ -1,10 +1,7 @@
 // Weight-only int4 and int8 linear layers for a few rows at a time (decodes, draft verification),
-// and the int4 dequantization larger batches take before a float matmul.
-//
-// Each row of x is quantized per group of 32 — as llama.cpp's Q8_1 (a scale and the group's sum),
-// but to int16: int8 activations (llama.cpp's choice) cost SmolLM2 4x the logit error of the int4
-// weights alone (6.6 % against 1.8 %), int16 nothing measurable — and the dot products run in
-// integers (AVX2: s16 x s16 pairs), in float32 after.
+// and the int4 dequantization larger batches take before a float matmul. x's rows are quantized to
+// int16 per group of 32 (quant_rows.h); the dot products run in integers (AVX2: s16 x s16 pairs,
+// AVX-512 VNNI: vpdpwssd), in float32 after.
 //
 // Weights are llama.cpp's Q4_1: groups of 32 input weights, w = d * q + m with q in 0..15.
 // qs: uint8 [out, in / 2] — group g of row n is bytes [16 g, 16 g + 16), byte j holding q[j] in its
@@ -12,41 +9,13 @@
 // int8 weights: values [out, in] with one float32 scale per output row.
 // One pass over the weights serves every row of x: a group is unpacked once and multiplied into
 // each row's accumulator.
-#include <ATen/Parallel.h>
-#include <torch/extension.h>
+#include "quant_rows.h"
 
-#include <algorithm>
-#include <cmath>
-#include <cstring>
-#include <type_traits>
-#include <vector>
-#if defined(__AVX2__) && defined(__FMA__)
-#include <immintrin.h>
-#endif
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VNNI__)
 #define HAVE_AVX512_VNNI 1
 #endif
 
 namespace {
-
-constexpr int64_t GROUP = 32;
-
-// A weight row PREFETCH_ROWS ahead of the one being multiplied (a layer's rows are consecutive in memory, each
-// thread walks its own run of them) is asked into the cache now: left to the hardware prefetcher, the
-// kernels waited on memory (SmolLM2's int4 layers at 7 GB/s on one Xeon core, 12 GB/s with this).
-constexpr int64_t PREFETCH_ROWS = 8;
-
-inline void prefetch_row_ahead(const void* row, int64_t bytes) {
-  const char* ahead = static_cast<const char*>(row) + PREFETCH_ROWS * bytes;
-  for (int64_t at = 0; at < bytes; at += 64) __builtin_prefetch(ahead + at);
-}
-
-inline float bf16_to_float(uint16_t b) {
-  uint32_t bits = static_cast<uint32_t>(b) << 16;
-  float f;
-  std::memcpy(&f, &bits, 4);
-  return f;
-}
 
 // The group's 32 weights as floats, in input order.
 inline void dequant_group(const uint8_t* q, const uint16_t* dm, float* w) {
@@ -67,45 +36,7 @@ inline void dequant_group(const uint8_t* q, const uint16_t* dm, float* w) {
 #endif
 }
 
-// x's rows per group of 32: int16 values with a scale (x ≈ scale * q), plus the group's exact sum
-// (which the weights' offsets m multiply).
-struct QuantizedRows {
-  std::vector<int16_t> q;
-  std::vector<float> scale, sum;
-};
-
-// `paired`: each pair of groups (2p, 2p + 1) of a row laid out as their first halves, then their second
-// halves — the order in which the AVX-512 int4 kernel unpacks two Q4_1 groups (k / 32 must be even).
-QuantizedRows quantize_rows(const float* x, int64_t rows, int64_t k, bool paired = false) {
-  QuantizedRows out{std::vector<int16_t>(rows * k), std::vector<float>(rows * k / GROUP), std::vector<float>(rows * k / GROUP)};
-  for (int64_t g = 0; g < rows * k / GROUP; ++g) {
-    const float* xg = x + g * GROUP;
-    float amax = 0.f, sum = 0.f;
-    for (int j = 0; j < GROUP; ++j) {
-      amax = std::max(amax, std::fabs(xg[j]));
-      sum += xg[j];
-    }
-    const float scale = amax / 32767.f, inv = amax > 0.f ? 32767.f / amax : 0.f;
-    // natural: value j at 32 g + j; paired: the pair's base, then half j / 16 (32 values), then the group's 16
-    const int64_t base = paired ? (g & ~int64_t{1}) * GROUP + (g & 1) * 16 : g * GROUP;
-    for (int j = 0; j < GROUP; ++j) {
-      const int64_t at = paired ? base + (j / 16) * 32 + j % 16 : base + j;
-      out.q[at] = static_cast<int16_t>(std::nearbyint(xg[j] * inv));
-    }
-    out.scale[g] = scale;
-    out.sum[g] = sum;
-  }
-  return out;
-}
-
 #if defined(__AVX2__) && defined(__FMA__)
-inline float hsum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
-
 // y[r, n] for MB quantized rows of x and one weight row: sum over groups of
 // d * xscale * (q . xq) + m * xsum, the dot products in integers.
 template <int MB>
@@ -246,32 +177,6 @@ inline void dot_rows_int8(const QuantizedRows& x, int64_t row, int64_t k, const 
     y[r * y_stride] = scale * total;
   }
 #endif
-}
-
-// y = x W^T over x's rows (x [..., in] -> y [..., out]), four at a time then the rest:
-// row_dot(integral_constant<MB>, xq, first_row, out_index, y, y_stride) fills y[first_row .. + MB, out_index].
-template <typename RowDot>
-torch::Tensor rows_times_weights(const torch::Tensor& x, int64_t n, int64_t k, bool paired, RowDot&& row_dot) {
-  TORCH_CHECK(x.dim() >= 1 && x.size(-1) == k, "x must be [..., ", k, "]");
-  const int64_t rows = x.numel() / k;
-  const torch::Tensor xf = x.to(torch::kFloat).contiguous();
-  const QuantizedRows xq = quantize_rows(xf.data_ptr<float>(), rows, k, paired);
-  std::vector<int64_t> shape = x.sizes().vec();
-  shape.back() = n;
-  torch::Tensor y = torch::empty(shape, xf.options());
-  float* yp = y.data_ptr<float>();
-  at::parallel_for(0, n, 16, [&](int64_t begin, int64_t end) {
-    for (int64_t o = begin; o < end; ++o) {
-      int64_t r = 0;
-      for (; r + 4 <= rows; r += 4) row_dot(std::integral_constant<int, 4>{}, xq, r, o, yp + r * n + o, n);
-      switch (rows - r) {
-        case 3: row_dot(std::integral_constant<int, 3>{}, xq, r, o, yp + r * n + o, n); break;
-        case 2: row_dot(std::integral_constant<int, 2>{}, xq, r, o, yp + r * n + o, n); break;
-        case 1: row_dot(std::integral_constant<int, 1>{}, xq, r, o, yp + r * n + o, n); break;
-      }
-    }
-  });
-  return x.scalar_type() == torch::kFloat ? y : y.to(x.scalar_type());
 }
 
 void check_weights(const torch::Tensor& qs, const torch::Tensor& dm) {

@@ -10,7 +10,7 @@ from torch import nn
 
 from agentforge.engine import layers, quant
 from agentforge.engine.kernels import native_ops
-from agentforge.engine.quant import GROUP, SMALL_BATCH, Int4Linear, Int8Linear
+from agentforge.engine.quant import GROUP, SMALL_BATCH, Int4Linear, Int6Linear, Int8Linear
 
 pytestmark = pytest.mark.skipif(native_ops() is None, reason="no C++ toolchain to build the native kernels")
 
@@ -70,6 +70,27 @@ def test_without_the_kernels_the_int4_layer_computes_the_same_weights(monkeypatc
     x = torch.randn(3, 128)
     with torch.inference_mode():
         assert torch.allclose(layer(x), F.linear(x, linear.weight), atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("rows", [1, 3, 6, SMALL_BATCH])
+@pytest.mark.parametrize("in_features", [576, 96])
+def test_the_int6_kernel_multiplies_its_dequantized_weights(monkeypatch, dtype, rows, in_features):
+    torch.manual_seed(0)
+    layer = Int6Linear(nn.Linear(in_features, 200, bias=False))
+    native = layer.dequantize(torch.float32)
+    ids = torch.tensor([5, 0, 199, 5])
+    looked_up = layer.dequantize(torch.bfloat16, ids)  # an embedding lookup
+    x = torch.randn(rows, in_features).to(dtype)
+    with torch.inference_mode():
+        got = layer(x)
+        monkeypatch.setattr(quant, "native_ops", lambda: None)
+        assert torch.equal(layer.dequantize(torch.float32), native)  # the same unpacking, in PyTorch
+        assert torch.equal(layer.dequantize(torch.bfloat16, ids), looked_up)
+        expected = layer(x)  # no kernel: the dequantized weights' matmul
+    assert torch.equal(looked_up, native[ids].bfloat16())
+    assert got.dtype == dtype and got.shape == (rows, 200)
+    assert 0 < relative_error(got, expected) < (1e-4 if dtype == torch.float32 else 4e-3)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
