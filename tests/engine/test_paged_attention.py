@@ -77,6 +77,8 @@ CASES = [
     (8, 1, [100, 33], [1, 3], 24, None, None),  # MQA with a sliding window shorter than the context
     (8, 2, [70, 9], [1, 4], 16, 0.5, None),  # Gemma 2: soft-capped scores, with a sliding window
     (4, 2, [70, 33, 16], [1, 5, 2], None, None, 16),  # Llama 4: chunks of 16, queries on both sides of a border
+    # a batch of decodes and a verification, with a window: a work item per sequence on two threads as well
+    (6, 3, [90, 1, 47, 300, 16, 33, 128, 5, 64], [1, 1, 1, 3, 1, 1, 1, 1, 1], 40, None, None),
 ]
 
 
@@ -92,11 +94,18 @@ def test_the_reference_matches_attention_over_contiguous_keys(heads, kv_heads, l
 @pytest.mark.parametrize("dtype,atol", [(torch.float32, 1e-5), (torch.bfloat16, 2e-2), (torch.float16, 4e-3)])
 @pytest.mark.parametrize("heads,kv_heads,lens,q_lens,window,softcap,chunk", CASES)
 @pytest.mark.parametrize("head_dim", [64, 128, 80])  # the vector passes' sizes; one the plain loops take
+# one thread: four sequences or more make the kernel attend for all of a sequence's KV heads in one work item
+@pytest.mark.parametrize("threads", [1, 2])
 def test_the_native_kernel_matches_the_reference(dtype, atol, heads, kv_heads, lens, q_lens, window, softcap, chunk,
-                                                head_dim):
+                                                head_dim, threads):
     q, k_cache, v_cache, batch, keys, values = make_case(dtype, heads, kv_heads, lens, q_lens, head_dim)
     out = torch.empty_like(q)
-    native_ops().paged_attention(out, q, k_cache, v_cache, batch.block_tables, batch.context_lens,
-                                 batch.query_starts, 0.125, window or 0, softcap or 0.0, chunk or 0)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        native_ops().paged_attention(out, q, k_cache, v_cache, batch.block_tables, batch.context_lens,
+                                     batch.query_starts, 0.125, window or 0, softcap or 0.0, chunk or 0)
+    finally:
+        torch.set_num_threads(before)
     expected = contiguous_attention(q, keys, values, batch, 0.125, window, softcap, chunk)  # in float32
     assert (out.float() - expected).abs().max() < atol
