@@ -2,7 +2,8 @@
 
 Greedy rows take the argmax. Sampled rows draw by inverse CDF: one uniform number per row (from
 the request's own generator, so a seeded request's tokens do not depend on what else is in the
-batch) is looked up in the cumulative sum of the filtered distribution. A top-k / top-p row is
+batch) is looked up in the cumulative sum of the filtered distribution — over a whole vocabulary,
+the sums of chunks of it first, then inside the one chunk the draw falls in. A top-k / top-p row is
 filtered among its `PREFILTER` most likely tokens when they hold its top-p mass — exactly what a
 full-vocabulary sort would keep, at a fraction of the cost — and among more (up to a full sort)
 only when not.
@@ -16,6 +17,7 @@ from .protocol import Logprob
 from .sequence import Sequence
 
 PREFILTER = 64  # candidates a top-k / top-p row is filtered among first (then 16x as many, up to all)
+CHUNK = 1024  # tokens per chunk of a wide distribution's two-level cumulative sum
 
 
 def apply_penalties(logits: torch.Tensor, seqs: list[Sequence]) -> None:
@@ -50,7 +52,9 @@ def filtered_distribution(logits: torch.Tensor, seqs: list[Sequence]) -> tuple[t
 
 
 def _unrestricted(logits: torch.Tensor, seqs: list[Sequence]) -> tuple[torch.Tensor, torch.Tensor]:
-    probs = logits.softmax(dim=-1)
+    """The softmax, computed in `logits`' own memory (a scaled copy): no vocabulary-wide allocations."""
+    probs = logits.sub_(logits.amax(dim=-1, keepdim=True)).exp_()
+    probs /= probs.sum(dim=-1, keepdim=True)
     return _min_p(probs, seqs), torch.arange(logits.shape[1]).expand_as(probs)
 
 
@@ -93,12 +97,31 @@ def _min_p(probs: torch.Tensor, seqs: list[Sequence]) -> torch.Tensor:
 
 
 def draw(probs: torch.Tensor, seqs: list[Sequence]) -> torch.Tensor:
-    """Column index of each row's draw: one uniform number per row, from the row's generator."""
-    cdf = probs.cumsum(dim=-1)
-    u = torch.cat([torch.rand(1, generator=s.generator, dtype=cdf.dtype) for s in seqs])
+    """Column index of each row's draw: one uniform number per row, from the row's generator, looked up in
+    the row's cumulative sum — for a wide row, its chunks' sums, then the sums inside the chunk the draw
+    falls in (a vocabulary-wide cumulative sum was most of a sampled step's time)."""
+    u = torch.cat([torch.rand(1, generator=s.generator, dtype=probs.dtype) for s in seqs])[:, None]
+    rows, width = probs.shape
+    if width <= 4 * CHUNK:
+        return _look_up(probs.cumsum(dim=-1), u * probs.sum(dim=-1, keepdim=True))
+    whole = width // CHUNK
+    sums = probs[:, : whole * CHUNK].reshape(rows, whole, CHUNK).sum(dim=-1)
+    if width > whole * CHUNK:
+        sums = torch.cat([sums, probs[:, whole * CHUNK:].sum(dim=-1, keepdim=True)], dim=1)
+    bounds = sums.cumsum(dim=-1)
+    target = u * bounds[:, -1:]
+    chunk = _look_up(bounds, target)[:, None]
+    before = torch.where(chunk > 0, bounds.gather(1, (chunk - 1).clamp(min=0)), 0.0)
+    columns = chunk * CHUNK + torch.arange(CHUNK)
+    inside = probs.gather(1, columns.clamp(max=width - 1)).masked_fill(columns >= width, 0.0).cumsum(dim=-1)
+    return chunk[:, 0] * CHUNK + _look_up(inside, (target - before).clamp(min=0.0))
+
+
+def _look_up(cdf: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Per row, the first column whose cumulative sum exceeds `target` (kept below the row's total: a
+    product or difference may round up onto it, past the last token with any probability)."""
     total = cdf[:, -1:]
-    target = torch.minimum(u[:, None] * total, total.nextafter(torch.zeros_like(total)))  # u * total may round up
-    return torch.searchsorted(cdf, target, right=True)[:, 0]
+    return torch.searchsorted(cdf, torch.minimum(target, total.nextafter(torch.zeros_like(total))), right=True)[:, 0]
 
 
 class Sampler:
@@ -109,13 +132,17 @@ class Sampler:
         if any(s.params.repetition_penalty != 1 or s.params.presence_penalty or s.params.frequency_penalty for s in seqs):
             logits = logits.clone()
             apply_penalties(logits, seqs)
-        tokens = logits.max(dim=-1).indices
         sampled = [i for i, s in enumerate(seqs) if not s.params.greedy]
-        if sampled:
-            rows = torch.tensor(sampled)
-            chosen = [seqs[i] for i in sampled]
-            probs, ids = filtered_distribution(logits[rows], chosen)
-            tokens[rows] = ids.gather(1, draw(probs, chosen)[:, None])[:, 0]
+        if len(sampled) == len(seqs):  # no argmax to take, no rows to pick out
+            probs, ids = filtered_distribution(logits, seqs)
+            tokens = ids.gather(1, draw(probs, seqs)[:, None])[:, 0]
+        else:
+            tokens = logits.max(dim=-1).indices
+            if sampled:
+                rows = torch.tensor(sampled)
+                chosen = [seqs[i] for i in sampled]
+                probs, ids = filtered_distribution(logits[rows], chosen)
+                tokens[rows] = ids.gather(1, draw(probs, chosen)[:, None])[:, 0]
         token_list = tokens.tolist()
         logprobs: list[Logprob | None] = [None] * len(seqs)
         if raw_logprobs is not None:

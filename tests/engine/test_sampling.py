@@ -9,7 +9,7 @@ import torch
 from agentforge.engine import sampler as sampler_module
 from agentforge.engine.detokenizer import Detokenizer
 from agentforge.engine.protocol import SamplingParams
-from agentforge.engine.sampler import Sampler, apply_penalties, filtered_distribution
+from agentforge.engine.sampler import Sampler, apply_penalties, draw, filtered_distribution
 from agentforge.engine.sequence import Sequence
 
 
@@ -97,6 +97,32 @@ def test_a_seeded_request_draws_the_same_tokens_whatever_else_is_in_the_batch():
         return drawn
 
     assert tokens([0]) == tokens([1, 0, 2]) == tokens([2, 0])
+
+
+def test_a_wide_rows_draw_is_the_token_its_cumulative_sum_points_at(monkeypatch):
+    """Rows wider than a few chunks are looked up chunk by chunk: the same token as one vocabulary-wide
+    cumulative sum, never one of probability 0, with a partial last chunk and mass at either end."""
+    torch.manual_seed(0)
+    width = 5 * sampler_module.CHUNK + 37
+    probs = torch.rand(5, width) ** 8  # uneven
+    probs[:, ::3] = 0  # tokens a filter dropped
+    probs[1, : width - 1] = 0  # the last token alone, in the partial chunk
+    probs[2, 2:] = 0  # the first token with any probability alone
+    probs[3, 2 * sampler_module.CHUNK:] = 0  # mass in the first chunks only
+
+    def draws(chunk: int) -> list[list[int]]:
+        monkeypatch.setattr(sampler_module, "CHUNK", chunk)
+        seqs = [seq_with(SamplingParams(temperature=1.0)) for _ in range(5)]
+        for i, seq in enumerate(seqs):
+            seq.generator = torch.Generator().manual_seed(i)
+        return [draw(probs, seqs).tolist() for _ in range(200)]
+
+    chunked = draws(sampler_module.CHUNK)
+    assert chunked == draws(width)  # one cumulative sum over the row
+    tokens = torch.tensor(chunked)
+    assert (probs.gather(1, tokens.T) > 0).all()
+    assert (tokens[:, 1] == width - 1).all() and (tokens[:, 2] == 1).all()
+    assert (tokens[:, 3] < 2 * sampler_module.CHUNK).all() and len(set(tokens[:, 0].tolist())) > 100
 
 
 def test_penalties():
