@@ -162,7 +162,8 @@ def _demo(args: argparse.Namespace) -> int:
     traces = default_path("agentforge-docs").parents[1] / "traces.sqlite"  # next to the knowledge bases
     config = ServerConfig.load(None, model=args.model, host=args.host, port=args.port, trace_store=str(traces), a2a=True)
     print(f"loading {config.model} ...", file=sys.stderr, flush=True)
-    llm = AsyncLLM(config.model, dtype=config.dtype, speculative_tokens=config.speculative_tokens)
+    llm = AsyncLLM(config.model, dtype=config.dtype, speculative_tokens=config.speculative_tokens,
+                   kv_cache_populate=config.kv_cache_populate)
     model = EngineChatModel.over(llm, max_tokens=args.max_tokens)
     print("indexing the docs (knowledge base 'agentforge-docs') ...", file=sys.stderr, flush=True)
     docs = docs_knowledge_base()

@@ -91,7 +91,8 @@ class LLMEngine(LiveWeights):
         self.max_model_len = self.config.context_window(trained, capacity)
         self.block_manager = BlockManager(num_blocks, bs, self.config.enable_prefix_caching)
         self.scheduler = Scheduler(self.config, self.block_manager)
-        self.runner = ModelRunner(self.model, num_blocks, bs, self.config.torch_dtype, kv_int8)
+        self.runner = ModelRunner(self.model, num_blocks, bs, self.config.torch_dtype, kv_int8,
+                                  self.config.kv_cache_populate)
         self.sampler = Sampler()
         self.requests: dict[str, Request] = {}
         self._constraints: Constraints | None = None

@@ -19,6 +19,7 @@ class ServerConfig:
     port: int = 8000
     dtype: str = "float32"
     speculative_tokens: int = 5  # n-gram speculative decoding while few requests run (0: off)
+    kv_cache_populate: bool = True  # map the engine's whole KV cache at start-up (EngineConfig.kv_cache_populate)
     tool_format: str | None = None  # the tool-call format to prompt and parse (default: the model's)
     # LoRA adapters served beside the base ({name: PEFT folder}; clients ask for "<model>:<name>"), the
     # adapter chat requests with tools get by default ("auto": the shipped tool-calling one; "none": off),

@@ -1,11 +1,14 @@
 """The paged KV cache is zeros that take resident memory only as blocks are written: an engine with a
-1 GiB cache starts without a gigabyte of page writes, and its cache still reads as zeros."""
+1 GiB cache starts without a gigabyte of page writes, and its cache still reads as zeros — unless it
+is asked to map the whole cache at start-up (a server)."""
 
 import os
 
+import pytest
 import torch
 
 from agentforge.engine import LLM, SamplingParams
+from agentforge.engine.errors import InvalidRequestError
 from agentforge.engine.model_runner import attention_layers, lazy_zeros
 
 
@@ -32,3 +35,16 @@ def test_an_engine_cache_costs_memory_as_it_is_used(tiny_llama_dir):
     out = llm.generate("Hello there", SamplingParams(temperature=0, max_tokens=8, ignore_eos=True))[0]
     assert len(out.outputs[0].token_ids) == 8
     assert layer.k_cache.any() and not layer.k_cache[-1].any()  # written where used, zeros elsewhere
+
+
+def test_a_populated_cache_is_resident_from_the_start(tiny_llama_dir):
+    before = resident_bytes()
+    cache = lazy_zeros((64 << 20,), torch.uint8, populate=True)
+    assert resident_bytes() - before >= 60 << 20 and not cache.any()
+    before = resident_bytes()
+    llm = LLM(tiny_llama_dir, kv_cache_bytes=256 << 20, kv_cache_populate=True)
+    assert resident_bytes() - before >= 240 << 20
+    out = llm.generate("Hello there", SamplingParams(temperature=0, max_tokens=8, ignore_eos=True))[0]
+    assert len(out.outputs[0].token_ids) == 8
+    with pytest.raises(InvalidRequestError, match="kv_cache_populate"):
+        LLM(tiny_llama_dir, kv_cache_populate="yes")
