@@ -337,7 +337,9 @@ class LLMEngine(LiveWeights):
                 advanced[seq.request_id] = self.requests[seq.request_id]
             else:
                 plain.append((seq, start))
-        sampled, logits = [seq for seq, _ in plain], logits[[start for _, start in plain]]
+        sampled, rows = [seq for seq, _ in plain], [start for _, start in plain]
+        if rows != list(range(len(logits))):  # not every row, in order: pick them out (a copy)
+            logits = logits[rows]
         dead_ends = self.constraints.mask(logits, sampled) if any(s.matcher for s in sampled) else {}
         tokens, logprobs = self.sampler(logits, sampled) if sampled else ([], [])
         for seq, row, token, logprob in zip(sampled, logits, tokens, logprobs):
