@@ -20,6 +20,7 @@ from .scheduler import ScheduledBatch
 from .sequence import logit_rows
 
 PAGED_MAX_QUERY = 16  # sequences with at most this many tokens in a step attend through the paged kernel
+_MADV_POPULATE_WRITE = 23  # Linux's value; Python's mmap names it from 3.14
 
 
 def lazy_zeros(shape: tuple[int, ...], dtype: torch.dtype, populate: bool = False) -> torch.Tensor:
@@ -41,9 +42,6 @@ def lazy_zeros(shape: tuple[int, ...], dtype: torch.dtype, populate: bool = Fals
         except OSError:  # Linux before 5.14
             tensor[:: mmap.PAGESIZE] = 0
     return tensor.view(dtype).view(shape)
-
-
-_MADV_POPULATE_WRITE = 23  # Linux's value; Python's mmap names it from 3.14
 
 
 def attention_layers(model: nn.Module) -> list[PagedAttention]:

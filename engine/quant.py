@@ -34,7 +34,20 @@ GROUP = 32  # int4 weights per scale/offset pair (Q4_1's block)
 SMALL_BATCH = 32  # rows up to which the int4 kernel beats dequantizing the layer for a float matmul
 
 
-class Int4Linear(nn.Module):
+class _GroupLinear(nn.Module):
+    """A layer whose weights a native kernel multiplies a few rows at a time (`_kernel`); larger batches,
+    and CPUs without the kernels, multiply its dequantized weights (`dequantize`) in a float matmul."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.is_cpu and x.numel() <= SMALL_BATCH * self.in_features and (ops := native_ops()) is not None:
+            y = self._kernel(ops, x)
+        else:  # bfloat16 matmuls are emulated, and slow, on CPUs without native bfloat16
+            dtype = x.dtype if x.dtype != torch.bfloat16 or native_bfloat16() else torch.float32
+            y = F.linear(x.to(dtype), self.dequantize(dtype)).to(x.dtype)
+        return y if self.bias is None else y + self.bias
+
+
+class Int4Linear(_GroupLinear):
     weight_names = ("qs", "dm")  # the buffers that hold the weights
 
     def __init__(self, linear: nn.Linear) -> None:
@@ -50,13 +63,8 @@ class Int4Linear(nn.Module):
         self.register_buffer("dm", torch.stack([scale, low], -1).bfloat16())  # [out, groups, (d, m)]: w = d * q + m
         self.bias = None if linear.bias is None else nn.Parameter(linear.bias.detach().clone(), requires_grad=False)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.is_cpu and x.numel() <= SMALL_BATCH * self.in_features and (ops := native_ops()) is not None:
-            y = ops.int4_linear(x, self.qs, self.dm)
-        else:  # bfloat16 matmuls are emulated, and slow, on CPUs without native bfloat16
-            dtype = x.dtype if x.dtype != torch.bfloat16 or native_bfloat16() else torch.float32
-            y = F.linear(x.to(dtype), self.dequantize(dtype)).to(x.dtype)
-        return y if self.bias is None else y + self.bias
+    def _kernel(self, ops, x: torch.Tensor) -> torch.Tensor:
+        return ops.int4_linear(x, self.qs, self.dm)
 
     def dequantize(self, dtype: torch.dtype) -> torch.Tensor:
         """The [out, in] weights in `dtype` (the native kernel's; PyTorch's where it was not built — then
@@ -139,7 +147,7 @@ def _int6_rows(weight: torch.Tensor) -> dict[str, torch.Tensor]:
     return {name: torch.cat([part[name] for part in parts]) for name in Int6Linear.weight_names}
 
 
-class Int6Linear(nn.Module):
+class Int6Linear(_GroupLinear):
     weight_names = ("qs", "qh", "scales", "row_scales")  # the buffers that hold the weights
 
     def __init__(self, linear: nn.Linear | None = None, *, table: dict[str, torch.Tensor] | None = None) -> None:
@@ -151,13 +159,8 @@ class Int6Linear(nn.Module):
         bias = None if linear is None else linear.bias
         self.bias = None if bias is None else nn.Parameter(bias.detach().clone(), requires_grad=False)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.is_cpu and x.numel() <= SMALL_BATCH * self.in_features and (ops := native_ops()) is not None:
-            y = ops.int6_linear(x, self.qs, self.qh, self.scales, self.row_scales)
-        else:
-            dtype = x.dtype if x.dtype != torch.bfloat16 or native_bfloat16() else torch.float32
-            y = F.linear(x.to(dtype), self.dequantize(dtype)).to(x.dtype)
-        return y if self.bias is None else y + self.bias
+    def _kernel(self, ops, x: torch.Tensor) -> torch.Tensor:
+        return ops.int6_linear(x, self.qs, self.qh, self.scales, self.row_scales)
 
     def dequantize(self, dtype: torch.dtype, rows: torch.Tensor | None = None) -> torch.Tensor:
         """The [out, in] weights in `dtype` — only `rows` of them where given (an embedding lookup)."""

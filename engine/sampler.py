@@ -124,6 +124,12 @@ def _look_up(cdf: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return torch.searchsorted(cdf, torch.minimum(target, total.nextafter(torch.zeros_like(total))), right=True)[:, 0]
 
 
+def _sample(logits: torch.Tensor, seqs: list[Sequence]) -> torch.Tensor:
+    """Each row's drawn token id."""
+    probs, ids = filtered_distribution(logits, seqs)
+    return ids.gather(1, draw(probs, seqs)[:, None])[:, 0]
+
+
 class Sampler:
     @torch.inference_mode()
     def __call__(self, logits: torch.Tensor, seqs: list[Sequence]) -> tuple[list[int], list[Logprob | None]]:
@@ -134,15 +140,12 @@ class Sampler:
             apply_penalties(logits, seqs)
         sampled = [i for i, s in enumerate(seqs) if not s.params.greedy]
         if len(sampled) == len(seqs):  # no argmax to take, no rows to pick out
-            probs, ids = filtered_distribution(logits, seqs)
-            tokens = ids.gather(1, draw(probs, seqs)[:, None])[:, 0]
+            tokens = _sample(logits, seqs)
         else:
             tokens = logits.max(dim=-1).indices
             if sampled:
                 rows = torch.tensor(sampled)
-                chosen = [seqs[i] for i in sampled]
-                probs, ids = filtered_distribution(logits[rows], chosen)
-                tokens[rows] = ids.gather(1, draw(probs, chosen)[:, None])[:, 0]
+                tokens[rows] = _sample(logits[rows], [seqs[i] for i in sampled])
         token_list = tokens.tolist()
         logprobs: list[Logprob | None] = [None] * len(seqs)
         if raw_logprobs is not None:
