@@ -49,6 +49,8 @@ class DiffusionModel:
         come back as 400s."""
         import torch
 
+        from agentforge.engine.cpus import release_openmp_threads
+
         parameters = inspect.signature(self.pipeline.__call__).parameters
         total = steps or parameters["num_inference_steps"].default
 
@@ -69,6 +71,8 @@ class DiffusionModel:
                 output = self.pipeline(**inputs, generator=generator)
             except (ValueError, TypeError) as exc:
                 raise APIError(400, f"the pipeline refused the request: {exc}") from None
+            finally:  # its OpenMP team would make the chat engine sleep between ops (engine.cpus)
+                release_openmp_threads()
         return output
 
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import pytest
 
-from agentforge.engine import AsyncLLM, ContextLengthError, SamplingParams
+from agentforge.engine import AsyncLLM, ContextLengthError, ModelNotFoundError, SamplingParams
+from agentforge.engine import async_llm as async_llm_module
+from agentforge.engine.llm_engine import LLMEngine
 
 
 @pytest.fixture(scope="module")
@@ -107,3 +110,38 @@ def test_shutdown_ends_open_streams(tiny_llama_dir):
     assert outs[-1].finished and outs[-1].outputs[0].finish_reason == "abort"
     with pytest.raises(Exception, match="shut down"):
         asyncio.run(anext(llm.generate("Hello")))
+
+
+def test_the_engine_is_built_on_the_thread_that_steps_it(tiny_llama_dir, monkeypatch):
+    """One thread starts every parallel op of the engine, its load included: a second OpenMP team (the
+    caller's, had it loaded the model) makes both sleep between ops (engine.cpus)."""
+    built_on = []
+
+    class Recorded(LLMEngine):
+        def __init__(self, *args, **kwargs):
+            built_on.append(threading.get_ident())
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(async_llm_module, "LLMEngine", Recorded)
+    llm = AsyncLLM(tiny_llama_dir)
+    try:
+        assert built_on == [llm._thread.ident] != [threading.get_ident()]
+
+        async def run():
+            async for out in llm.generate("Hello", SamplingParams(max_tokens=4, ignore_eos=True)):
+                last = out
+            return last
+
+        assert len(asyncio.run(run()).outputs[0].token_ids) == 4
+    finally:
+        llm.shutdown()
+
+
+def test_a_model_that_fails_to_load_raises_in_the_caller_and_leaves_no_thread(tmp_path):
+    def engine_threads() -> int:
+        return sum(t.name == "agentforge-engine" and t.is_alive() for t in threading.enumerate())
+
+    before = engine_threads()
+    with pytest.raises(ModelNotFoundError, match="unknown model"):
+        AsyncLLM(tmp_path / "missing")
+    assert engine_threads() == before
