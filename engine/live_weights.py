@@ -25,7 +25,7 @@ class LiveWeights:
 
     def read_lora(self, name: str, path: str | Path) -> LoRAAdapter:
         """Read and check an adapter for this model without loading it (safe from any thread)."""
-        return read_adapter(name, path, self.model, self.model_config, self.config.torch_dtype)
+        return read_adapter(name, path, self.model, self.fingerprint, self.config.torch_dtype)
 
     def load_lora(self, name: str, path: str | Path | LoRAAdapter) -> LoRAAdapter:
         """Load a PEFT LoRA adapter that requests can then choose by name (`SamplingParams.lora`)."""
@@ -66,7 +66,7 @@ class LiveWeights:
                 raise InvalidRequestError(f"tool_adapter {setting!r} is not among lora_adapters "
                                           f"{sorted(self.runner.lora.adapters)}")
             return setting
-        path = shipped_tool_adapter(self.model_config, self.model)
+        path = shipped_tool_adapter(self.fingerprint)
         if path is None or "tools" in self.runner.lora.adapters:
             return None
         self.load_lora("tools", path)

@@ -20,6 +20,7 @@ from .images import ImagePolicy
 from .images import read_image as read_image_url
 from .live_weights import LiveWeights
 from .loader import load_model
+from .lora import fingerprint
 from .model_runner import ModelRunner, kv_bytes_per_token
 from .native_layer import enable_native_layers
 from .outputs import Prompt, Request, request_output
@@ -73,6 +74,9 @@ class LLMEngine(LiveWeights):
         self.model_path = resolve_model(model)
         loaded = load_model(self.model_path, self.config.torch_dtype, self.config.rope_scaling)
         self.model, self.model_config, self.tokenizer = loaded.model, loaded.config, loaded.tokenizer
+        # the base model's, as loaded: quantized embeddings round its rows differently, and adapters trained
+        # on the base (the shipped tool adapter among them) run on the quantized model all the same
+        self.fingerprint = fingerprint(self.model_config, self.model.get_submodule("model.embed_tokens").weight)
         if self.config.quantization:
             quantize_model(self.model, self.config.quantization, self.config.torch_dtype)
             enable_native_layers(self.model)

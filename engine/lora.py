@@ -64,8 +64,9 @@ def _check_name(name: str) -> None:
         raise InvalidRequestError(f"adapter name must be a non-empty string without ':' and not {BASE!r}, got {name!r}")
 
 
-def read_adapter(name: str, path: str | Path, model: nn.Module, config, dtype: torch.dtype) -> LoRAAdapter:
-    """Read and check a PEFT LoRA folder against the model it will run on."""
+def read_adapter(name: str, path: str | Path, model: nn.Module, base_fingerprint: str, dtype: torch.dtype) -> LoRAAdapter:
+    """Read and check a PEFT LoRA folder against the model it will run on (`base_fingerprint`: that
+    model's `fingerprint` as loaded, before quantization)."""
     from safetensors.torch import load_file
 
     _check_name(name)
@@ -73,7 +74,7 @@ def read_adapter(name: str, path: str | Path, model: nn.Module, config, dtype: t
     meta = adapter_meta(path)
     settings = json.loads((path / "adapter_config.json").read_text())
     expected = meta.get("base_fingerprint")
-    if expected and expected != fingerprint(config, model.get_submodule("model.embed_tokens").weight):
+    if expected and expected != base_fingerprint:
         raise ModelLoadError(f"adapter {path} was trained for another base model ({meta.get('base_model')!r}), "
                              "not the one this engine runs")
     files = sorted(path.glob("adapter_model*.safetensors"))
@@ -128,13 +129,12 @@ def adapter_from_tensors(name: str, tensors: dict[str, torch.Tensor], settings: 
 SHIPPED = Path(__file__).parent / "adapters"  # tool-calling adapters trained for the default models
 
 
-def shipped_tool_adapter(config, model: nn.Module) -> Path | None:
-    """The shipped tool-calling adapter trained on this very base model, if there is one."""
+def shipped_tool_adapter(base_fingerprint: str) -> Path | None:
+    """The shipped tool-calling adapter trained on the base model of this `fingerprint`, if there is one."""
     if not SHIPPED.is_dir():
         return None
-    mine = fingerprint(config, model.get_submodule("model.embed_tokens").weight)
     for folder in sorted(SHIPPED.iterdir()):
-        if adapter_meta(folder).get("base_fingerprint") == mine:
+        if adapter_meta(folder).get("base_fingerprint") == base_fingerprint:
             return folder
     return None
 

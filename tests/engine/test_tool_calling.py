@@ -214,6 +214,16 @@ def test_the_shipped_tool_adapter_decides_by_itself(smollm2_path):
     assert llm.stats().kv_blocks_used == 0
 
 
+def test_a_quantized_engine_runs_the_shipped_tool_adapter_of_its_base(smollm2_path):
+    """Quantized embeddings round the base's rows differently: the adapter is matched on the base as loaded."""
+    llm = LLM(smollm2_path, max_model_len=2048, quantization="int4")
+    assert llm.engine.tool_adapter == "tools"
+    called = llm.chat([{"role": "user", "content": "What's the weather like in Paris?"}],
+                      SamplingParams(temperature=0, max_tokens=60), tools=TOOLS, parallel_tool_calls=False)[0].outputs[0]
+    assert called.tool_calls and called.tool_calls[0].function.name == "get_weather"
+    assert_valid(called.tool_calls[0])
+
+
 def test_a_tool_trained_adapters_decision_to_answer_is_final(smollm2_path, monkeypatch):
     """Under the threshold the reply answers, even where the adapter would open the call itself (the
     opener its likeliest first token)."""
