@@ -64,7 +64,9 @@ def _libgomp_pause():
         maps = Path("/proc/self/maps").read_text()
     except OSError:
         return None
-    path = next((line.split()[-1] for line in maps.splitlines() if "/libgomp" in line), None)
+    loaded = [line.split()[-1] for line in maps.splitlines() if "/libgomp" in line]
+    torch_lib = str(Path(torch.__file__).parent / "lib")  # torch's own copy where another is loaded too
+    path = next((p for p in loaded if p.startswith(torch_lib)), loaded[0] if loaded else None)
     try:
         return ctypes.CDLL(path).omp_pause_resource_all if path else None
     except (OSError, AttributeError):
