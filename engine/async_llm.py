@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from .config import EngineConfig
-from .cpus import release_openmp_threads
+from .cpus import openmp_threads_released, release_openmp_threads
 from .errors import RequestAbortedError
 from .llm_engine import EngineSnapshot, LLMEngine
 from .outputs import Prompt, Request
@@ -210,9 +210,7 @@ async def _off_loop(fn, *args):
     """`fn(*args)` in a worker thread, whose OpenMP team (if `fn` started one) ends with the call."""
 
     def call():
-        try:
+        with openmp_threads_released():
             return fn(*args)
-        finally:
-            release_openmp_threads()
 
     return await asyncio.to_thread(call)

@@ -18,6 +18,8 @@ from __future__ import annotations
 import ctypes
 import math
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 
@@ -79,3 +81,12 @@ def release_openmp_threads() -> bool:
     ended: False where torch does not run on libgomp."""
     pause = _libgomp_pause()
     return pause is not None and pause(1) == 0  # omp_pause_soft
+
+
+@contextmanager
+def openmp_threads_released() -> Iterator[None]:
+    """Torch work on a thread other than the engine's: its OpenMP team ends with the block, however it ends."""
+    try:
+        yield
+    finally:
+        release_openmp_threads()

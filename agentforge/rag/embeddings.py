@@ -79,6 +79,10 @@ class LocalEmbedder:
         self.name = f"{self.path.name if self.path.name != 'model' else self.path.parent.name}:{self.max_length}"
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
+        import torch
+
+        from agentforge.engine.cpus import openmp_threads_released
+
         if isinstance(texts, str) or not all(isinstance(t, str) for t in texts):
             raise ValueError("embed() takes a list of strings")
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
@@ -86,18 +90,8 @@ class LocalEmbedder:
         if len(texts) > self.batch_size:  # batches of similar lengths: little padding
             lengths = [len(ids) for ids in self.tokenizer(list(texts), truncation=True, max_length=self.max_length)["input_ids"]]
             order.sort(key=lengths.__getitem__)
-        try:
-            self._embed_batches(texts, order, out)
-        finally:  # its OpenMP team would make an engine in this process sleep between ops (engine.cpus)
-            from agentforge.engine.cpus import release_openmp_threads
-
-            release_openmp_threads()
-        return out
-
-    def _embed_batches(self, texts: Sequence[str], order: list[int], out: np.ndarray) -> None:
-        import torch
-
-        with torch.inference_mode():
+        # its OpenMP team would make an engine in this process sleep between ops (engine.cpus)
+        with torch.inference_mode(), openmp_threads_released():
             for start in range(0, len(order), self.batch_size):
                 batch = order[start:start + self.batch_size]
                 # lengths rounded up to a multiple of 8: fewer distinct shapes for oneDNN to prepare kernels for
@@ -107,6 +101,7 @@ class LocalEmbedder:
                 mask = encoded["attention_mask"].unsqueeze(-1).float()
                 pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
                 out[batch] = torch.nn.functional.normalize(pooled, dim=-1).numpy()
+        return out
 
 
 def _max_seq_length(path: Path) -> int | None:

@@ -38,20 +38,18 @@ class CrossEncoderReranker:
     def scores(self, query: str, texts: list[str]) -> list[float]:
         import torch
 
-        from agentforge.engine.cpus import release_openmp_threads
+        from agentforge.engine.cpus import openmp_threads_released
 
         out: list[float] = []
-        try:
-            with torch.inference_mode():
-                for start in range(0, len(texts), self.batch_size):
-                    part = texts[start:start + self.batch_size]
-                    enc = self.tokenizer([query] * len(part), part, padding=True, truncation=True,
-                                         max_length=self.max_length, return_tensors="pt")
-                    logits = self.model(**enc).logits
-                    # one logit: a relevance score; two or more: the probability of the last class ("relevant")
-                    out += (logits[:, 0] if logits.shape[1] == 1 else logits.softmax(-1)[:, -1]).tolist()
-        finally:  # its OpenMP team would make an engine in this process sleep between ops (engine.cpus)
-            release_openmp_threads()
+        # its OpenMP team would make an engine in this process sleep between ops (engine.cpus)
+        with torch.inference_mode(), openmp_threads_released():
+            for start in range(0, len(texts), self.batch_size):
+                part = texts[start:start + self.batch_size]
+                enc = self.tokenizer([query] * len(part), part, padding=True, truncation=True,
+                                     max_length=self.max_length, return_tensors="pt")
+                logits = self.model(**enc).logits
+                # one logit: a relevance score; two or more: the probability of the last class ("relevant")
+                out += (logits[:, 0] if logits.shape[1] == 1 else logits.softmax(-1)[:, -1]).tolist()
         return out
 
     def rerank(self, query: str, hits: list[Hit]) -> list[Hit]:

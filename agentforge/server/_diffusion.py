@@ -49,7 +49,7 @@ class DiffusionModel:
         come back as 400s."""
         import torch
 
-        from agentforge.engine.cpus import release_openmp_threads
+        from agentforge.engine.cpus import openmp_threads_released
 
         parameters = inspect.signature(self.pipeline.__call__).parameters
         total = steps or parameters["num_inference_steps"].default
@@ -66,13 +66,12 @@ class DiffusionModel:
         if steps is not None:
             inputs["num_inference_steps"] = steps
         generator = torch.Generator().manual_seed(seed) if seed is not None else None
-        with self._lock:
+        # its OpenMP team would make the chat engine sleep between ops (engine.cpus)
+        with self._lock, openmp_threads_released():
             try:
                 output = self.pipeline(**inputs, generator=generator)
             except (ValueError, TypeError) as exc:
                 raise APIError(400, f"the pipeline refused the request: {exc}") from None
-            finally:  # its OpenMP team would make the chat engine sleep between ops (engine.cpus)
-                release_openmp_threads()
         return output
 
 
