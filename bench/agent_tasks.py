@@ -86,20 +86,24 @@ def report(name: str, results: list[tuple[str, list]], seconds: float) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tool-adapters", nargs="+", default=["auto"], metavar="ADAPTER",
-                        help="the engine's tool adapter, one pass each: auto (the shipped tool-calling LoRA), none")
+                        help="the engine's tool adapter, one pass each: auto (the shipped tool-calling LoRA), none, "
+                             "or a PEFT folder (e.g. a retrained adapter, to compare it with the shipped one)")
     args = parser.parse_args()
     print(f"{len(TASKS)} tool-use tasks, {MODEL}, greedy, max_tokens {MAX_TOKENS}, recursion limit {STEPS}; "
           f"load {os.getloadavg()[0]:.1f}", flush=True)
     for adapter in args.tool_adapters:
         tag = "" if adapter == "auto" else f", tool adapter {adapter}"
         start = time.time()
-        model = EngineChatModel(MODEL, max_tokens=MAX_TOKENS, tool_adapter=None if adapter == "none" else adapter)
+        folder = adapter not in ("auto", "none")
+        engine = ({"lora_adapters": {"candidate": adapter}, "tool_adapter": "candidate"} if folder
+                  else {"tool_adapter": None if adapter == "none" else adapter})
+        model = EngineChatModel(MODEL, max_tokens=MAX_TOKENS, **engine)
         ours = asyncio.run(run_ours(model))
         report(f"agentforge (embedded engine{tag})", ours, time.time() - start)
         port = free_port()
         url = f"http://127.0.0.1:{port}"
-        with running([sys.executable, "-m", "agentforge.cli", "serve", "--port", str(port), "--tool-adapter", adapter],
-                     url):
+        serve = ["--lora", f"candidate={adapter}", "--tool-adapter", "candidate"] if folder else ["--tool-adapter", adapter]
+        with running([sys.executable, "-m", "agentforge.cli", "serve", "--port", str(port), *serve], url):
             start = time.time()
             served = asyncio.run(run_ours(OpenAIChatModel(MODEL, base_url=f"{url}/v1", max_tokens=MAX_TOKENS)))
             report(f"agentforge (OpenAIChatModel, serve{tag})", served, time.time() - start)

@@ -128,7 +128,8 @@ def main() -> None:
     parser.add_argument("--modes", nargs="+", default=["required", "auto"], choices=["required", "auto"])
     parser.add_argument("--tool-format", help="our server's tool format (default: detected from the model)")
     parser.add_argument("--tool-adapters", nargs="+", default=["auto"], metavar="ADAPTER",
-                        help="our server's --tool-adapter, one pass each: auto (the shipped tool-calling LoRA), none")
+                        help="our server's tool adapter, one pass each: auto (the shipped tool-calling LoRA), none, "
+                             "or a PEFT folder (e.g. a retrained adapter, to compare it with the shipped one)")
     parser.add_argument("--max-tokens", type=int, default=256)
     parser.add_argument("--workers", type=int, default=16, help="concurrent requests")
     parser.add_argument("--cache", default=str(Path.home() / ".cache" / "agentforge" / "bfcl"))
@@ -147,7 +148,11 @@ def main() -> None:
     for adapter in args.tool_adapters:
         port = free_port()
         url = f"http://127.0.0.1:{port}"
-        command = [sys.executable, "-m", "agentforge.cli", "serve", "--port", str(port), "--tool-adapter", adapter]
+        command = [sys.executable, "-m", "agentforge.cli", "serve", "--port", str(port)]
+        if adapter in ("auto", "none"):
+            command += ["--tool-adapter", adapter]
+        else:
+            command += ["--lora", f"candidate={adapter}", "--tool-adapter", "candidate"]
         if args.tool_format:
             command += ["--tool-format", args.tool_format]
         name = "agentforge" if adapter == "auto" else f"agentforge (tool adapter {adapter})"

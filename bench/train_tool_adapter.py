@@ -5,7 +5,9 @@
 The data are made-up functions and questions (`agentforge.finetune.tool_data`), rendered with the
 engine's Hermes tool prompt; the adapter is saved in float16 to
 `engine/adapters/smollm2-135m-tools/`, where the engine finds it (`EngineConfig.tool_adapter`).
-Measure it with `bench/bfcl.py --adapter-ab` and `bench/agent_tasks.py`.
+Measure it against the base model in one run: `bench/bfcl.py --tool-adapters none auto` and
+`bench/agent_tasks.py --tool-adapters none auto`; another adapter (the one it replaced, say) is
+compared in the same run by naming its folder among the adapters.
 """
 
 from __future__ import annotations

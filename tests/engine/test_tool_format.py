@@ -125,6 +125,8 @@ def test_an_answer_decided_before_the_reply_never_opens_a_call(accepts, fmt):
     assert accepts(calling, paris) and not accepts(answer_only, paris)
     assert not accepts(answer_only, "Let me look. " + fmt.open)
     assert not accepts(answer_only, fmt.open[:-1] + ' call="get_weather">Paris' + fmt.open[-1])  # a tag of its own
+    assert not accepts(answer_only, "Let me look. " + fmt.open.swapcase())  # or in another letter case
+    assert not accepts(answer_only, fmt.open[:3] + fmt.open[3:].title())  # `<tool_Call>`
     if fmt is not LLAMA3:  # Llama 3's bare JSON calls open only at the start of the answer
         assert not accepts(answer_only, "Let me look. " + paris)
     json_answer = StructuredOutput(json={"type": "object", "properties": {"a": {"type": "integer"}}})
