@@ -18,6 +18,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def tool_adapter_flags(adapter: str) -> list[str]:
+    """`agentforge serve` flags for a `--tool-adapters` value: auto, none, or a PEFT folder (served
+    beside the base as "candidate" and made the tool adapter)."""
+    if adapter in ("auto", "none"):
+        return ["--tool-adapter", adapter]
+    return ["--lora", f"candidate={adapter}", "--tool-adapter", "candidate"]
+
+
 def start(command: list[str], url: str, env: dict | None = None) -> subprocess.Popen:
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True)
     deadline = time.time() + 600

@@ -23,7 +23,7 @@ import time
 import warnings
 
 from _agent_tasks import TASKS, TOOLS, call_validity, succeeded
-from _servers import free_port, running
+from _servers import free_port, running, tool_adapter_flags
 
 from agentforge.agents import EngineChatModel, OpenAIChatModel, create_react_agent
 
@@ -102,8 +102,8 @@ def main() -> int:
         report(f"agentforge (embedded engine{tag})", ours, time.time() - start)
         port = free_port()
         url = f"http://127.0.0.1:{port}"
-        serve = ["--lora", f"candidate={adapter}", "--tool-adapter", "candidate"] if folder else ["--tool-adapter", adapter]
-        with running([sys.executable, "-m", "agentforge.cli", "serve", "--port", str(port), *serve], url):
+        with running([sys.executable, "-m", "agentforge.cli", "serve", "--port", str(port), *tool_adapter_flags(adapter)],
+                     url):
             start = time.time()
             served = asyncio.run(run_ours(OpenAIChatModel(MODEL, base_url=f"{url}/v1", max_tokens=MAX_TOKENS)))
             report(f"agentforge (OpenAIChatModel, serve{tag})", served, time.time() - start)

@@ -24,7 +24,7 @@ from pathlib import Path
 import jsonschema
 import openai
 from _bfcl_ast import check
-from _servers import export_hf_folder, free_port, running
+from _servers import export_hf_folder, free_port, running, tool_adapter_flags
 
 WHEEL = "bfcl_eval-2026.3.23-py3-none-any.whl"
 CATEGORIES = ["simple_python", "multiple", "parallel", "parallel_multiple", "irrelevance"]
@@ -148,11 +148,7 @@ def main() -> None:
     for adapter in args.tool_adapters:
         port = free_port()
         url = f"http://127.0.0.1:{port}"
-        command = [sys.executable, "-m", "agentforge.cli", "serve", "--port", str(port)]
-        if adapter in ("auto", "none"):
-            command += ["--tool-adapter", adapter]
-        else:
-            command += ["--lora", f"candidate={adapter}", "--tool-adapter", "candidate"]
+        command = [sys.executable, "-m", "agentforge.cli", "serve", "--port", str(port), *tool_adapter_flags(adapter)]
         if args.tool_format:
             command += ["--tool-format", args.tool_format]
         name = "agentforge" if adapter == "auto" else f"agentforge (tool adapter {adapter})"
