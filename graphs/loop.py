@@ -38,7 +38,7 @@ from .algo import (
 )
 from .checkpoint import Checkpoint, new_checkpoint_id, thread_of
 from .runtime import _current
-from .saving import Persistence
+from .saving import Persistence, run_metadata
 from .state import apply_writes, update_writes, validate_state
 from .types import (
     START,
@@ -93,7 +93,8 @@ class _Run:
         if saver is not None:
             thread_id, _, self.checkpoint_id = thread_of(parent.run.config if parent else self.config)
         self.persist = Persistence(saver, durability or self.config.get("durability") or "async", thread_id, ns,
-                                   parent.run.persist if parent is not None else None)
+                                   parent.run.persist if parent is not None else None,
+                                   run_metadata(self.config))
         self.sink = lambda item: None
         # observers (config["observers"], a subgraph shares its parent's) see events where they happen
         self.observers = tuple(self.config.get("observers") or (parent.run.observers if parent is not None else ()))

@@ -21,6 +21,7 @@ from typing import Any
 from .algo import BREAKPOINT, INTERRUPT, Task, by_task, next_tasks, output_values, routing, tasks_of, update_dict
 from .checkpoint import BaseCheckpointSaver, Checkpoint, make_config, new_checkpoint_id, thread_of
 from .loop import _Run
+from .saving import run_metadata
 from .spec import GraphSpec
 from .state import apply_writes, update_writes, validate_state
 from .tasks import call_async, call_sync
@@ -133,6 +134,9 @@ class CompiledStateGraph:
 
         run.sink = sink
         running: dict = {}
+        # with durability "sync" a task's writes are stored as it finishes: off the event loop, which
+        # may itself hold the database (e.g. a server's task store in the same SQLite file)
+        store_now = self.checkpointer is not None and run.persist.durability == "sync"
         try:
             await asyncio.to_thread(run.start) if self.checkpointer else run.start()
             while not events.empty():
@@ -148,7 +152,10 @@ class CompiledStateGraph:
                     else:
                         getter.cancel()
                     for future in done - {getter}:
-                        run.finish_task(running[future], future.result())
+                        if store_now:
+                            await asyncio.to_thread(run.finish_task, running[future], future.result())
+                        else:
+                            run.finish_task(running[future], future.result())
                     pending.discard(getter)
                 while not events.empty():
                     yield events.get_nowait()
@@ -215,7 +222,8 @@ class CompiledStateGraph:
             next_tasks(self.spec, base, checkpoint, [task])
         for key in changed:
             checkpoint.versions[key] = checkpoint.id
-        metadata = {"source": "update", "step": checkpoint.step, "parents": {}, "writes": {as_node or "": values}}
+        metadata = {**run_metadata(config), "source": "update", "step": checkpoint.step, "parents": {},
+                    "writes": {as_node or "": values}}
         return saver.put(make_config(thread_id, ns, checkpoint.id), checkpoint, metadata, changed,
                          saved.checkpoint.id if saved else None)
 

@@ -12,6 +12,21 @@ from .algo import copy_checkpoint
 from .checkpoint import BaseCheckpointSaver, Checkpoint, make_config
 
 DURABILITY = ("sync", "async", "exit")
+# configurable keys that address a checkpoint or a task rather than describe the run
+_NOT_METADATA = frozenset({"thread_id", "checkpoint_id", "checkpoint_ns", "checkpoint_map"})
+
+
+def run_metadata(config: dict) -> dict:
+    """What every checkpoint of a run records about it, as in LangGraph: the config's `metadata`
+    and its plain (str, int, float, bool) `configurable` values, e.g. a user or task id, so a
+    checkpoint can be traced back to the request that wrote it."""
+    found: dict = {}
+    for source in (config.get("metadata"), config.get("configurable")):
+        for key, value in (source or {}).items():
+            if key not in found and key not in _NOT_METADATA and not key.startswith("__") \
+                    and isinstance(value, (str, int, float, bool)):
+                found[key] = value
+    return found
 
 
 class Persistence:
@@ -19,10 +34,11 @@ class Persistence:
     the checkpointer share the outermost run's background writer."""
 
     def __init__(self, saver: BaseCheckpointSaver | None, durability: str, thread_id: str | None, ns: str,
-                 parent: Persistence | None) -> None:
+                 parent: Persistence | None, metadata: dict) -> None:
         if durability not in DURABILITY:
             raise ValueError(f"durability must be 'sync', 'async' or 'exit', got {durability!r}")
         self.saver, self.durability, self.thread_id, self.ns = saver, durability, thread_id, ns
+        self.metadata = metadata  # the run's own, added to each checkpoint's (see `run_metadata`)
         self.parent = parent
         self.writer: _Writer | None = None  # durability "async": the background writer (outermost run's)
         self.unsaved: tuple | None = None  # durability "exit": the last checkpoint, saved at close
@@ -36,6 +52,7 @@ class Persistence:
         if self.saver is None:
             return
         config = self.config(checkpoint.id)
+        metadata = {**self.metadata, **metadata}
         if self.durability == "exit":
             if self.unsaved is not None:  # keep the channels changed since the last stored checkpoint
                 changed = changed | self.unsaved[3]

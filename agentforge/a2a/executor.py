@@ -19,7 +19,7 @@ from a2a.helpers import new_task_from_user_message
 from a2a.server.agent_execution import AgentExecutor, RequestContext
 from a2a.server.events import EventQueue
 from a2a.server.tasks import TaskUpdater
-from a2a.types import Artifact, Message, Task, TaskState
+from a2a.types import Artifact, Message, Role, Task, TaskState
 
 from agentforge.agents import ChatChunk
 from agentforge.agents.model import to_messages
@@ -70,9 +70,16 @@ class GraphAgentExecutor(AgentExecutor):
 
     async def resume(self, task: Task, sink: _Sink) -> None:
         """Resume a known task from the graph's last checkpoint (after a restart), reporting into
-        `sink` (e.g. the SDK's task manager for the stored task)."""
+        `sink` (e.g. the SDK's task manager for the stored task). A task killed before the graph
+        stored its input (the thread's last checkpoint is another task's, or there is none) starts
+        again from its user message."""
         async with self._context_locks[task.context_id]:
-            await _TaskRun(task, sink, announce=False).execute(self.graph, None, None)
+            saved = await self.graph.aget_state({"configurable": {"thread_id": task.context_id}})
+            graph_input = None
+            if (saved.metadata or {}).get("a2a_task_id") != task.id:
+                asked = [m for m in task.history if m.role == Role.ROLE_USER]
+                graph_input = self._input(asked[-1]) if asked else None
+            await _TaskRun(task, sink, announce=False).execute(self.graph, graph_input, None)
 
     async def cancel(self, context: RequestContext, event_queue: EventQueue) -> None:
         task = context.current_task
@@ -127,7 +134,9 @@ class _TaskRun:
         if not self.unannounced:  # a task the client knows of is working from now on
             await self.open()
         try:
-            async for mode, chunk in graph.astream(graph_input, config, stream_mode=["messages", "updates", "custom"]):
+            # each step is stored before the next starts, so a killed server resumes where it stopped
+            async for mode, chunk in graph.astream(graph_input, config, stream_mode=["messages", "updates", "custom"],
+                                                   durability="sync"):
                 if not self.replied:
                     await self._event(mode, chunk)
         except asyncio.CancelledError:

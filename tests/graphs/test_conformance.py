@@ -425,6 +425,20 @@ def test_update_state_while_paused_is_seen_on_resume(lg):
     assert app.invoke(None, thread())["log"] == ["a", "edited", "b"]
 
 
+def test_checkpoints_record_the_runs_metadata_and_plain_configurable_values(lg):
+    """Each checkpoint says which request wrote it: the config's `metadata` and its plain
+    `configurable` values (not the thread or checkpoint ids, not objects)."""
+    app = chain(lg, "a").compile(checkpointer=lg.InMemorySaver())
+    config = {"configurable": {"thread_id": "t", "user": "ada", "attempt": 2, "client": object()},
+              "metadata": {"request": "r-1"}}
+    app.invoke({"log": []}, config, durability="sync")
+    app.update_state(thread(), {"log": ["edited"]})
+    history = list(app.get_state_history(thread()))
+    recorded = [{k: h.metadata.get(k) for k in ("user", "attempt", "request", "client", "thread_id")} for h in history]
+    run = {"user": "ada", "attempt": 2, "request": "r-1", "client": None, "thread_id": None}
+    assert recorded == [dict.fromkeys(run)] + [run] * 3  # the update was made without them
+
+
 # 32/33/34. time travel and history
 def test_history_replay_and_fork(lg):
     app = chain(lg, "a", "b").compile(checkpointer=lg.InMemorySaver())

@@ -211,3 +211,45 @@ def test_cancelling_an_async_stream_cancels_its_running_nodes():
         assert cancelled == ["slow"]
 
     asyncio.run(main())
+
+
+def test_async_runs_storing_each_write_at_once_keep_the_event_loop_free():
+    """With durability "sync", `astream` stores checkpoints and task writes from worker threads: a
+    saver that waits on a database the event loop itself holds (an A2A server's task store in the
+    same SQLite file) would otherwise deadlock the loop."""
+    import asyncio
+    import threading
+
+    class Recording(InMemorySaver):
+        def put(self, *args, **kwargs):
+            threads.append(threading.get_ident())
+            return super().put(*args, **kwargs)
+
+        def put_writes(self, *args, **kwargs):
+            threads.append(threading.get_ident())
+            return super().put_writes(*args, **kwargs)
+
+    async def slow(state):
+        await asyncio.sleep(0)
+        return {"log": ["slow"]}
+
+    class S(TypedDict):
+        log: Annotated[list, operator.add]
+
+    graph = StateGraph(S)
+    graph.add_node("first", lambda state: {"log": ["first"]})
+    graph.add_node("slow", slow)
+    graph.add_edge(START, "first")
+    graph.add_edge("first", "slow")
+    graph.add_edge("slow", END)
+    app = graph.compile(checkpointer=Recording())
+    threads: list[int] = []
+
+    async def run():
+        chunks = [c async for c in app.astream({"log": []}, {"configurable": {"thread_id": "t"}}, durability="sync")]
+        return chunks, threading.get_ident()
+
+    chunks, loop_thread = asyncio.run(run())
+    assert chunks == [{"first": {"log": ["first"]}}, {"slow": {"log": ["slow"]}}]
+    assert len(threads) == 7  # the input, then writes and a checkpoint for each of three steps
+    assert loop_thread not in threads

@@ -14,6 +14,8 @@ from pathlib import Path
 import httpx
 from _a2a_helpers import free_port
 
+from agentforge.a2a import A2AServer
+
 HERE = Path(__file__).parent
 V1 = {"A2A-Version": "1.0"}
 
@@ -99,6 +101,66 @@ def test_tasks_survive_a_killed_server(tmp_path):
         server.wait(timeout=30)
     # "first" ran once: only the interrupted node ran again; "ask" re-ran to take its answer
     assert _runs(tmp_path) == ["ask", "first", "slow", "slow", "ask", "greet"]
+
+
+def test_a_task_killed_before_its_input_was_stored_starts_again_from_its_message(tmp_path):
+    """The server marked the task working and died before the graph stored its input: the thread's
+    last checkpoint is an earlier task's. At the next start the task runs on its own message
+    (not the earlier task's state, not an empty input)."""
+    import asyncio
+
+    from _a2a_helpers import UvicornThread, collect, one_node_graph, sdk_client, user_message
+    from a2a.helpers import get_message_text, new_task_from_user_message, new_text_message
+    from a2a.server.context import ServerCallContext
+    from a2a.types import GetTaskRequest, Role, TaskState, TaskStatus
+
+    from agentforge.graphs.sqlite import SqliteSaver
+
+    saver = SqliteSaver(tmp_path / "agent.sqlite")
+    graph = one_node_graph(lambda state: {"messages": [{"role": "assistant", "content": f"echo: {state['messages'][-1].content}"}]},
+                           name="echo", checkpointer=saver)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = UvicornThread(A2AServer(graph, url=url).app(), port)
+
+    async def first_task():
+        client = await sdk_client(url, streaming=False)
+        [done] = await collect(client.send_message(user_message("hello")))
+        return done.task
+
+    earlier = asyncio.run(first_task())
+    server.stop()
+    assert get_message_text(earlier.status.message) == "echo: hello"
+
+    agent = A2AServer(graph, url=url)
+    message = new_text_message("again", role=Role.ROLE_USER, context_id=earlier.context_id)
+    lost = new_task_from_user_message(message)
+    lost.status.CopyFrom(TaskStatus(state=TaskState.TASK_STATE_WORKING))
+
+    async def store_it():
+        await agent.task_store.initialize()
+        await agent.task_store.save(lost, ServerCallContext())
+
+    asyncio.run(store_it())
+    server = UvicornThread(agent.app(), port)
+    try:
+        async def wait_done():
+            client = await sdk_client(url, streaming=False)
+            for _ in range(300):
+                task = await client.get_task(GetTaskRequest(id=lost.id))
+                if task.status.state != TaskState.TASK_STATE_WORKING:
+                    return task
+                await asyncio.sleep(0.05)
+            raise AssertionError("the task was not resumed")
+
+        done = asyncio.run(wait_done())
+        assert done.status.state == TaskState.TASK_STATE_COMPLETED, done.status
+        assert get_message_text(done.status.message) == "echo: again"
+        texts = [m.content for m in graph.get_state({"configurable": {"thread_id": earlier.context_id}}).values["messages"]]
+        assert texts == ["hello", "echo: hello", "again", "echo: again"]
+    finally:
+        server.stop()
+        saver.close()
 
 
 def test_tasks_live_in_the_graphs_postgres_database(postgres_url):
