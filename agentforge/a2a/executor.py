@@ -72,14 +72,19 @@ class GraphAgentExecutor(AgentExecutor):
         """Resume a known task from the graph's last checkpoint (after a restart), reporting into
         `sink` (e.g. the SDK's task manager for the stored task). A task killed before the graph
         stored its input (the thread's last checkpoint is another task's, or there is none) starts
-        again from its user message."""
+        again from its user message; one killed as it took the answer to its question (the graph
+        still waits on an interrupt from an earlier message) resumes with that answer."""
         async with self._context_locks[task.context_id]:
             saved = await self.graph.aget_state({"configurable": {"thread_id": task.context_id}})
+            recorded = saved.metadata or {}
+            last = next((m for m in reversed(task.history) if m.role == Role.ROLE_USER), None)
             graph_input = None
-            if (saved.metadata or {}).get("a2a_task_id") != task.id:
-                asked = [m for m in task.history if m.role == Role.ROLE_USER]
-                graph_input = self._input(asked[-1]) if asked else None
-            await _TaskRun(task, sink, announce=False).execute(self.graph, graph_input, None)
+            if last is not None and recorded.get("a2a_task_id") != task.id:
+                graph_input = self._input(last)
+            elif last is not None and saved.interrupts and recorded.get("a2a_message_id") != last.message_id:
+                graph_input = Command(resume=message_value(last))
+            message_id = last.message_id if graph_input is not None else recorded.get("a2a_message_id")
+            await _TaskRun(task, sink, announce=False).execute(self.graph, graph_input, message_id)
 
     async def cancel(self, context: RequestContext, event_queue: EventQueue) -> None:
         task = context.current_task

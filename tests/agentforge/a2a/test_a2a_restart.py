@@ -163,6 +163,63 @@ def test_a_task_killed_before_its_input_was_stored_starts_again_from_its_message
         saver.close()
 
 
+def test_a_task_killed_as_it_took_an_answer_resumes_with_that_answer(tmp_path):
+    """The user answered the task's question, the task went `working`, and the server died before
+    the graph stored the answer: at the next start the graph takes that answer (not the question
+    asked again, not the first message)."""
+    import asyncio
+
+    from _a2a_helpers import UvicornThread, asking_graph, collect, sdk_client, user_message
+    from a2a.helpers import get_message_text, new_text_message
+    from a2a.server.context import ServerCallContext
+    from a2a.types import GetTaskRequest, Role, TaskState, TaskStatus
+
+    from agentforge.graphs.sqlite import SqliteSaver
+
+    saver = SqliteSaver(tmp_path / "agent.sqlite")
+    graph = asking_graph(saver)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = UvicornThread(A2AServer(graph, url=url).app(), port)
+
+    async def ask():
+        client = await sdk_client(url, streaming=False)
+        [first] = await collect(client.send_message(user_message("greet me")))
+        return first.task
+
+    asking = asyncio.run(ask())
+    server.stop()
+    assert asking.status.state == TaskState.TASK_STATE_INPUT_REQUIRED
+
+    agent = A2AServer(graph, url=url)
+
+    async def answer_then_die():
+        await agent.task_store.initialize()
+        task = await agent.task_store.get(asking.id, ServerCallContext())
+        task.history.append(new_text_message("Ada", role=Role.ROLE_USER, task_id=task.id, context_id=task.context_id))
+        task.status.CopyFrom(TaskStatus(state=TaskState.TASK_STATE_WORKING))
+        await agent.task_store.save(task, ServerCallContext())
+
+    asyncio.run(answer_then_die())
+    server = UvicornThread(agent.app(), port)
+    try:
+        async def wait_done():
+            client = await sdk_client(url, streaming=False)
+            for _ in range(300):
+                task = await client.get_task(GetTaskRequest(id=asking.id))
+                if task.status.state != TaskState.TASK_STATE_WORKING:
+                    return task
+                await asyncio.sleep(0.05)
+            raise AssertionError("the task was not resumed")
+
+        done = asyncio.run(wait_done())
+        assert done.status.state == TaskState.TASK_STATE_COMPLETED, done.status
+        assert get_message_text(done.status.message) == "Hello, Ada!"
+    finally:
+        server.stop()
+        saver.close()
+
+
 def test_tasks_live_in_the_graphs_postgres_database(postgres_url):
     """A graph checkpointed in PostgreSQL keeps its A2A tasks there too: a new server on the same
     database (after a restart) answers GetTask and resumes an input-required task."""
