@@ -4,6 +4,7 @@ resumes with the next message."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -12,9 +13,13 @@ import time
 from pathlib import Path
 
 import httpx
-from _a2a_helpers import free_port
+from _a2a_helpers import UvicornThread, asking_graph, collect, free_port, one_node_graph, sdk_client, user_message
+from a2a.helpers import get_message_text, new_task_from_user_message, new_text_message
+from a2a.server.context import ServerCallContext
+from a2a.types import GetTaskRequest, Role, TaskState, TaskStatus
 
 from agentforge.a2a import A2AServer
+from agentforge.graphs.sqlite import SqliteSaver
 
 HERE = Path(__file__).parent
 V1 = {"A2A-Version": "1.0"}
@@ -103,63 +108,72 @@ def test_tasks_survive_a_killed_server(tmp_path):
     assert _runs(tmp_path) == ["ask", "first", "slow", "slow", "ask", "greet"]
 
 
+def _first_task(graph, port: int, text: str):
+    """Send `text` to a server for `graph` started here, wait for its task's reply, stop the server."""
+    server = UvicornThread(A2AServer(graph, url=f"http://127.0.0.1:{port}").app(), port)
+
+    async def send():
+        client = await sdk_client(f"http://127.0.0.1:{port}", streaming=False)
+        [reply] = await collect(client.send_message(user_message(text)))
+        return reply.task
+
+    try:
+        return asyncio.run(send())
+    finally:
+        server.stop()
+
+
+def _restart_after(graph, port: int, kill):
+    """Leave the stored tasks as a server killed mid-task would (`kill(store)` edits them and returns
+    the task it left `working`), start a server on them and return that task once it leaves `working`."""
+    agent = A2AServer(graph, url=f"http://127.0.0.1:{port}")
+
+    async def stored():
+        await agent.task_store.initialize()
+        task = await kill(agent.task_store)
+        task.status.CopyFrom(TaskStatus(state=TaskState.TASK_STATE_WORKING))
+        await agent.task_store.save(task, ServerCallContext())
+        return task
+
+    task = asyncio.run(stored())
+    server = UvicornThread(agent.app(), port)
+
+    async def resumed():
+        client = await sdk_client(f"http://127.0.0.1:{port}", streaming=False)
+        for _ in range(300):
+            now = await client.get_task(GetTaskRequest(id=task.id))
+            if now.status.state != TaskState.TASK_STATE_WORKING:
+                return now
+            await asyncio.sleep(0.05)
+        raise AssertionError("the task was not resumed")
+
+    try:
+        return asyncio.run(resumed())
+    finally:
+        server.stop()
+
+
 def test_a_task_killed_before_its_input_was_stored_starts_again_from_its_message(tmp_path):
     """The server marked the task working and died before the graph stored its input: the thread's
     last checkpoint is an earlier task's. At the next start the task runs on its own message
     (not the earlier task's state, not an empty input)."""
-    import asyncio
-
-    from _a2a_helpers import UvicornThread, collect, one_node_graph, sdk_client, user_message
-    from a2a.helpers import get_message_text, new_task_from_user_message, new_text_message
-    from a2a.server.context import ServerCallContext
-    from a2a.types import GetTaskRequest, Role, TaskState, TaskStatus
-
-    from agentforge.graphs.sqlite import SqliteSaver
-
     saver = SqliteSaver(tmp_path / "agent.sqlite")
     graph = one_node_graph(lambda state: {"messages": [{"role": "assistant", "content": f"echo: {state['messages'][-1].content}"}]},
                            name="echo", checkpointer=saver)
     port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    server = UvicornThread(A2AServer(graph, url=url).app(), port)
-
-    async def first_task():
-        client = await sdk_client(url, streaming=False)
-        [done] = await collect(client.send_message(user_message("hello")))
-        return done.task
-
-    earlier = asyncio.run(first_task())
-    server.stop()
+    earlier = _first_task(graph, port, "hello")
     assert get_message_text(earlier.status.message) == "echo: hello"
 
-    agent = A2AServer(graph, url=url)
-    message = new_text_message("again", role=Role.ROLE_USER, context_id=earlier.context_id)
-    lost = new_task_from_user_message(message)
-    lost.status.CopyFrom(TaskStatus(state=TaskState.TASK_STATE_WORKING))
+    async def kill(store):
+        return new_task_from_user_message(new_text_message("again", role=Role.ROLE_USER, context_id=earlier.context_id))
 
-    async def store_it():
-        await agent.task_store.initialize()
-        await agent.task_store.save(lost, ServerCallContext())
-
-    asyncio.run(store_it())
-    server = UvicornThread(agent.app(), port)
     try:
-        async def wait_done():
-            client = await sdk_client(url, streaming=False)
-            for _ in range(300):
-                task = await client.get_task(GetTaskRequest(id=lost.id))
-                if task.status.state != TaskState.TASK_STATE_WORKING:
-                    return task
-                await asyncio.sleep(0.05)
-            raise AssertionError("the task was not resumed")
-
-        done = asyncio.run(wait_done())
+        done = _restart_after(graph, port, kill)
         assert done.status.state == TaskState.TASK_STATE_COMPLETED, done.status
         assert get_message_text(done.status.message) == "echo: again"
         texts = [m.content for m in graph.get_state({"configurable": {"thread_id": earlier.context_id}}).values["messages"]]
         assert texts == ["hello", "echo: hello", "again", "echo: again"]
     finally:
-        server.stop()
         saver.close()
 
 
@@ -167,69 +181,28 @@ def test_a_task_killed_as_it_took_an_answer_resumes_with_that_answer(tmp_path):
     """The user answered the task's question, the task went `working`, and the server died before
     the graph stored the answer: at the next start the graph takes that answer (not the question
     asked again, not the first message)."""
-    import asyncio
-
-    from _a2a_helpers import UvicornThread, asking_graph, collect, sdk_client, user_message
-    from a2a.helpers import get_message_text, new_text_message
-    from a2a.server.context import ServerCallContext
-    from a2a.types import GetTaskRequest, Role, TaskState, TaskStatus
-
-    from agentforge.graphs.sqlite import SqliteSaver
-
     saver = SqliteSaver(tmp_path / "agent.sqlite")
     graph = asking_graph(saver)
     port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    server = UvicornThread(A2AServer(graph, url=url).app(), port)
-
-    async def ask():
-        client = await sdk_client(url, streaming=False)
-        [first] = await collect(client.send_message(user_message("greet me")))
-        return first.task
-
-    asking = asyncio.run(ask())
-    server.stop()
+    asking = _first_task(graph, port, "greet me")
     assert asking.status.state == TaskState.TASK_STATE_INPUT_REQUIRED
 
-    agent = A2AServer(graph, url=url)
-
-    async def answer_then_die():
-        await agent.task_store.initialize()
-        task = await agent.task_store.get(asking.id, ServerCallContext())
+    async def kill(store):
+        task = await store.get(asking.id, ServerCallContext())
         task.history.append(new_text_message("Ada", role=Role.ROLE_USER, task_id=task.id, context_id=task.context_id))
-        task.status.CopyFrom(TaskStatus(state=TaskState.TASK_STATE_WORKING))
-        await agent.task_store.save(task, ServerCallContext())
+        return task
 
-    asyncio.run(answer_then_die())
-    server = UvicornThread(agent.app(), port)
     try:
-        async def wait_done():
-            client = await sdk_client(url, streaming=False)
-            for _ in range(300):
-                task = await client.get_task(GetTaskRequest(id=asking.id))
-                if task.status.state != TaskState.TASK_STATE_WORKING:
-                    return task
-                await asyncio.sleep(0.05)
-            raise AssertionError("the task was not resumed")
-
-        done = asyncio.run(wait_done())
-        assert done.status.state == TaskState.TASK_STATE_COMPLETED, done.status
+        done = _restart_after(graph, port, kill)
+        assert done.id == asking.id and done.status.state == TaskState.TASK_STATE_COMPLETED, done.status
         assert get_message_text(done.status.message) == "Hello, Ada!"
     finally:
-        server.stop()
         saver.close()
 
 
 def test_tasks_live_in_the_graphs_postgres_database(postgres_url):
     """A graph checkpointed in PostgreSQL keeps its A2A tasks there too: a new server on the same
     database (after a restart) answers GetTask and resumes an input-required task."""
-    import asyncio
-
-    from _a2a_helpers import UvicornThread, asking_graph, collect, sdk_client, user_message
-    from a2a.helpers import get_message_text
-    from a2a.types import GetTaskRequest, TaskState
-
-    from agentforge.a2a import A2AServer
     from agentforge.graphs.postgres import PostgresSaver
 
     saver = PostgresSaver(postgres_url)
