@@ -142,67 +142,71 @@ void weigh_values_scalar(const float* probs, int64_t group, int64_t head_dim, co
 
 #ifdef HAVE_VEC
 
-// The scalar loops' results, four keys at a time: each key row is loaded once for up to QB query heads of
-// its group, and the four dot products of a head are summed across lanes together (one lane sum per key
-// was most of the time the plain loops took).
+// The scalar loops' results, KB keys at a time: each key row is loaded once for up to QB query heads of
+// its group (QB x KB accumulators, KB key vectors and a query vector in registers: AVX-512 4 x 4, AVX2 3 x 3,
+// which takes a group of three, as SmolLM2's, in one pass), and the KB dot products of a head are summed
+// across lanes together (one lane sum per key was most of the time the plain loops took).
 template <typename scalar_t, int D>
 void score_keys(const float* query, int64_t group, const scalar_t* k_cache, const int32_t* block_table,
                 int64_t begin, int64_t end, const Layout& at, float* scores, int64_t stride) {
-  constexpr int C = D / LANES, QB = REGISTERS == 32 ? 4 : 2;  // QB heads x 4 keys of accumulators
+  constexpr int C = D / LANES, QB = REGISTERS == 32 ? 4 : 3, KB = QB;
   for_each_run(k_cache, block_table, begin, end, at, D, [&](int64_t t0, int64_t n, const scalar_t* rows) {
-    for (int64_t i = 0; i < n; i += 4) {
-      const scalar_t* key[4];
-      for (int r = 0; r < 4; ++r) key[r] = rows + std::min<int64_t>(i + r, n - 1) * at.token_stride;
+    for (int64_t i = 0; i < n; i += KB) {
+      const scalar_t* key[KB];
+      for (int r = 0; r < KB; ++r) key[r] = rows + std::min<int64_t>(i + r, n - 1) * at.token_stride;
       for (int64_t g0 = 0; g0 < group; g0 += QB) {
-        vec acc[QB][4];
+        vec acc[QB][KB];
         for (int g = 0; g < QB; ++g)
-          for (int r = 0; r < 4; ++r) acc[g][r] = vzero();
+          for (int r = 0; r < KB; ++r) acc[g][r] = vzero();
         for (int c = 0; c < C; ++c) {
-          const vec k0 = vload(key[0] + c * LANES), k1 = vload(key[1] + c * LANES);
-          const vec k2 = vload(key[2] + c * LANES), k3 = vload(key[3] + c * LANES);
+          vec k[KB];
+          for (int r = 0; r < KB; ++r) k[r] = vload(key[r] + c * LANES);
           for (int g = 0; g < QB; ++g) {
             if (g0 + g >= group) break;
             const vec qv = vload(query + (g0 + g) * D + c * LANES);
-            acc[g][0] = vfma(qv, k0, acc[g][0]);
-            acc[g][1] = vfma(qv, k1, acc[g][1]);
-            acc[g][2] = vfma(qv, k2, acc[g][2]);
-            acc[g][3] = vfma(qv, k3, acc[g][3]);
+            for (int r = 0; r < KB; ++r) acc[g][r] = vfma(qv, k[r], acc[g][r]);
           }
         }
         for (int g = 0; g < QB && g0 + g < group; ++g) {
           float four[4];
-          _mm_storeu_ps(four, sum4(acc[g][0], acc[g][1], acc[g][2], acc[g][3]));
-          std::copy(four, four + std::min<int64_t>(4, n - i), scores + (g0 + g) * stride + t0 + i);
+          _mm_storeu_ps(four, sum4(acc[g][0], acc[g][1], acc[g][2], acc[g][KB - 1]));
+          std::copy(four, four + std::min<int64_t>(KB, n - i), scores + (g0 + g) * stride + t0 + i);
         }
       }
     }
   });
 }
 
-// The value pass with up to half the registers as accumulators: VB query heads' rows at a time, each value
-// row loaded once for all of them.
+// The value pass: VB query heads' accumulators at a time, each value row loaded once for all of them. A
+// row too wide for that (AVX2's 16 registers hold one head of 64 floats) is taken CP vectors at a time,
+// so that a group of heads still shares each load: with one head at a time, a row was loaded once per
+// query head of the group, and the pass waited on those loads (SmolLM2 on AVX2: 3 loads a row).
 template <typename scalar_t, int D>
 void weigh_values(const float* probs, int64_t group, const scalar_t* v_cache, const int32_t* block_table,
                   int64_t begin, int64_t end, const Layout& at, float* acc, int64_t stride) {
-  constexpr int C = D / LANES, VB = C >= REGISTERS / 2 ? 1 : REGISTERS / 2 / C;
-  for (int64_t g0 = 0; g0 < group; g0 += VB) {
-    const int64_t heads = std::min<int64_t>(VB, group - g0);
-    vec sum[VB][C];
-    for (int g = 0; g < VB; ++g)
-      for (int c = 0; c < C; ++c) sum[g][c] = vzero();
-    for_each_run(v_cache, block_table, begin, end, at, D, [&](int64_t t0, int64_t n, const scalar_t* rows) {
-      for (int64_t i = 0; i < n; ++i) {
-        const scalar_t* value = rows + i * at.token_stride;
-        vec p[VB];
-        for (int g = 0; g < VB; ++g) p[g] = vbroadcast(g < heads ? probs[(g0 + g) * stride + t0 + i] : 0.f);
-        for (int c = 0; c < C; ++c) {
-          const vec v = vload(value + c * LANES);
-          for (int g = 0; g < VB; ++g) sum[g][c] = vfma(p[g], v, sum[g][c]);
+  constexpr int C = D / LANES;
+  constexpr int CP = C >= REGISTERS / 2 ? 4 : C;  // vectors of a row per pass
+  constexpr int VB = CP == C ? REGISTERS / 2 / C : (REGISTERS - 1) / (CP + 1);  // accumulators, weights, a row
+  for (int c0 = 0; c0 < C; c0 += CP) {
+    for (int64_t g0 = 0; g0 < group; g0 += VB) {
+      const int64_t heads = std::min<int64_t>(VB, group - g0);
+      vec sum[VB][CP];
+      for (int g = 0; g < VB; ++g)
+        for (int c = 0; c < CP; ++c) sum[g][c] = vzero();
+      for_each_run(v_cache, block_table, begin, end, at, D, [&](int64_t t0, int64_t n, const scalar_t* rows) {
+        for (int64_t i = 0; i < n; ++i) {
+          const scalar_t* value = rows + i * at.token_stride + c0 * LANES;
+          vec p[VB];
+          for (int g = 0; g < VB; ++g) p[g] = vbroadcast(g < heads ? probs[(g0 + g) * stride + t0 + i] : 0.f);
+          for (int c = 0; c < CP; ++c) {
+            const vec v = vload(value + c * LANES);
+            for (int g = 0; g < VB; ++g) sum[g][c] = vfma(p[g], v, sum[g][c]);
+          }
         }
-      }
-    });
-    for (int64_t g = 0; g < heads; ++g)
-      for (int c = 0; c < C; ++c) vstore(acc + (g0 + g) * D + c * LANES, sum[g][c]);
+      });
+      for (int64_t g = 0; g < heads; ++g)
+        for (int c = 0; c < CP; ++c) vstore(acc + (g0 + g) * D + (c0 + c) * LANES, sum[g][c]);
+    }
   }
 }
 #endif
