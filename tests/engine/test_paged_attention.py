@@ -93,7 +93,7 @@ def test_the_reference_matches_attention_over_contiguous_keys(heads, kv_heads, l
 @pytest.mark.skipif(native_ops() is None, reason="no C++ toolchain to build the native kernels")
 @pytest.mark.parametrize("dtype,atol", [(torch.float32, 1e-5), (torch.bfloat16, 2e-2), (torch.float16, 4e-3)])
 @pytest.mark.parametrize("heads,kv_heads,lens,q_lens,window,softcap,chunk", CASES)
-@pytest.mark.parametrize("head_dim", [64, 128, 80])  # the vector passes' sizes; one the plain loops take
+@pytest.mark.parametrize("head_dim", [64, 128, 256, 80])  # the vector passes' sizes; one the plain loops take
 # one thread: four sequences or more make the kernel attend for all of a sequence's KV heads in one work item
 @pytest.mark.parametrize("threads", [1, 2])
 def test_the_native_kernel_matches_the_reference(dtype, atol, heads, kv_heads, lens, q_lens, window, softcap, chunk,
