@@ -22,7 +22,7 @@ import torch
 log = logging.getLogger(__name__)
 
 _SOURCES = [Path(__file__).with_name(name) for name in ("paged_attention.cpp", "quant_linear.cpp", "int6_linear.cpp", "layer_ops.cpp", "decode_layer.cpp")]
-_HEADERS = [Path(__file__).with_name(name) for name in ("vec.h", "quant_rows.h")]
+_HEADERS = [Path(__file__).with_name(name) for name in ("vec.h", "quant_rows.h", "kernels.h", "layer_rows.h")]
 
 
 def _cpu_fingerprint() -> str:

@@ -26,19 +26,29 @@ struct Int6Weights {
   float row_m(int64_t row) const { return bf16_to_float(row_scales[2 * row + 1]); }
 };
 
+#if defined(__AVX2__) && defined(__FMA__)
+// One group's q as two vectors of bytes, q[0..15] and q[16..31]. The top bits' 8 bytes go to both 64-bit
+// halves, each half shifted so that its weights' two bits land at bits 4-5 of their byte (bits shifted
+// across a byte boundary are masked off): one shift a half, where a byte at a time took four.
+inline void unpack_group(const uint8_t* nibbles, const uint8_t* tops, __m128i& first, __m128i& second) {
+  const __m128i low4 = _mm_set1_epi8(0x0F), top_bits = _mm_set1_epi8(0x30);
+  const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(nibbles));
+  const __m128i top = _mm_castpd_si128(_mm_loaddup_pd(reinterpret_cast<const double*>(tops)));
+  // q[j], j < 8: bits 0-1 of byte j, shifted up 4; q[j + 8]: bits 2-3, up 2
+  first = _mm_or_si128(_mm_and_si128(bytes, low4), _mm_and_si128(_mm_sllv_epi64(top, _mm_set_epi64x(2, 4)), top_bits));
+  // q[j + 16]: bits 4-5, in place; q[j + 24]: bits 6-7, down 2
+  second = _mm_or_si128(_mm_and_si128(_mm_srli_epi16(bytes, 4), low4),
+                        _mm_and_si128(_mm_srlv_epi64(top, _mm_set_epi64x(2, 0)), top_bits));
+}
+#endif
+
 // One group's q in input order.
 inline void unpack_group(const uint8_t* nibbles, const uint8_t* tops, uint8_t* q) {
 #if defined(__AVX2__) && defined(__FMA__)
-  const __m128i low4 = _mm_set1_epi8(0x0F), low2 = _mm_set1_epi8(0x03);
-  const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(nibbles));
-  const __m128i top = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(tops));
-  // 16-bit shifts move bits across a byte boundary, the 2-bit masks drop them
-  const __m128i top_first = _mm_unpacklo_epi64(_mm_and_si128(top, low2), _mm_and_si128(_mm_srli_epi16(top, 2), low2));
-  const __m128i top_second = _mm_unpacklo_epi64(_mm_and_si128(_mm_srli_epi16(top, 4), low2),
-                                                _mm_and_si128(_mm_srli_epi16(top, 6), low2));
-  _mm_storeu_si128(reinterpret_cast<__m128i*>(q), _mm_or_si128(_mm_and_si128(bytes, low4), _mm_slli_epi16(top_first, 4)));
-  _mm_storeu_si128(reinterpret_cast<__m128i*>(q + 16),
-                   _mm_or_si128(_mm_and_si128(_mm_srli_epi16(bytes, 4), low4), _mm_slli_epi16(top_second, 4)));
+  __m128i first, second;
+  unpack_group(nibbles, tops, first, second);
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(q), first);
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(q + 16), second);
 #else
   for (int j = 0; j < GROUP; ++j) {
     const int nibble = j < 16 ? nibbles[j] & 0x0F : nibbles[j - 16] >> 4;
@@ -58,19 +68,21 @@ inline void dot_rows_int6(const QuantizedRows& x, int64_t row, const Int6Weights
   prefetch_row_ahead(scales, groups * 2);
   const float row_d = w.row_d(n), row_m = w.row_m(n);
   float offsets[MB] = {};
-  alignas(32) uint8_t q[GROUP];
 #if defined(__AVX2__) && defined(__FMA__)
   __m256 acc[MB];
   for (int r = 0; r < MB; ++r) acc[r] = _mm256_setzero_ps();
 #else
+  alignas(32) uint8_t q[GROUP];
   float acc[MB] = {};
 #endif
   for (int64_t g = 0; g < groups; ++g, nibbles += 16, tops += 8, scales += 2) {
-    unpack_group(nibbles, tops, q);
     const float d = row_d * scales[0], m = row_m * (static_cast<int>(scales[1]) - 128);
 #if defined(__AVX2__) && defined(__FMA__)
-    const __m256i w_first = _mm256_cvtepu8_epi16(_mm_load_si128(reinterpret_cast<const __m128i*>(q)));
-    const __m256i w_second = _mm256_cvtepu8_epi16(_mm_load_si128(reinterpret_cast<const __m128i*>(q + 16)));
+    __m128i first, second;
+    unpack_group(nibbles, tops, first, second);
+    const __m256i w_first = _mm256_cvtepu8_epi16(first), w_second = _mm256_cvtepu8_epi16(second);
+#else
+    unpack_group(nibbles, tops, q);
 #endif
     for (int r = 0; r < MB; ++r) {
       const int64_t xg = (row + r) * groups + g;

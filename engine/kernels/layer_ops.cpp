@@ -4,55 +4,7 @@
 #include <ATen/Parallel.h>
 #include <torch/extension.h>
 
-#include <cmath>
-
-#include "vec.h"
-
-namespace {
-
-template <typename T>
-inline float to_float(T x) { return static_cast<float>(x); }
-
-template <typename scalar_t>
-void rms_norm_row(const scalar_t* x, const float* weight, scalar_t* out, int64_t dim, float eps) {
-#ifdef HAVE_VEC
-  if constexpr (vec_loadable<scalar_t>) {
-    if (dim % LANES == 0) {
-      vec squares = vzero();
-      for (int64_t i = 0; i < dim; i += LANES) squares = vfma(vload(x + i), vload(x + i), squares);
-      const vec inv = vbroadcast(1.f / std::sqrt(hsum(squares) / dim + eps));
-      for (int64_t i = 0; i < dim; i += LANES) vstore(out + i, vmul(vmul(vload(x + i), inv), vload(weight + i)));
-      return;
-    }
-  }
-#endif
-  float squares = 0.f;
-#pragma omp simd reduction(+ : squares)
-  for (int64_t i = 0; i < dim; ++i) squares += to_float(x[i]) * to_float(x[i]);
-  const float inv = 1.f / std::sqrt(squares / dim + eps);
-#pragma omp simd
-  for (int64_t i = 0; i < dim; ++i) out[i] = static_cast<scalar_t>(to_float(x[i]) * inv * weight[i]);
-}
-
-template <typename scalar_t>
-void silu_mul_row(const scalar_t* gate, const scalar_t* up, scalar_t* out, int64_t inter) {
-  int64_t i = 0;
-#ifdef HAVE_VEC
-  if constexpr (vec_loadable<scalar_t>) {
-    for (; i + LANES <= inter; i += LANES) {
-      const vec g = vload(gate + i);
-      const vec silu = vdiv(g, vadd(vbroadcast(1.f), vexp(vmul(g, vbroadcast(-1.f)))));
-      vstore(out + i, vmul(silu, vload(up + i)));
-    }
-  }
-#endif
-  for (; i < inter; ++i) {
-    const float g = to_float(gate[i]);
-    out[i] = static_cast<scalar_t>(g / (1.f + std::exp(-g)) * to_float(up[i]));
-  }
-}
-
-}  // namespace
+#include "layer_rows.h"
 
 // x: [..., dim] contiguous -> x / rms(x) * weight (or * (1 + weight), Gemma's unit offset).
 torch::Tensor rms_norm(torch::Tensor x, torch::Tensor weight, double eps, bool unit_offset) {
@@ -77,7 +29,7 @@ torch::Tensor rms_norm(torch::Tensor x, torch::Tensor weight, double eps, bool u
 // x * cos + rotate_half(x) * sin, rotate_half(x) = cat(-x[dim / 2:], x[:dim / 2]).
 torch::Tensor rotary(torch::Tensor x, torch::Tensor cos, torch::Tensor sin) {
   TORCH_CHECK(x.dim() == 3 && x.is_contiguous(), "rotary: x must be contiguous [tokens, heads, dim]");
-  const int64_t tokens = x.size(0), heads = x.size(1), dim = x.size(2), half = dim / 2;
+  const int64_t tokens = x.size(0), heads = x.size(1), dim = x.size(2);
   TORCH_CHECK(dim % 2 == 0 && cos.sizes() == sin.sizes() && cos.numel() == tokens * dim,
               "rotary: cos and sin must be [tokens, 1, dim]");
   const torch::Tensor c = cos.to(torch::kFloat).contiguous(), s = sin.to(torch::kFloat).contiguous();
@@ -88,19 +40,8 @@ torch::Tensor rotary(torch::Tensor x, torch::Tensor cos, torch::Tensor sin) {
     const scalar_t* xp = x.data_ptr<scalar_t>();
     scalar_t* op = out.data_ptr<scalar_t>();
     at::parallel_for(0, tokens, 16, [&](int64_t begin, int64_t end) {
-      for (int64_t t = begin; t < end; ++t) {
-        const float* ct = cp + t * dim;
-        const float* st = sp + t * dim;
-        for (int64_t h = 0; h < heads; ++h) {
-          const scalar_t* xh = xp + (t * heads + h) * dim;
-          scalar_t* oh = op + (t * heads + h) * dim;
-          for (int64_t i = 0; i < half; ++i) {
-            const float a = to_float(xh[i]), b = to_float(xh[i + half]);
-            oh[i] = static_cast<scalar_t>(a * ct[i] - b * st[i]);
-            oh[i + half] = static_cast<scalar_t>(b * ct[i + half] + a * st[i + half]);
-          }
-        }
-      }
+      for (int64_t t = begin; t < end; ++t)
+        rotary_row(xp + t * heads * dim, op + t * heads * dim, heads, dim, cp + t * dim, sp + t * dim);
     });
   });
   return out;

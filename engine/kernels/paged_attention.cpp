@@ -18,6 +18,7 @@
 #include <limits>
 #include <vector>
 
+#include "kernels.h"
 #include "vec.h"
 
 namespace {
@@ -262,6 +263,55 @@ void attend(const scalar_t* q, const scalar_t* k_cache, const scalar_t* v_cache,
 
 }  // namespace
 
+PagedRows paged_rows(const torch::Tensor& block_tables, const torch::Tensor& context_lens,
+                     const torch::Tensor& query_starts) {
+  TORCH_CHECK(block_tables.scalar_type() == torch::kInt32 && context_lens.scalar_type() == torch::kInt32 &&
+                  query_starts.scalar_type() == torch::kInt32, "paged_attention: metadata must be int32");
+  TORCH_CHECK(block_tables.is_contiguous() && block_tables.dim() == 2 && context_lens.is_contiguous() &&
+                  query_starts.is_contiguous() && query_starts.numel() == context_lens.numel() + 1 &&
+                  block_tables.size(0) == context_lens.numel(),
+              "paged_attention: block_tables [n, max_blocks], context_lens [n] and query_starts [n + 1] expected");
+  return {block_tables.data_ptr<int32_t>(), block_tables.size(1), context_lens.data_ptr<int32_t>(),
+          query_starts.data_ptr<int32_t>(), context_lens.numel()};
+}
+
+template <typename scalar_t>
+void paged_attention_rows(scalar_t* out, const scalar_t* q, const scalar_t* k_cache, const scalar_t* v_cache,
+                          const PagedRows& rows, const AttentionShape& shape) {
+  // torch's own thread pool (so torch.set_num_threads holds), items handed out one at a time because
+  // sequences differ in length. An item is a sequence's KV heads, one after another (whole blocks read
+  // once, by the first), where there are sequences enough to share out; else one (sequence, KV head).
+  const int64_t n = rows.sequences, num_kv_heads = shape.num_kv_heads;
+  const int64_t threads = at::get_num_threads();
+  const int64_t heads_per_item = n >= 4 * threads ? num_kv_heads : 1;
+  const int64_t items = n * num_kv_heads / heads_per_item;
+  auto run = shape.head_dim == 64    ? attend<scalar_t, 64>
+             : shape.head_dim == 128 ? attend<scalar_t, 128>
+             : shape.head_dim == 256 ? attend<scalar_t, 256>
+                                     : attend<scalar_t, 0>;
+  std::atomic<int64_t> next{0};
+  at::parallel_for(0, std::min(threads, items), 1, [&](int64_t, int64_t) {
+    thread_local std::vector<float> scores, acc, query, norm;
+    for (int64_t item = next++; item < items; item = next++) {
+      const int64_t i = item * heads_per_item / num_kv_heads, first = item * heads_per_item % num_kv_heads;
+      const int64_t start = rows.query_starts[i];
+      for (int64_t h = first; h < first + heads_per_item; ++h) {
+        const Layout::Prefetch prefetch = heads_per_item > 1 && h == first ? Layout::BLOCK : Layout::HEAD;
+        run(q, k_cache, v_cache, out, rows.block_tables + i * rows.max_blocks, rows.context_lens[i],
+            rows.query_starts[i + 1] - start, start, h, shape.num_heads, num_kv_heads, shape.head_dim,
+            shape.block_size, prefetch, shape.scale, shape.window, shape.chunk, shape.softcap, scores, acc, query, norm);
+      }
+    }
+  });
+}
+
+template void paged_attention_rows(float*, const float*, const float*, const float*, const PagedRows&,
+                                   const AttentionShape&);
+template void paged_attention_rows(c10::BFloat16*, const c10::BFloat16*, const c10::BFloat16*, const c10::BFloat16*,
+                                   const PagedRows&, const AttentionShape&);
+template void paged_attention_rows(c10::Half*, const c10::Half*, const c10::Half*, const c10::Half*, const PagedRows&,
+                                   const AttentionShape&);
+
 // out, q: [tokens, num_heads, head_dim]; caches: [num_blocks, block_size, num_kv_heads, head_dim];
 // block_tables: int32 [n, max_blocks]; context_lens: int32 [n]; query_starts: int32 [n + 1].
 void paged_attention(torch::Tensor out, torch::Tensor q, torch::Tensor k_cache, torch::Tensor v_cache,
@@ -269,45 +319,14 @@ void paged_attention(torch::Tensor out, torch::Tensor q, torch::Tensor k_cache, 
                      double scale, int64_t window, double softcap, int64_t chunk) {
   TORCH_CHECK(q.is_contiguous() && out.is_contiguous() && k_cache.is_contiguous() && v_cache.is_contiguous(),
               "paged_attention: tensors must be contiguous");
-  TORCH_CHECK(block_tables.scalar_type() == torch::kInt32 && context_lens.scalar_type() == torch::kInt32 &&
-                  query_starts.scalar_type() == torch::kInt32, "paged_attention: metadata must be int32");
   TORCH_CHECK(q.scalar_type() == k_cache.scalar_type() && q.scalar_type() == out.scalar_type(),
               "paged_attention: q, cache and out must share a dtype");
-  const int64_t n = context_lens.size(0);
-  const int64_t num_heads = q.size(1), head_dim = q.size(2);
-  const int64_t block_size = k_cache.size(1), num_kv_heads = k_cache.size(2);
-  const int64_t max_blocks = block_tables.size(1);
-  const int32_t* tables = block_tables.data_ptr<int32_t>();
-  const int32_t* lens = context_lens.data_ptr<int32_t>();
-  const int32_t* starts = query_starts.data_ptr<int32_t>();
+  const PagedRows rows = paged_rows(block_tables, context_lens, query_starts);
+  const AttentionShape shape{q.size(1), k_cache.size(2), q.size(2), k_cache.size(1), scale, window,
+                             static_cast<float>(softcap), chunk};
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, q.scalar_type(), "paged_attention", [&] {
-    const scalar_t* qp = q.data_ptr<scalar_t>();
-    const scalar_t* kp = k_cache.data_ptr<scalar_t>();
-    const scalar_t* vp = v_cache.data_ptr<scalar_t>();
-    scalar_t* op = out.data_ptr<scalar_t>();
-    // torch's own thread pool (so torch.set_num_threads holds), items handed out one at a time because
-    // sequences differ in length. An item is a sequence's KV heads, one after another (whole blocks read
-    // once, by the first), where there are sequences enough to share out; else one (sequence, KV head).
-    const int64_t threads = at::get_num_threads();
-    const int64_t heads_per_item = n >= 4 * threads ? num_kv_heads : 1;
-    const int64_t items = n * num_kv_heads / heads_per_item;
-    auto run = head_dim == 64    ? attend<scalar_t, 64>
-               : head_dim == 128 ? attend<scalar_t, 128>
-               : head_dim == 256 ? attend<scalar_t, 256>
-                                 : attend<scalar_t, 0>;
-    std::atomic<int64_t> next{0};
-    at::parallel_for(0, std::min(threads, items), 1, [&](int64_t, int64_t) {
-      std::vector<float> scores, acc, query, norm;
-      for (int64_t item = next++; item < items; item = next++) {
-        const int64_t i = item * heads_per_item / num_kv_heads, first = item * heads_per_item % num_kv_heads;
-        for (int64_t h = first; h < first + heads_per_item; ++h) {
-          const Layout::Prefetch prefetch = heads_per_item > 1 && h == first ? Layout::BLOCK : Layout::HEAD;
-          run(qp, kp, vp, op, tables + i * max_blocks, lens[i], starts[i + 1] - starts[i], starts[i], h, num_heads,
-              num_kv_heads, head_dim, block_size, prefetch, scale, window, chunk, static_cast<float>(softcap), scores,
-              acc, query, norm);
-        }
-      }
-    });
+    paged_attention_rows(out.data_ptr<scalar_t>(), q.data_ptr<scalar_t>(), k_cache.data_ptr<scalar_t>(),
+                         v_cache.data_ptr<scalar_t>(), rows, shape);
   });
 }
 

@@ -9,6 +9,7 @@
 // int8 weights: values [out, in] with one float32 scale per output row.
 // One pass over the weights serves every row of x: a group is unpacked once and multiplied into
 // each row's accumulator.
+#include "kernels.h"
 #include "quant_rows.h"
 
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VNNI__)
@@ -187,25 +188,48 @@ void check_weights(const torch::Tensor& qs, const torch::Tensor& dm) {
               "int4: dm must be contiguous bfloat16 [out, in / 32, 2]");
 }
 
+// rows_times_weights' row_dot for int4 weights of k inputs; `paired` as x was quantized.
+auto int4_row_dot(int64_t k, const uint8_t* qs, const uint16_t* dm, bool paired) {
+  return [=](auto mb, const QuantizedRows& xq, int64_t r, int64_t o, float* y, int64_t stride) {
+    constexpr int MB = decltype(mb)::value;
+    const uint8_t* qo = qs + o * (k / 2);
+    const uint16_t* dmo = dm + o * (k / GROUP) * 2;
+#ifdef HAVE_AVX512_VNNI
+    if (paired) return dot_rows_paired<MB>(xq, r, k, qo, dmo, y, stride);
+#else
+    (void)paired;
+#endif
+    dot_rows<MB>(xq, r, k, qo, dmo, y, stride);
+  };
+}
+
+auto int8_row_dot(int64_t k, const int8_t* values, const float* scales) {
+  return [=](auto mb, const QuantizedRows& xq, int64_t r, int64_t o, float* y, int64_t stride) {
+    dot_rows_int8<decltype(mb)::value>(xq, r, k, values + o * k, scales[o], y, stride);
+  };
+}
+
+bool int4_paired(int64_t k) { return kPairedInt4 && (k / GROUP) % 2 == 0; }
+
 }  // namespace
+
+void int4_linear_rows(const float* x, int64_t rows, int64_t k, const uint8_t* qs, const uint16_t* dm, int64_t n, float* y) {
+  const bool paired = int4_paired(k);
+  rows_times_weights(x, rows, k, n, paired, y, int4_row_dot(k, qs, dm, paired));
+}
+
+void int8_linear_rows(const float* x, int64_t rows, int64_t k, const int8_t* values, const float* scales, int64_t n,
+                      float* y) {
+  rows_times_weights(x, rows, k, n, false, y, int8_row_dot(k, values, scales));
+}
 
 // x: [..., in] (float32 or bfloat16) -> [..., out] in x's dtype.
 torch::Tensor int4_linear(torch::Tensor x, torch::Tensor qs, torch::Tensor dm) {
   check_weights(qs, dm);
-  const int64_t n = qs.size(0), k = qs.size(1) * 2;
-  const uint8_t* qp = qs.data_ptr<uint8_t>();
-  const uint16_t* dmp = reinterpret_cast<const uint16_t*>(dm.data_ptr<at::BFloat16>());
-  const bool paired = kPairedInt4 && (k / GROUP) % 2 == 0;
-  return rows_times_weights(x, n, k, paired, [&](auto mb, const QuantizedRows& xq, int64_t r, int64_t o, float* y,
-                                                 int64_t stride) {
-    constexpr int MB = decltype(mb)::value;
-    const uint8_t* qo = qp + o * (k / 2);
-    const uint16_t* dmo = dmp + o * (k / GROUP) * 2;
-#ifdef HAVE_AVX512_VNNI
-    if (paired) return dot_rows_paired<MB>(xq, r, k, qo, dmo, y, stride);
-#endif
-    dot_rows<MB>(xq, r, k, qo, dmo, y, stride);
-  });
+  const int64_t k = qs.size(1) * 2;
+  const bool paired = int4_paired(k);
+  return rows_times_weights(x, qs.size(0), k, paired, int4_row_dot(k, qs.data_ptr<uint8_t>(),
+                            reinterpret_cast<const uint16_t*>(dm.data_ptr<at::BFloat16>()), paired));
 }
 
 // values: int8 [out, in] (in a multiple of 32), scales: float32 [out] -> x [..., in] times values^T, scaled.
@@ -214,12 +238,8 @@ torch::Tensor int8_linear(torch::Tensor x, torch::Tensor values, torch::Tensor s
                   values.size(1) % GROUP == 0, "int8_linear: values must be contiguous int8 [out, 32 k]");
   TORCH_CHECK(scales.scalar_type() == torch::kFloat && scales.is_contiguous() && scales.numel() == values.size(0),
               "int8_linear: scales must be float32 [out]");
-  const int64_t n = values.size(0), k = values.size(1);
-  const int8_t* wp = values.data_ptr<int8_t>();
-  const float* sp = scales.data_ptr<float>();
-  return rows_times_weights(x, n, k, false, [&](auto mb, const QuantizedRows& xq, int64_t r, int64_t o, float* y, int64_t stride) {
-    dot_rows_int8<decltype(mb)::value>(xq, r, k, wp + o * k, sp[o], y, stride);
-  });
+  return rows_times_weights(x, values.size(0), values.size(1), false,
+                            int8_row_dot(values.size(1), values.data_ptr<int8_t>(), scales.data_ptr<float>()));
 }
 
 // The float32 weights [out, in].

@@ -46,8 +46,11 @@ struct QuantizedRows {
 
 // `paired`: each pair of groups (2p, 2p + 1) of a row laid out as their first halves, then their second
 // halves — the order in which the AVX-512 int4 kernel unpacks two Q4_1 groups (k / 32 must be even).
-QuantizedRows quantize_rows(const float* x, int64_t rows, int64_t k, bool paired = false) {
-  QuantizedRows out{std::vector<int16_t>(rows * k), std::vector<float>(rows * k / GROUP), std::vector<float>(rows * k / GROUP)};
+// `out`'s buffers are reused: a decode step quantizes a few rows of each layer's input.
+void quantize_rows(const float* x, int64_t rows, int64_t k, bool paired, QuantizedRows& out) {
+  out.q.resize(rows * k);
+  out.scale.resize(rows * k / GROUP);
+  out.sum.resize(rows * k / GROUP);
   for (int64_t g = 0; g < rows * k / GROUP; ++g) {
     const float* xg = x + g * GROUP;
     float amax = 0.f, sum = 0.f;
@@ -65,7 +68,6 @@ QuantizedRows quantize_rows(const float* x, int64_t rows, int64_t k, bool paired
     out.scale[g] = scale;
     out.sum[g] = sum;
   }
-  return out;
 }
 #if defined(__AVX2__) && defined(__FMA__)
 inline float hsum(__m256 v) {
@@ -76,29 +78,35 @@ inline float hsum(__m256 v) {
 }
 #endif
 
-// y = x W^T over x's rows (x [..., in] -> y [..., out]), four at a time then the rest:
+// y [rows, n] = x [rows, k] W^T, four rows of x at a time then the rest:
 // row_dot(integral_constant<MB>, xq, first_row, out_index, y, y_stride) fills y[first_row .. + MB, out_index].
 template <typename RowDot>
-torch::Tensor rows_times_weights(const torch::Tensor& x, int64_t n, int64_t k, bool paired, RowDot&& row_dot) {
-  TORCH_CHECK(x.dim() >= 1 && x.size(-1) == k, "x must be [..., ", k, "]");
-  const int64_t rows = x.numel() / k;
-  const torch::Tensor xf = x.to(torch::kFloat).contiguous();
-  const QuantizedRows xq = quantize_rows(xf.data_ptr<float>(), rows, k, paired);
-  std::vector<int64_t> shape = x.sizes().vec();
-  shape.back() = n;
-  torch::Tensor y = torch::empty(shape, xf.options());
-  float* yp = y.data_ptr<float>();
+void rows_times_weights(const float* x, int64_t rows, int64_t k, int64_t n, bool paired, float* y, RowDot&& row_dot) {
+  thread_local QuantizedRows caller_rows;  // the caller's: the workers below read it through this reference
+  QuantizedRows& xq = caller_rows;
+  quantize_rows(x, rows, k, paired, xq);
   at::parallel_for(0, n, 16, [&](int64_t begin, int64_t end) {
     for (int64_t o = begin; o < end; ++o) {
       int64_t r = 0;
-      for (; r + 4 <= rows; r += 4) row_dot(std::integral_constant<int, 4>{}, xq, r, o, yp + r * n + o, n);
+      for (; r + 4 <= rows; r += 4) row_dot(std::integral_constant<int, 4>{}, xq, r, o, y + r * n + o, n);
       switch (rows - r) {
-        case 3: row_dot(std::integral_constant<int, 3>{}, xq, r, o, yp + r * n + o, n); break;
-        case 2: row_dot(std::integral_constant<int, 2>{}, xq, r, o, yp + r * n + o, n); break;
-        case 1: row_dot(std::integral_constant<int, 1>{}, xq, r, o, yp + r * n + o, n); break;
+        case 3: row_dot(std::integral_constant<int, 3>{}, xq, r, o, y + r * n + o, n); break;
+        case 2: row_dot(std::integral_constant<int, 2>{}, xq, r, o, y + r * n + o, n); break;
+        case 1: row_dot(std::integral_constant<int, 1>{}, xq, r, o, y + r * n + o, n); break;
       }
     }
   });
+}
+
+// The same over a tensor: x [..., in] (any float dtype) -> [..., out] in x's dtype.
+template <typename RowDot>
+torch::Tensor rows_times_weights(const torch::Tensor& x, int64_t n, int64_t k, bool paired, RowDot&& row_dot) {
+  TORCH_CHECK(x.dim() >= 1 && x.size(-1) == k, "x must be [..., ", k, "]");
+  const torch::Tensor xf = x.to(torch::kFloat).contiguous();
+  std::vector<int64_t> shape = x.sizes().vec();
+  shape.back() = n;
+  torch::Tensor y = torch::empty(shape, xf.options());
+  rows_times_weights(xf.data_ptr<float>(), x.numel() / k, k, n, paired, y.data_ptr<float>(), row_dot);
   return x.scalar_type() == torch::kFloat ? y : y.to(x.scalar_type());
 }
 

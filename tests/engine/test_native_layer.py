@@ -89,3 +89,25 @@ def test_a_decode_step_of_more_rows_than_the_quantized_kernels_take_runs_the_mod
     llm = LLM(tiny_llama_dir, quantization="int4", kv_cache_bytes=16 << 20, max_num_seqs=64)
     llm.generate([[i + 1, i + 2] for i in range(SMALL_BATCH + 1)], SamplingParams(max_tokens=3, ignore_eos=True))
     assert native_calls and not any(native_calls)  # 33 rows: dequantized float matmuls, as the modules do
+
+
+def test_the_native_layer_refuses_weights_and_slots_it_would_read_or_write_out_of_bounds(tiny_llama_dir):
+    llm = LLM(tiny_llama_dir, quantization="int4", kv_cache_bytes=16 << 20)
+    layer = llm.engine.model.model.layers[0].native
+    head_dim = 64 // layer.num_heads
+    cache = torch.zeros(2, 16, layer.num_kv_heads, head_dim)
+
+    def call(weights=layer.weights, slot=3):
+        return native_ops().decode_layer(
+            torch.randn(1, 64), list(weights), False, torch.ones(1, 1, head_dim), torch.zeros(1, 1, head_dim), cache,
+            cache.clone(), torch.tensor([slot]), torch.tensor([[0]], dtype=torch.int32),
+            torch.tensor([slot + 1], dtype=torch.int32), torch.tensor([0, 1], dtype=torch.int32), layer.num_heads,
+            layer.num_kv_heads, layer.eps, head_dim**-0.5, 0, 0.0, 0)
+
+    assert call().shape == (1, 64) and cache[0, 3].abs().sum() > 0  # a valid call writes its key into the slot
+    with pytest.raises(RuntimeError, match="outside the cache"):
+        call(slot=32)
+    swapped = list(layer.weights)
+    swapped[1:3], swapped[3:5] = swapped[3:5], swapped[1:3]  # q/k/v and o_proj exchanged
+    with pytest.raises(RuntimeError, match="linear layer's weights"):
+        call(weights=swapped)
