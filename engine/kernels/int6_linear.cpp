@@ -147,9 +147,9 @@ void dequantize_rows(const Int6Weights& w, int64_t n, T* out) {
 torch::Tensor int6_linear(torch::Tensor x, torch::Tensor qs, torch::Tensor qh, torch::Tensor scales,
                           torch::Tensor row_scales) {
   const Int6Weights w = check_int6(qs, qh, scales, row_scales);
-  return rows_times_weights(x, qs.size(0), w.k, false, [&](auto mb, const QuantizedRows& xq, int64_t r, int64_t o,
-                                                          float* y, int64_t stride) {
-    dot_rows_int6<decltype(mb)::value>(xq, r, w, o, y, stride);
+  return rows_times_weights(x, qs.size(0), w.k, false, [&](auto mb, auto nb, const QuantizedRows& xq, int64_t r,
+                                                          int64_t o, float* y, int64_t stride) {
+    for (int b = 0; b < decltype(nb)::value; ++b) dot_rows_int6<decltype(mb)::value>(xq, r, w, o + b, y + b, stride);
   });
 }
 

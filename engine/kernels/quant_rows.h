@@ -79,20 +79,35 @@ inline float hsum(__m256 v) {
 #endif
 
 // y [rows, n] = x [rows, k] W^T, four rows of x at a time then the rest:
-// row_dot(integral_constant<MB>, xq, first_row, out_index, y, y_stride) fills y[first_row .. + MB, out_index].
+// row_dot(integral_constant<MB>, integral_constant<NB>, xq, first_row, first_out, y, y_stride) fills
+// y[first_row .. + MB, first_out .. + NB]. With `blocked`, the kernel's loads of x are shared by
+// weight rows: four for one row of x (a decode's), two for two, one for more (MB x NB accumulators).
 template <typename RowDot>
-void rows_times_weights(const float* x, int64_t rows, int64_t k, int64_t n, bool paired, float* y, RowDot&& row_dot) {
+void rows_times_weights(const float* x, int64_t rows, int64_t k, int64_t n, bool paired, float* y, RowDot&& row_dot,
+                        bool blocked = false) {
+  using std::integral_constant;
   thread_local QuantizedRows caller_rows;  // the caller's: the workers below read it through this reference
   QuantizedRows& xq = caller_rows;
   quantize_rows(x, rows, k, paired, xq);
   at::parallel_for(0, n, 16, [&](int64_t begin, int64_t end) {
-    for (int64_t o = begin; o < end; ++o) {
+    for (int64_t o = begin; o < end; o += 4) {
+      const bool four = blocked && o + 4 <= end;
+      const int64_t outs = std::min<int64_t>(4, end - o);
+      const auto each_out = [&](auto mb, int64_t r) {
+        for (int64_t b = 0; b < outs; ++b) row_dot(mb, integral_constant<int, 1>{}, xq, r, o + b, y + r * n + o + b, n);
+      };
       int64_t r = 0;
-      for (; r + 4 <= rows; r += 4) row_dot(std::integral_constant<int, 4>{}, xq, r, o, y + r * n + o, n);
+      for (; r + 4 <= rows; r += 4) each_out(integral_constant<int, 4>{}, r);
       switch (rows - r) {
-        case 3: row_dot(std::integral_constant<int, 3>{}, xq, r, o, y + r * n + o, n); break;
-        case 2: row_dot(std::integral_constant<int, 2>{}, xq, r, o, y + r * n + o, n); break;
-        case 1: row_dot(std::integral_constant<int, 1>{}, xq, r, o, y + r * n + o, n); break;
+        case 3: each_out(integral_constant<int, 3>{}, r); break;
+        case 2:
+          if (!four) each_out(integral_constant<int, 2>{}, r);
+          else for (int b = 0; b < 4; b += 2) row_dot(integral_constant<int, 2>{}, integral_constant<int, 2>{}, xq, r, o + b, y + r * n + o + b, n);
+          break;
+        case 1:
+          if (!four) each_out(integral_constant<int, 1>{}, r);
+          else row_dot(integral_constant<int, 1>{}, integral_constant<int, 4>{}, xq, r, o, y + r * n + o, n);
+          break;
       }
     }
   });
@@ -100,13 +115,14 @@ void rows_times_weights(const float* x, int64_t rows, int64_t k, int64_t n, bool
 
 // The same over a tensor: x [..., in] (any float dtype) -> [..., out] in x's dtype.
 template <typename RowDot>
-torch::Tensor rows_times_weights(const torch::Tensor& x, int64_t n, int64_t k, bool paired, RowDot&& row_dot) {
+torch::Tensor rows_times_weights(const torch::Tensor& x, int64_t n, int64_t k, bool paired, RowDot&& row_dot,
+                                 bool blocked = false) {
   TORCH_CHECK(x.dim() >= 1 && x.size(-1) == k, "x must be [..., ", k, "]");
   const torch::Tensor xf = x.to(torch::kFloat).contiguous();
   std::vector<int64_t> shape = x.sizes().vec();
   shape.back() = n;
   torch::Tensor y = torch::empty(shape, xf.options());
-  rows_times_weights(xf.data_ptr<float>(), x.numel() / k, k, n, paired, y.data_ptr<float>(), row_dot);
+  rows_times_weights(xf.data_ptr<float>(), x.numel() / k, k, n, paired, y.data_ptr<float>(), row_dot, blocked);
   return x.scalar_type() == torch::kFloat ? y : y.to(x.scalar_type());
 }
 

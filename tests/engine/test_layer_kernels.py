@@ -37,14 +37,16 @@ def relative_error(got: torch.Tensor, expected: torch.Tensor) -> float:
 # groups of 32 inputs: 8 (the AVX-512 kernel takes two at a time, sixteen scales at a time), 18 (sixteen, then a
 # remainder) and 3 (an odd count: the two-group step cannot pair them, the one-group kernel runs)
 @pytest.mark.parametrize("in_features", [256, 576, 96])
-def test_the_int4_kernel_multiplies_q4_1_weights(dtype, rows, in_features):
-    linear = q4_1_linear(96, in_features)
+# weight rows four at a time where the rows of x are one or two (AVX2), and 90: a thread's run ends mid-four
+@pytest.mark.parametrize("out_features", [96, 90])
+def test_the_int4_kernel_multiplies_q4_1_weights(dtype, rows, in_features, out_features):
+    linear = q4_1_linear(out_features, in_features)
     layer = Int4Linear(linear)
     x = torch.randn(rows, in_features).to(dtype)
     with torch.inference_mode():
         got = layer(x)
         exact = F.linear(x.float(), linear.weight)
-    assert got.dtype == dtype and got.shape == (rows, 96)
+    assert got.dtype == dtype and got.shape == (rows, out_features)
     # activations quantized to int16 per group of 32: ~1e-5; a bfloat16 output is rounded (2^-9)
     assert relative_error(got, exact) < (1e-4 if dtype == torch.float32 else 4e-3)
     assert relative_error(got, exact) > 0  # the kernel really ran (the dequantized matmul is exact)
