@@ -36,7 +36,7 @@ struct Linear {
 };
 
 // A float32 vector's data, converted from another dtype where it must be.
-torch::Tensor floats(const torch::Tensor& t) { return t.scalar_type() == torch::kFloat ? t.contiguous() : t.to(torch::kFloat).contiguous(); }
+torch::Tensor floats(const torch::Tensor& t) { return t.to(torch::kFloat).contiguous(); }
 
 template <typename scalar_t>
 struct Step {
@@ -124,15 +124,18 @@ torch::Tensor decode_layer(torch::Tensor hidden, at::TensorList weights, bool in
                              {weights[6], weights[7], int8, 2 * inter, dim},
                              {weights[8], weights[9], int8, dim, inter}};
   TORCH_CHECK(weights[0].numel() == dim && weights[5].numel() == dim, "decode_layer: norm weights must be [", dim, "]");
-  TORCH_CHECK(cos.numel() == t * head_dim && sin.numel() == t * head_dim, "decode_layer: cos and sin must be [tokens, 1, head_dim]");
+  TORCH_CHECK(cos.numel() == t * head_dim && sin.numel() == t * head_dim,
+              "decode_layer: cos and sin must be [tokens, 1, head_dim]");
   TORCH_CHECK(slots.scalar_type() == torch::kLong && slots.is_contiguous() && slots.numel() == t,
               "decode_layer: slots must be int64 [tokens]");
   const int64_t* slot = slots.data_ptr<int64_t>();
   const int64_t cache_rows = k_cache.size(0) * k_cache.size(1);
-  for (int64_t r = 0; r < t; ++r) TORCH_CHECK(slot[r] >= 0 && slot[r] < cache_rows, "decode_layer: slot ", slot[r], " outside the cache");
+  for (int64_t r = 0; r < t; ++r)
+    TORCH_CHECK(slot[r] >= 0 && slot[r] < cache_rows, "decode_layer: slot ", slot[r], " outside the cache");
   const PagedRows rows = paged_rows(block_tables, context_lens, query_starts);
   TORCH_CHECK(rows.sequences == 0 || rows.query_starts[rows.sequences] == t, "decode_layer: query_starts must end at ", t);
-  const AttentionShape shape{num_heads, num_kv_heads, head_dim, k_cache.size(1), scale, window, static_cast<float>(softcap), chunk};
+  const AttentionShape shape{num_heads, num_kv_heads, head_dim, k_cache.size(1), scale, window,
+                             static_cast<float>(softcap), chunk};
   const torch::Tensor norm1 = floats(weights[0]), norm2 = floats(weights[5]), c = floats(cos), s = floats(sin);
   torch::Tensor out = torch::empty_like(hidden);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, dtype, "decode_layer", [&] {

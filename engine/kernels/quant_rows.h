@@ -102,7 +102,9 @@ void rows_times_weights(const float* x, int64_t rows, int64_t k, int64_t n, bool
         case 3: each_out(integral_constant<int, 3>{}, r); break;
         case 2:
           if (!four) each_out(integral_constant<int, 2>{}, r);
-          else for (int b = 0; b < 4; b += 2) row_dot(integral_constant<int, 2>{}, integral_constant<int, 2>{}, xq, r, o + b, y + r * n + o + b, n);
+          else
+            for (int b = 0; b < 4; b += 2)
+              row_dot(integral_constant<int, 2>{}, integral_constant<int, 2>{}, xq, r, o + b, y + r * n + o + b, n);
           break;
         case 1:
           if (!four) each_out(integral_constant<int, 1>{}, r);
