@@ -53,7 +53,6 @@ void silu_mul_row(const scalar_t* gate, const scalar_t* up, scalar_t* out, int64
   }
 }
 
-
 // One token's heads, x [heads, dim] -> out (x itself allowed): x * cos + rotate_half(x) * sin,
 // rotate_half(x) = cat(-x[dim / 2:], x[:dim / 2]); cos, sin: the token's [dim].
 template <typename scalar_t>
