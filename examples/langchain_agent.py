@@ -5,7 +5,6 @@ LangChain retriever. Needs `pip install 'agentforge[langchain]'`.
     python examples/langchain_agent.py
 """
 
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -37,7 +36,7 @@ for token in chain.stream({"animal": "octopuses"}):
     print(token, end="", flush=True)
 print()
 
-kb = KnowledgeBase("agentforge-docs", path=Path(tempfile.mkdtemp()) / "kb")
+kb = KnowledgeBase("agentforge-docs")  # the demo's knowledge base: only changed files are embedded again
 kb.ingest(Path(__file__).resolve().parents[1] / "docs", patterns=["*.md"])
 retriever = AgentForgeRetriever(retriever=kb.as_retriever(k=2))
 for doc in retriever.invoke("How do I resume a graph after an interrupt?"):

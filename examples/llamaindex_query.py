@@ -5,7 +5,6 @@ vector store. Needs `pip install 'agentforge[llamaindex]'`.
     python examples/llamaindex_query.py
 """
 
-import tempfile
 from pathlib import Path
 
 from llama_index.core import VectorStoreIndex
@@ -20,7 +19,7 @@ from agentforge.integrations.llamaindex import (
 )
 from agentforge.rag import KnowledgeBase
 
-kb = KnowledgeBase("agentforge-docs", path=Path(tempfile.mkdtemp()) / "kb")
+kb = KnowledgeBase("agentforge-docs")  # the demo's knowledge base: only changed files are embedded again
 kb.ingest(Path(__file__).resolve().parents[1] / "docs", patterns=["*.md"])
 
 llm = AgentForgeLLM(model=EngineChatModel("smollm2-135m", max_tokens=96, repetition_penalty=1.2))

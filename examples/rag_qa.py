@@ -1,17 +1,17 @@
-"""A knowledge base over AgentForge's own docs: ingest (again: nothing re-embedded), search three
-ways, then a cited answer from the RAG graph on the embedded model.
+"""A knowledge base over AgentForge's own docs (the one `agentforge demo` searches, kept in the user's
+data directory): ingest (again: nothing re-embedded), search three ways, then a cited answer from
+the RAG graph on the embedded model.
 
     python examples/rag_qa.py
 """
 
-import tempfile
 from pathlib import Path
 
 from agentforge.agents import EngineChatModel
 from agentforge.rag import KnowledgeBase, create_rag_graph
 
 docs = Path(__file__).resolve().parents[1] / "docs"
-kb = KnowledgeBase("agentforge-docs", path=Path(tempfile.mkdtemp()) / "kb")
+kb = KnowledgeBase("agentforge-docs")
 print(kb.ingest(docs, patterns=["**/*.md"]))
 print(kb.ingest(docs, patterns=["**/*.md"]))  # unchanged files: skipped unread
 
