@@ -24,7 +24,7 @@ from .lora import fingerprint
 from .model_runner import ModelRunner, kv_bytes_per_token
 from .native_layer import enable_native_layers
 from .outputs import Prompt, Request, request_output
-from .packed import can_pack, pack_model
+from .packed import linear_kernel, pack_model
 from .protocol import ChatMessage, ChatOptions, RequestOutput, SamplingParams
 from .quant import quantize_model
 from .registry import DEFAULT_MODEL, resolve_model
@@ -81,7 +81,7 @@ class LLMEngine(LiveWeights):
             quantize_model(self.model, self.config.quantization, self.config.torch_dtype)
             enable_native_layers(self.model)
         else:
-            pack_model(self.model, pack=can_pack(self.config.torch_dtype))
+            pack_model(self.model, linear_kernel(self.config.torch_dtype))
         self.eos_token_ids = loaded.eos_token_ids
         self.images = loaded.images
         self.image_policy = ImagePolicy(tuple(Path(d) for d in self.config.image_dirs), self.config.allow_remote_images,

@@ -1,14 +1,15 @@
-"""Stacked and prepacked linear layers (`engine/packed.py`): the same outputs as the plain layers, the
-parameters (names, storage) unchanged, and the packed copies laid out again when weights change."""
+"""Stacked, oneDNN and prepacked linear layers (`engine/packed.py`): the same outputs as the plain layers,
+the parameters (names, storage) unchanged, and the packed copies laid out again when weights change."""
 
 import pytest
 import torch
 import torch.nn.functional as F
 
 from agentforge.engine import LLM, SamplingParams
-from agentforge.engine.packed import PACKED_ROWS, PackedLinear, can_pack, pack_model
+from agentforge.engine.packed import PACKED_ROWS, PackedLinear, linear_kernel, pack_model
 
-needs_packing = pytest.mark.skipif(not can_pack(torch.bfloat16), reason="no native bfloat16 matmuls on this CPU")
+needs_packing = pytest.mark.skipif(linear_kernel(torch.bfloat16) != "prepacked",
+                                   reason="no native bfloat16 matmuls on this CPU")
 
 
 def tiny_model(dtype: torch.dtype, bias: bool = False):
@@ -23,21 +24,25 @@ def tiny_model(dtype: torch.dtype, bias: bool = False):
     return ARCHITECTURES["LlamaForCausalLM"](config).to(dtype).eval()
 
 
-@pytest.mark.parametrize("pack", [False, pytest.param(True, marks=needs_packing)])
+@pytest.mark.parametrize("kernel", ["linear", "onednn", pytest.param("prepacked", marks=needs_packing)])
 @pytest.mark.parametrize("bias", [False, True])
-def test_stacked_and_packed_layers_compute_what_the_plain_layers_do(pack, bias):
-    dtype = torch.bfloat16 if pack else torch.float32
+def test_stacked_and_packed_layers_compute_what_the_plain_layers_do(kernel, bias):
+    dtype = torch.bfloat16 if kernel == "prepacked" else torch.float32
     plain, packed = tiny_model(dtype, bias), tiny_model(dtype, bias)
     names = [name for name, _ in packed.named_parameters()]
-    pack_model(packed, pack)
+    pack_model(packed, kernel)
     assert [name for name, _ in packed.named_parameters()] == names  # adapters and weight loading find them
     attn, mlp = packed.model.layers[0].self_attn, packed.model.layers[0].mlp
     assert attn.k_proj.weight.untyped_storage().data_ptr() == attn.qkv_proj.weight.untyped_storage().data_ptr()
-    assert isinstance(packed.lm_head, PackedLinear) == pack and (attn.qkv_proj.packed is not None) == pack
+    assert isinstance(packed.lm_head, PackedLinear) == (kernel != "linear")
+    assert (attn.qkv_proj.packed is not None) == (kernel == "prepacked")
+
     def same(a: torch.Tensor, b: torch.Tensor) -> bool:
-        # stacked: each output row is the same dot product; packed: oneDNN's kernel for the packed layout may
-        # sum in another order (the same on this machine's AMX; allow a bfloat16 ulp elsewhere)
-        return torch.equal(a, b) if not pack else torch.allclose(a, b, rtol=8e-3, atol=1e-3)
+        # stacked: each output row is the same dot product; oneDNN's kernels may sum in another order (for
+        # the packed layout the same on this machine's AMX; allow a bfloat16 ulp elsewhere)
+        if kernel == "linear":
+            return torch.equal(a, b)
+        return torch.allclose(a, b, rtol=8e-3, atol=1e-3) if kernel == "prepacked" else torch.allclose(a, b, atol=1e-5)
 
     with torch.inference_mode():
         for rows in (3, PACKED_ROWS + 5):  # the packed weights, and F.linear for a long prompt chunk
