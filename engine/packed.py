@@ -89,12 +89,18 @@ def _packed(linear: nn.Module, kernel: str) -> nn.Module:
 def pack_model(model: nn.Module, kernel: str) -> nn.Module:
     """Stack q/k/v and gate/up into one layer each, in place; with a `kernel` other than "linear" (see
     `linear_kernel`), run them and every other attention and MLP projection and the LM head through it."""
+    # the parts run alone in a step where an adapter hooks them: through oneDNN too, whose sums for a part's
+    # outputs are the stacked layer's, so a row's result does not depend on its batch (the prepacked
+    # kernel would need a packed copy of each part: those parts keep `F.linear`)
+    parts_kernel = "onednn" if kernel == "onednn" else "linear"
     for module in model.get_submodule("model.layers").modules():
         if isinstance(module, Attention) and all(type(p) is nn.Linear for p in (module.q_proj, module.k_proj, module.v_proj)):
             module.qkv_proj = _stacked([module.q_proj, module.k_proj, module.v_proj], kernel)
+            module.q_proj, module.k_proj, module.v_proj = (_packed(p, parts_kernel) for p in (module.q_proj, module.k_proj, module.v_proj))
             module.o_proj = _packed(module.o_proj, kernel)
         elif isinstance(module, MLP) and all(type(p) is nn.Linear for p in (module.gate_proj, module.up_proj)):
             module.gate_up_proj = _stacked([module.gate_proj, module.up_proj], kernel)
+            module.gate_proj, module.up_proj = (_packed(p, parts_kernel) for p in (module.gate_proj, module.up_proj))
             module.down_proj = _packed(module.down_proj, kernel)
     model.lm_head = _packed(model.lm_head, kernel)
     return model
