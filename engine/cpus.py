@@ -26,6 +26,17 @@ from pathlib import Path
 import torch
 
 
+@cache
+def cpu_field(name: str) -> str:
+    """A field of the first CPU in /proc/cpuinfo ("vendor_id", "model name", "flags"), "" where there is
+    none: what the engine picks its kernels by (instruction sets, the vendor's math library quirks)."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return ""
+    return next((value.strip() for key, _, value in (line.partition(":") for line in lines) if key.strip() == name), "")
+
+
 def _cgroup_quota() -> float | None:
     """CPUs allowed by the cgroup (v2 `cpu.max`, else v1 `cpu.cfs_quota_us`), None when unlimited."""
     v2 = Path("/sys/fs/cgroup/cpu.max")

@@ -16,13 +16,11 @@ weights change in place."""
 
 from __future__ import annotations
 
-from functools import cache
-from pathlib import Path
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .cpus import cpu_field
 from .kernels import native_bfloat16
 from .layers import MLP, Attention, stack_parts
 
@@ -37,15 +35,7 @@ def linear_kernel(dtype: torch.dtype) -> str:
         return "linear"
     if dtype == torch.bfloat16 and native_bfloat16():
         return "prepacked"
-    return "onednn" if dtype == torch.float32 and _amd_cpu() else "linear"
-
-
-@cache
-def _amd_cpu() -> bool:
-    try:
-        return "AuthenticAMD" in Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
+    return "onednn" if dtype == torch.float32 and cpu_field("vendor_id") == "AuthenticAMD" else "linear"
 
 
 class PackedLinear(nn.Module):

@@ -14,7 +14,7 @@ import torch
 import uvicorn
 
 from agentforge.engine import LLM, AsyncLLM, load_tokenizer, resolve_model
-from agentforge.engine.cpus import cap_torch_threads, usable_cpus
+from agentforge.engine.cpus import cap_torch_threads, cpu_field, usable_cpus
 from agentforge.server import ServerConfig
 
 
@@ -24,11 +24,7 @@ def pytest_configure(config):
 
 def pytest_report_header(config):
     """The CPU the suite ran on: its timings only compare on the same one (AVX2-only, AVX-512, AMX)."""
-    from pathlib import Path
-
-    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    model = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "?")
-    flags = next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), [])
+    model, flags = cpu_field("model name") or "?", cpu_field("flags").split()
     isa = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags]
     return (f"cpu: {model}, {os.cpu_count()} cpus, {usable_cpus()} usable, torch threads {torch.get_num_threads()}, "
             f"{' '.join(isa) or 'no avx2'}")

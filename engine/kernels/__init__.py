@@ -19,6 +19,8 @@ from pathlib import Path
 
 import torch
 
+from ..cpus import cpu_field
+
 log = logging.getLogger(__name__)
 
 _SOURCES = [Path(__file__).with_name(name) for name in ("paged_attention.cpp", "quant_linear.cpp", "int6_linear.cpp", "layer_ops.cpp", "decode_layer.cpp")]
@@ -26,17 +28,13 @@ _HEADERS = [Path(__file__).with_name(name) for name in ("vec.h", "quant_rows.h",
 
 
 def _cpu_fingerprint() -> str:
-    try:
-        flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags"))
-    except (OSError, StopIteration):
-        flags = platform.processor()
-    return flags
+    return cpu_field("flags") or platform.processor()
 
 
 @cache
 def native_bfloat16() -> bool:
     """Whether the CPU multiplies bfloat16 natively (AVX512-BF16 or AMX); elsewhere it is emulated."""
-    return any(f" {flag}" in _cpu_fingerprint() for flag in ("avx512_bf16", "amx_bf16"))
+    return not {"avx512_bf16", "amx_bf16"}.isdisjoint(cpu_field("flags").split())
 
 
 @cache

@@ -72,12 +72,12 @@ inline void for_each_run(const scalar_t* cache, const int32_t* block_table, int6
 }
 
 #ifdef HAVE_VEC
-// s[i] = e^(s[i] - max s) for i < n; returns 1 / Σ s[i].
-inline float softmax_unnormalized(float* s, int64_t n) {
+// s[i] = e^(s[i] - peak) for i < n, peak = max s; returns Σ s[i].
+inline float softmax_unnormalized(float* s, int64_t n, float& peak) {
   vec peak_v = vbroadcast(-std::numeric_limits<float>::infinity());
   int64_t i = 0;
   for (; i + LANES <= n; i += LANES) peak_v = vmax(peak_v, vload(s + i));
-  float peak = hmax(peak_v);
+  peak = hmax(peak_v);
   for (int64_t t = i; t < n; ++t) peak = std::max(peak, s[t]);
   vec sum_v = vzero();
   for (i = 0; i + LANES <= n; i += LANES) {
@@ -87,11 +87,11 @@ inline float softmax_unnormalized(float* s, int64_t n) {
   }
   float sum = hsum(sum_v);
   for (; i < n; ++i) sum += s[i] = std::exp(s[i] - peak);
-  return 1.f / sum;
+  return sum;
 }
 #else
-inline float softmax_unnormalized(float* s, int64_t n) {
-  float peak = -std::numeric_limits<float>::infinity();
+inline float softmax_unnormalized(float* s, int64_t n, float& peak) {
+  peak = -std::numeric_limits<float>::infinity();
   for (int64_t i = 0; i < n; ++i) peak = std::max(peak, s[i]);
   float sum = 0.f;
 #pragma omp simd reduction(+ : sum)
@@ -99,7 +99,7 @@ inline float softmax_unnormalized(float* s, int64_t n) {
     s[i] = std::exp(s[i] - peak);
     sum += s[i];
   }
-  return 1.f / sum;
+  return sum;
 }
 #endif
 
@@ -212,13 +212,22 @@ void weigh_values(const float* probs, int64_t group, const scalar_t* v_cache, co
 }
 #endif
 
+// A part of a sequence's keys: positions [lo, hi). Where a sequence's keys come in several parts, each
+// part's pass leaves its unnormalized results here — per query row and head, the weighted values, the
+// peak score and the sum of e^(score - peak) — and merge_parts combines them.
+struct Partial {
+  float *acc, *peak, *sum;  // [rows, num_heads, head_dim], [rows, num_heads], [rows, num_heads]
+};
+
 // HEAD_DIM > 0: a head size the vector passes take (a multiple of the vector width); 0 reads it at run
-// time and takes the plain loops.
+// time and takes the plain loops. Keys at positions [lo, hi) only; with `partial`, the part's unnormalized
+// results go there (rows counted from first_row) instead of the normalized output into `out`.
 template <typename scalar_t, int HEAD_DIM>
 void attend(const scalar_t* q, const scalar_t* k_cache, const scalar_t* v_cache, scalar_t* out,
             const int32_t* block_table, int64_t context_len, int64_t q_len, int64_t first_row,
             int64_t kv_head, int64_t num_heads, int64_t num_kv_heads, int64_t runtime_head_dim,
             int64_t block_size, Layout::Prefetch prefetch, double scale, int64_t window, int64_t chunk, float softcap,
+            int64_t lo, int64_t hi, const Partial* partial,
             std::vector<float>& scores, std::vector<float>& acc, std::vector<float>& query, std::vector<float>& norm) {
   const int64_t head_dim = HEAD_DIM > 0 ? HEAD_DIM : runtime_head_dim;
   const int64_t group = num_heads / num_kv_heads;
@@ -226,12 +235,20 @@ void attend(const scalar_t* q, const scalar_t* k_cache, const scalar_t* v_cache,
   scores.resize(group * context_len);
   acc.resize(group * head_dim);
   query.resize(group * head_dim);
-  norm.resize(group);
+  norm.resize(2 * group);  // each head's sum, then its peak
   for (int64_t j = 0; j < q_len; ++j) {
     const int64_t row = first_row + j;
     const int64_t pos = context_len - q_len + j;
-    const int64_t begin = std::max<int64_t>(window > 0 ? pos - window + 1 : 0, chunk > 0 ? pos / chunk * chunk : 0);
-    const int64_t end = pos + 1;
+    const int64_t begin = std::max({window > 0 ? pos - window + 1 : 0, chunk > 0 ? pos / chunk * chunk : 0, lo});
+    const int64_t end = std::min(pos + 1, hi);
+    if (begin >= end) {  // only a part's rows can see none of its keys
+      for (int64_t g = 0; g < group; ++g) {
+        const int64_t at_head = j * num_heads + kv_head * group + g;
+        partial->peak[at_head] = -std::numeric_limits<float>::infinity(), partial->sum[at_head] = 0.f;
+        std::fill_n(partial->acc + at_head * head_dim, head_dim, 0.f);
+      }
+      continue;
+    }
     for (int64_t g = 0; g < group; ++g) {
       const scalar_t* qh = q + (row * num_heads + kv_head * group + g) * head_dim;
       for (int64_t d = 0; d < head_dim; ++d) query[g * head_dim + d] = to_float(qh[d]) * static_cast<float>(scale);
@@ -246,7 +263,7 @@ void attend(const scalar_t* q, const scalar_t* k_cache, const scalar_t* v_cache,
       float* sg = scores.data() + g * context_len;
       if (softcap > 0.f)
         for (int64_t t = begin; t < end; ++t) sg[t] = softcap * std::tanh(sg[t] / softcap);
-      norm[g] = softmax_unnormalized(sg + begin, end - begin);
+      norm[g] = softmax_unnormalized(sg + begin, end - begin, norm[group + g]);
     }
 #ifdef HAVE_VEC
     if constexpr (HEAD_DIM > 0 && vec_loadable<scalar_t>)
@@ -255,9 +272,49 @@ void attend(const scalar_t* q, const scalar_t* k_cache, const scalar_t* v_cache,
 #endif
       weigh_values_scalar(scores.data(), group, head_dim, v_cache, block_table, begin, end, at, acc.data(), context_len);
     for (int64_t g = 0; g < group; ++g) {
+      if (partial) {
+        const int64_t at_head = j * num_heads + kv_head * group + g;
+        partial->sum[at_head] = norm[g], partial->peak[at_head] = norm[group + g];
+        std::copy_n(acc.data() + g * head_dim, head_dim, partial->acc + at_head * head_dim);
+        continue;
+      }
+      const float inverse = 1.f / norm[g];
       scalar_t* o = out + (row * num_heads + kv_head * group + g) * head_dim;
-      for (int64_t d = 0; d < head_dim; ++d) o[d] = static_cast<scalar_t>(acc[g * head_dim + d] * norm[g]);
+      for (int64_t d = 0; d < head_dim; ++d) o[d] = static_cast<scalar_t>(acc[g * head_dim + d] * inverse);
     }
+  }
+}
+
+// A sequence's keys are split into parts of PART positions, each part a work item of its own, so that even
+// one sequence's attention is shared by the threads (one SmolLM2 stream has three KV heads for two
+// threads: one thread did two of them while the other waited). The split depends on the sequence's own
+// length only, so its result does not depend on the batch it is in.
+constexpr int64_t PART = 256;
+
+inline int64_t parts_of(int64_t context_len) { return std::max<int64_t>(1, (context_len + PART - 1) / PART); }
+
+// out for query rows [first_row, first_row + q_len) of a split sequence: each head's parts combined, in
+// part order — Σ_p e^(peak_p - peak) acc_p / Σ_p e^(peak_p - peak) sum_p.
+template <typename scalar_t>
+void merge_parts(scalar_t* out, const Partial& partial, int64_t parts, int64_t q_len, int64_t first_row, int64_t num_heads,
+                 int64_t head_dim) {
+  const int64_t part_rows = q_len * num_heads;  // a part's (row, head) entries
+  std::vector<float> total(head_dim);
+  for (int64_t e = 0; e < part_rows; ++e) {
+    float peak = -std::numeric_limits<float>::infinity();
+    for (int64_t p = 0; p < parts; ++p) peak = std::max(peak, partial.peak[p * part_rows + e]);
+    float sum = 0.f;
+    std::fill(total.begin(), total.end(), 0.f);
+    for (int64_t p = 0; p < parts; ++p) {
+      const int64_t at_part = p * part_rows + e;
+      if (partial.sum[at_part] == 0.f) continue;
+      const float weight = std::exp(partial.peak[at_part] - peak);
+      sum += weight * partial.sum[at_part];
+      const float* a = partial.acc + at_part * head_dim;
+      for (int64_t d = 0; d < head_dim; ++d) total[d] += weight * a[d];
+    }
+    scalar_t* o = out + (first_row * num_heads + e) * head_dim;
+    for (int64_t d = 0; d < head_dim; ++d) o[d] = static_cast<scalar_t>(total[d] / sum);
   }
 }
 
@@ -279,12 +336,34 @@ template <typename scalar_t>
 void paged_attention_rows(scalar_t* out, const scalar_t* q, const scalar_t* k_cache, const scalar_t* v_cache,
                           const PagedRows& rows, const AttentionShape& shape) {
   // torch's own thread pool (so torch.set_num_threads holds), items handed out one at a time because
-  // sequences differ in length. An item is a sequence's KV heads, one after another (whole blocks read
-  // once, by the first), where there are sequences enough to share out; else one (sequence, KV head).
-  const int64_t n = rows.sequences, num_kv_heads = shape.num_kv_heads;
+  // sequences differ in length. An item is a part of a sequence's keys (parts_of) for its KV heads, one
+  // after another (whole blocks read once, by the first), where there are parts enough to share out; else
+  // for one KV head.
+  const int64_t n = rows.sequences, num_kv_heads = shape.num_kv_heads, num_heads = shape.num_heads;
   const int64_t threads = at::get_num_threads();
-  const int64_t heads_per_item = n >= 4 * threads ? num_kv_heads : 1;
-  const int64_t items = n * num_kv_heads / heads_per_item;
+  struct Item {
+    int64_t sequence, part;
+  };
+  struct Buffers {  // the caller's, kept from call to call: the workers read them through the references below
+    std::vector<Item> parts;
+    std::vector<int64_t> partial_start;  // where each split sequence's entries begin
+    std::vector<float> partial_acc, partial_peak, partial_sum;
+  };
+  thread_local Buffers caller;
+  std::vector<Item>& parts = caller.parts;
+  std::vector<int64_t>& partial_start = caller.partial_start;
+  std::vector<float>&partial_acc = caller.partial_acc, &partial_peak = caller.partial_peak, &partial_sum = caller.partial_sum;
+  parts.clear();
+  partial_start.assign(n + 1, 0);
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t count = parts_of(rows.context_lens[i]), q_len = rows.query_starts[i + 1] - rows.query_starts[i];
+    for (int64_t p = 0; p < count; ++p) parts.push_back({i, p});
+    partial_start[i + 1] = partial_start[i] + (count > 1 ? count * q_len * num_heads : 0);
+  }
+  partial_acc.resize(partial_start[n] * shape.head_dim), partial_peak.resize(partial_start[n]);
+  partial_sum.resize(partial_start[n]);
+  const int64_t heads_per_item = static_cast<int64_t>(parts.size()) >= 4 * threads ? num_kv_heads : 1;
+  const int64_t items = static_cast<int64_t>(parts.size()) * num_kv_heads / heads_per_item;
   auto run = shape.head_dim == 64    ? attend<scalar_t, 64>
              : shape.head_dim == 128 ? attend<scalar_t, 128>
              : shape.head_dim == 256 ? attend<scalar_t, 256>
@@ -293,16 +372,28 @@ void paged_attention_rows(scalar_t* out, const scalar_t* q, const scalar_t* k_ca
   at::parallel_for(0, std::min(threads, items), 1, [&](int64_t, int64_t) {
     thread_local std::vector<float> scores, acc, query, norm;
     for (int64_t item = next++; item < items; item = next++) {
-      const int64_t i = item * heads_per_item / num_kv_heads, first = item * heads_per_item % num_kv_heads;
-      const int64_t start = rows.query_starts[i];
+      const Item part = parts[item * heads_per_item / num_kv_heads];
+      const int64_t i = part.sequence, first = item * heads_per_item % num_kv_heads;
+      const int64_t start = rows.query_starts[i], q_len = rows.query_starts[i + 1] - start;
+      const bool split = partial_start[i + 1] > partial_start[i];
+      const int64_t entry = partial_start[i] + part.part * q_len * num_heads;
+      const Partial partial{partial_acc.data() + entry * shape.head_dim, partial_peak.data() + entry,
+                            partial_sum.data() + entry};
       for (int64_t h = first; h < first + heads_per_item; ++h) {
         const Layout::Prefetch prefetch = heads_per_item > 1 && h == first ? Layout::BLOCK : Layout::HEAD;
-        run(q, k_cache, v_cache, out, rows.block_tables + i * rows.max_blocks, rows.context_lens[i],
-            rows.query_starts[i + 1] - start, start, h, shape.num_heads, num_kv_heads, shape.head_dim,
-            shape.block_size, prefetch, shape.scale, shape.window, shape.chunk, shape.softcap, scores, acc, query, norm);
+        run(q, k_cache, v_cache, out, rows.block_tables + i * rows.max_blocks, rows.context_lens[i], q_len, start, h,
+            num_heads, num_kv_heads, shape.head_dim, shape.block_size, prefetch, shape.scale, shape.window, shape.chunk,
+            shape.softcap, part.part * PART, (part.part + 1) * PART, split ? &partial : nullptr, scores, acc, query, norm);
       }
     }
   });
+  for (int64_t i = 0; i < n; ++i) {
+    if (partial_start[i + 1] == partial_start[i]) continue;
+    const int64_t entry = partial_start[i];
+    merge_parts(out, Partial{partial_acc.data() + entry * shape.head_dim, partial_peak.data() + entry, partial_sum.data() + entry},
+                parts_of(rows.context_lens[i]), rows.query_starts[i + 1] - rows.query_starts[i], rows.query_starts[i],
+                num_heads, shape.head_dim);
+  }
 }
 
 template void paged_attention_rows(float*, const float*, const float*, const float*, const PagedRows&,
