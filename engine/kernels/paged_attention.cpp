@@ -285,13 +285,16 @@ void attend(const scalar_t* q, const scalar_t* k_cache, const scalar_t* v_cache,
   }
 }
 
-// A sequence's keys are split into parts of PART positions, each part a work item of its own, so that even
-// one sequence's attention is shared by the threads (one SmolLM2 stream has three KV heads for two
-// threads: one thread did two of them while the other waited). The split depends on the sequence's own
-// length only, so its result does not depend on the batch it is in.
+// Where a step has fewer (sequence, KV head) pairs than twice the threads, a sequence's keys are split into
+// parts of PART positions, each part a work item of its own, so that even one sequence's attention is shared
+// by the threads (one SmolLM2 stream has three KV heads for two threads: one thread did two of them while the
+// other waited). Larger batches share out without it, and split they ran a few percent slower (the partial
+// results written and merged). A split sequence's output differs from the unsplit one in the last bits.
 constexpr int64_t PART = 256;
 
-inline int64_t parts_of(int64_t context_len) { return std::max<int64_t>(1, (context_len + PART - 1) / PART); }
+inline int64_t parts_of(int64_t context_len, bool split) {
+  return split ? std::max<int64_t>(1, (context_len + PART - 1) / PART) : 1;
+}
 
 // out for query rows [first_row, first_row + q_len) of a split sequence: each head's parts combined, in
 // part order — Σ_p e^(peak_p - peak) acc_p / Σ_p e^(peak_p - peak) sum_p.
@@ -336,7 +339,7 @@ template <typename scalar_t>
 void paged_attention_rows(scalar_t* out, const scalar_t* q, const scalar_t* k_cache, const scalar_t* v_cache,
                           const PagedRows& rows, const AttentionShape& shape) {
   // torch's own thread pool (so torch.set_num_threads holds), items handed out one at a time because
-  // sequences differ in length. An item is a part of a sequence's keys (parts_of) for its KV heads, one
+  // sequences differ in length. An item is a sequence's keys (or a part of them, parts_of) for its KV heads, one
   // after another (whole blocks read once, by the first), where there are parts enough to share out; else
   // for one KV head.
   const int64_t n = rows.sequences, num_kv_heads = shape.num_kv_heads, num_heads = shape.num_heads;
@@ -355,8 +358,9 @@ void paged_attention_rows(scalar_t* out, const scalar_t* q, const scalar_t* k_ca
   std::vector<float>&partial_acc = caller.partial_acc, &partial_peak = caller.partial_peak, &partial_sum = caller.partial_sum;
   parts.clear();
   partial_start.assign(n + 1, 0);
+  const bool split = n * num_kv_heads < 2 * threads;
   for (int64_t i = 0; i < n; ++i) {
-    const int64_t count = parts_of(rows.context_lens[i]), q_len = rows.query_starts[i + 1] - rows.query_starts[i];
+    const int64_t count = parts_of(rows.context_lens[i], split), q_len = rows.query_starts[i + 1] - rows.query_starts[i];
     for (int64_t p = 0; p < count; ++p) parts.push_back({i, p});
     partial_start[i + 1] = partial_start[i] + (count > 1 ? count * q_len * num_heads : 0);
   }
@@ -375,7 +379,7 @@ void paged_attention_rows(scalar_t* out, const scalar_t* q, const scalar_t* k_ca
       const Item part = parts[item * heads_per_item / num_kv_heads];
       const int64_t i = part.sequence, first = item * heads_per_item % num_kv_heads;
       const int64_t start = rows.query_starts[i], q_len = rows.query_starts[i + 1] - start;
-      const bool split = partial_start[i + 1] > partial_start[i];
+      const bool parted = partial_start[i + 1] > partial_start[i];
       const int64_t entry = partial_start[i] + part.part * q_len * num_heads;
       const Partial partial{partial_acc.data() + entry * shape.head_dim, partial_peak.data() + entry,
                             partial_sum.data() + entry};
@@ -383,7 +387,7 @@ void paged_attention_rows(scalar_t* out, const scalar_t* q, const scalar_t* k_ca
         const Layout::Prefetch prefetch = heads_per_item > 1 && h == first ? Layout::BLOCK : Layout::HEAD;
         run(q, k_cache, v_cache, out, rows.block_tables + i * rows.max_blocks, rows.context_lens[i], q_len, start, h,
             num_heads, num_kv_heads, shape.head_dim, shape.block_size, prefetch, shape.scale, shape.window, shape.chunk,
-            shape.softcap, part.part * PART, (part.part + 1) * PART, split ? &partial : nullptr, scores, acc, query, norm);
+            shape.softcap, part.part * PART, parted ? (part.part + 1) * PART : rows.context_lens[i], parted ? &partial : nullptr, scores, acc, query, norm);
       }
     }
   });
@@ -391,7 +395,7 @@ void paged_attention_rows(scalar_t* out, const scalar_t* q, const scalar_t* k_ca
     if (partial_start[i + 1] == partial_start[i]) continue;
     const int64_t entry = partial_start[i];
     merge_parts(out, Partial{partial_acc.data() + entry * shape.head_dim, partial_peak.data() + entry, partial_sum.data() + entry},
-                parts_of(rows.context_lens[i]), rows.query_starts[i + 1] - rows.query_starts[i], rows.query_starts[i],
+                parts_of(rows.context_lens[i], split), rows.query_starts[i + 1] - rows.query_starts[i], rows.query_starts[i],
                 num_heads, shape.head_dim);
   }
 }
