@@ -27,14 +27,22 @@ import torch
 
 
 @cache
-def cpu_field(name: str) -> str:
-    """A field of the first CPU in /proc/cpuinfo ("vendor_id", "model name", "flags"), "" where there is
-    none: what the engine picks its kernels by (instruction sets, the vendor's math library quirks)."""
+def _first_cpu() -> dict[str, str]:
+    """The first CPU's fields in /proc/cpuinfo, read once; empty where there is none."""
     try:
         lines = Path("/proc/cpuinfo").read_text().splitlines()
     except OSError:
-        return ""
-    return next((value.strip() for key, _, value in (line.partition(":") for line in lines) if key.strip() == name), "")
+        return {}
+    fields: dict[str, str] = {}
+    for key, _, value in (line.partition(":") for line in lines):
+        fields.setdefault(key.strip(), value.strip())
+    return fields
+
+
+def cpu_field(name: str) -> str:
+    """A field of the first CPU in /proc/cpuinfo ("vendor_id", "model name", "flags"), "" where there is
+    none: what the engine picks its kernels by (instruction sets, the vendor's math library quirks)."""
+    return _first_cpu().get(name, "")
 
 
 def _cgroup_quota() -> float | None:

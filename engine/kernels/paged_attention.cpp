@@ -299,8 +299,8 @@ inline int64_t parts_of(int64_t context_len, bool split) {
 // out for query rows [first_row, first_row + q_len) of a split sequence: each head's parts combined, in
 // part order — Σ_p e^(peak_p - peak) acc_p / Σ_p e^(peak_p - peak) sum_p.
 template <typename scalar_t>
-void merge_parts(scalar_t* out, const Partial& partial, int64_t parts, int64_t q_len, int64_t first_row, int64_t num_heads,
-                 int64_t head_dim) {
+void merge_parts(scalar_t* out, const Partial& partial, int64_t parts, int64_t q_len, int64_t first_row,
+                 int64_t num_heads, int64_t head_dim) {
   const int64_t part_rows = q_len * num_heads;  // a part's (row, head) entries
   std::vector<float> total(head_dim);
   for (int64_t e = 0; e < part_rows; ++e) {
@@ -347,25 +347,28 @@ void paged_attention_rows(scalar_t* out, const scalar_t* q, const scalar_t* k_ca
   struct Item {
     int64_t sequence, part;
   };
-  struct Buffers {  // the caller's, kept from call to call: the workers read them through the references below
+  struct Buffers {
     std::vector<Item> parts;
     std::vector<int64_t> partial_start;  // where each split sequence's entries begin
-    std::vector<float> partial_acc, partial_peak, partial_sum;
+    std::vector<float> acc, peak, sum;  // the split sequences' partial results
   };
-  thread_local Buffers caller;
-  std::vector<Item>& parts = caller.parts;
-  std::vector<int64_t>& partial_start = caller.partial_start;
-  std::vector<float>&partial_acc = caller.partial_acc, &partial_peak = caller.partial_peak, &partial_sum = caller.partial_sum;
+  thread_local Buffers caller_buffers;  // the caller's, kept from call to call: the workers read it through `b`
+  Buffers& b = caller_buffers;
+  std::vector<Item>& parts = b.parts;
+  std::vector<int64_t>& partial_start = b.partial_start;
   parts.clear();
   partial_start.assign(n + 1, 0);
   const bool split = n * num_kv_heads < 2 * threads;
   for (int64_t i = 0; i < n; ++i) {
-    const int64_t count = parts_of(rows.context_lens[i], split), q_len = rows.query_starts[i + 1] - rows.query_starts[i];
+    const int64_t count = parts_of(rows.context_lens[i], split);
+    const int64_t q_len = rows.query_starts[i + 1] - rows.query_starts[i];
     for (int64_t p = 0; p < count; ++p) parts.push_back({i, p});
     partial_start[i + 1] = partial_start[i] + (count > 1 ? count * q_len * num_heads : 0);
   }
-  partial_acc.resize(partial_start[n] * shape.head_dim), partial_peak.resize(partial_start[n]);
-  partial_sum.resize(partial_start[n]);
+  b.acc.resize(partial_start[n] * shape.head_dim), b.peak.resize(partial_start[n]), b.sum.resize(partial_start[n]);
+  const auto partial_of = [&](int64_t entry) {
+    return Partial{b.acc.data() + entry * shape.head_dim, b.peak.data() + entry, b.sum.data() + entry};
+  };
   const int64_t heads_per_item = static_cast<int64_t>(parts.size()) >= 4 * threads ? num_kv_heads : 1;
   const int64_t items = static_cast<int64_t>(parts.size()) * num_kv_heads / heads_per_item;
   auto run = shape.head_dim == 64    ? attend<scalar_t, 64>
@@ -380,23 +383,20 @@ void paged_attention_rows(scalar_t* out, const scalar_t* q, const scalar_t* k_ca
       const int64_t i = part.sequence, first = item * heads_per_item % num_kv_heads;
       const int64_t start = rows.query_starts[i], q_len = rows.query_starts[i + 1] - start;
       const bool parted = partial_start[i + 1] > partial_start[i];
-      const int64_t entry = partial_start[i] + part.part * q_len * num_heads;
-      const Partial partial{partial_acc.data() + entry * shape.head_dim, partial_peak.data() + entry,
-                            partial_sum.data() + entry};
+      const Partial partial = partial_of(partial_start[i] + part.part * q_len * num_heads);
+      const int64_t lo = part.part * PART, hi = parted ? lo + PART : rows.context_lens[i];
       for (int64_t h = first; h < first + heads_per_item; ++h) {
         const Layout::Prefetch prefetch = heads_per_item > 1 && h == first ? Layout::BLOCK : Layout::HEAD;
         run(q, k_cache, v_cache, out, rows.block_tables + i * rows.max_blocks, rows.context_lens[i], q_len, start, h,
             num_heads, num_kv_heads, shape.head_dim, shape.block_size, prefetch, shape.scale, shape.window, shape.chunk,
-            shape.softcap, part.part * PART, parted ? (part.part + 1) * PART : rows.context_lens[i], parted ? &partial : nullptr, scores, acc, query, norm);
+            shape.softcap, lo, hi, parted ? &partial : nullptr, scores, acc, query, norm);
       }
     }
   });
   for (int64_t i = 0; i < n; ++i) {
     if (partial_start[i + 1] == partial_start[i]) continue;
-    const int64_t entry = partial_start[i];
-    merge_parts(out, Partial{partial_acc.data() + entry * shape.head_dim, partial_peak.data() + entry, partial_sum.data() + entry},
-                parts_of(rows.context_lens[i], split), rows.query_starts[i + 1] - rows.query_starts[i], rows.query_starts[i],
-                num_heads, shape.head_dim);
+    merge_parts(out, partial_of(partial_start[i]), parts_of(rows.context_lens[i], split),
+                rows.query_starts[i + 1] - rows.query_starts[i], rows.query_starts[i], num_heads, shape.head_dim);
   }
 }
 

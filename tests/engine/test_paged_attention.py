@@ -115,4 +115,3 @@ def test_the_native_kernel_matches_the_reference(dtype, atol, heads, kv_heads, l
         torch.set_num_threads(before)
     expected = contiguous_attention(q, keys, values, batch, 0.125, window, softcap, chunk)  # in float32
     assert (out.float() - expected).abs().max() < atol
-
