@@ -16,6 +16,7 @@ from agentforge._cli_finetune import run as run_finetune_command
 from agentforge._cli_graphrag import add_commands as add_graphrag_commands
 from agentforge._cli_graphrag import run as run_graphrag_command
 from agentforge.engine import DEFAULT_MODEL, EngineError, SamplingParams
+from agentforge.engine.config import KV_CACHE_DTYPES, QUANTIZATIONS
 from agentforge.engine.tool_parser import TOOL_FORMATS
 
 
@@ -162,7 +163,8 @@ def _demo(args: argparse.Namespace) -> int:
     traces = default_path("agentforge-docs").parents[1] / "traces.sqlite"  # next to the knowledge bases
     config = ServerConfig.load(None, model=args.model, host=args.host, port=args.port, trace_store=str(traces), a2a=True)
     print(f"loading {config.model} ...", file=sys.stderr, flush=True)
-    llm = AsyncLLM(config.model, dtype=config.dtype, speculative_tokens=config.speculative_tokens,
+    llm = AsyncLLM(config.model, dtype=config.dtype, quantization=config.quantization,
+                   kv_cache_dtype=config.kv_cache_dtype, speculative_tokens=config.speculative_tokens,
                    kv_cache_populate=config.kv_cache_populate)
     model = EngineChatModel.over(llm, max_tokens=args.max_tokens)
     print("indexing the docs (knowledge base 'agentforge-docs') ...", file=sys.stderr, flush=True)
@@ -263,6 +265,9 @@ def main(argv: list[str] | None = None) -> int:
     serve_api.add_argument("--host")
     serve_api.add_argument("--port", type=int)
     serve_api.add_argument("--dtype", choices=["float32", "bfloat16"])
+    serve_api.add_argument("--quantization", choices=list(QUANTIZATIONS), help="weight-only quantization")
+    serve_api.add_argument("--kv-cache-dtype", choices=list(KV_CACHE_DTYPES),
+                           help="KV cache element type: int8, or bfloat16 / float16 under float32 (more tokens)")
     serve_api.add_argument("--speculative-tokens", type=int, help="n-gram draft tokens per step while few "
                                                                    "requests run (default 5; 0: off)")
     serve_api.add_argument("--tool-format", choices=sorted(TOOL_FORMATS),
@@ -327,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
 
         try:
             settings = {k: getattr(args, k) for k in ("model", "served_model_name", "host", "port", "dtype",
-                                                      "speculative_tokens", "tool_format", "api_keys",
+                                                      "quantization", "kv_cache_dtype", "speculative_tokens", "tool_format", "api_keys",
                                                       "rate_limit_rpm", "rate_limit_tpm", "max_prompt_tokens",
                                                       "redact_pii", "tool_adapter", "runtime_lora_updates", "a2a",
                                                       "public_url")}

@@ -10,7 +10,9 @@ the new keys/values at their slots, then attends:
 GQA/MQA is native; sliding-window layers mask keys older than their window, chunked layers (Llama 4)
 keys outside the query's chunk; soft-capped layers (Gemma 2) pass their scores through
 cap * tanh(score / cap). An int8 cache (`kv_cache_dtype="int8"`) keeps a float32 scale per token and
-head beside it; reads dequantize the gathered blocks (decodes then take the PyTorch path).
+head beside it; reads dequantize the gathered blocks (decodes then take the PyTorch path). A 16-bit
+cache under float32 activations (`kv_cache_dtype="bfloat16"` or `"float16"`) holds the keys and values
+rounded as written; the native kernel reads it as it is, prompt chunks widen what they gather.
 """
 
 from __future__ import annotations
@@ -109,9 +111,10 @@ def quantize_int8(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 def read_blocks(cache: torch.Tensor, scales: torch.Tensor | None, block_table: torch.Tensor,
                 dtype: torch.dtype) -> torch.Tensor:
-    """`gather_blocks` of a cache, dequantized to `dtype` when it is int8 with its `scales`."""
+    """`gather_blocks` of a cache in `dtype`: dequantized when it is int8 with its `scales`, widened
+    when it is a 16-bit cache under float32 activations."""
     blocks = gather_blocks(cache, block_table)
-    return blocks if scales is None else (blocks * gather_blocks(scales, block_table)).to(dtype)
+    return (blocks if scales is None else blocks * gather_blocks(scales, block_table)).to(dtype)
 
 
 def paged_attention_reference(
@@ -204,4 +207,4 @@ class PagedAttention(nn.Module):
         if scales is not None:  # an int8 cache: the values quantized, their scales beside them
             x, scale = quantize_int8(x)
             scales.view(-1, self.num_kv_heads, 1).index_copy_(0, slots, scale)
-        cache.view(-1, self.num_kv_heads, self.head_dim).index_copy_(0, slots, x)
+        cache.view(-1, self.num_kv_heads, self.head_dim).index_copy_(0, slots, x.to(cache.dtype))

@@ -11,7 +11,7 @@ from .tool_parser import TOOL_FORMATS
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 QUANTIZATIONS = ("int4", "int8")
-KV_CACHE_DTYPES = ("int8",)
+KV_CACHE_DTYPES = ("int8", "bfloat16", "float16")
 
 
 ROPE_SCALINGS = ("yarn", "linear", "llama3")
@@ -40,9 +40,11 @@ class EngineConfig:
       a Q4_1 GGUF up to bfloat16 scales; the token embeddings and LM head at 6 bits) or "int8" (per
       output channel, the embeddings and LM head per row too). None keeps the weights in `dtype`.
     - `kv_cache_dtype`: "int8" stores keys and values as int8 with one float32 scale per token and
-      head (about 3.8x the tokens of a float32 cache, 1.9x of bfloat16, in the same `kv_cache_bytes`);
-      None keeps them in `dtype`. Decode attention then reads through the PyTorch path, not the
-      native kernel.
+      head (about 3.8x the tokens of a float32 cache, 1.9x of bfloat16, in the same `kv_cache_bytes`;
+      decode attention then reads through the PyTorch path, not the native kernel). "bfloat16" or
+      "float16" under float32 activations halves the cache (twice the tokens; the native kernels read
+      it directly, and a decode's attention reads half the bytes), keys and values rounded as written —
+      llama.cpp's default is a float16 cache. None keeps them in `dtype`.
     - `num_threads`: torch intra-op threads (None: torch's default, capped at the CPUs the process
       may use — its affinity mask and cgroup quota, see `cpus.py`).
     - `speculative_tokens`: n-gram speculative decoding — up to this many draft tokens per decoding
@@ -119,6 +121,9 @@ class EngineConfig:
             raise InvalidRequestError(f"image_dirs must be a list of folders, got {self.image_dirs!r}")
         if self.dtype not in DTYPES:
             raise InvalidRequestError(f"dtype must be one of {sorted(DTYPES)}, got {self.dtype!r}")
+        if self.kv_cache_dtype in DTYPES and self.kv_cache_dtype != self.dtype and self.dtype != "float32":
+            raise InvalidRequestError(f"kv_cache_dtype={self.kv_cache_dtype!r} needs dtype float32 or "
+                                      f"{self.kv_cache_dtype!r}, got dtype={self.dtype!r}")
 
     def context_window(self, trained: int, capacity: int) -> int:
         """`max_model_len` as it can be served: the model's `trained` window (stretched by
@@ -141,3 +146,8 @@ class EngineConfig:
     @property
     def torch_dtype(self) -> torch.dtype:
         return DTYPES[self.dtype]
+
+    @property
+    def cache_dtype(self) -> torch.dtype:
+        """The KV cache's element type."""
+        return torch.int8 if self.kv_cache_dtype == "int8" else DTYPES[self.kv_cache_dtype or self.dtype]

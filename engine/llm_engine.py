@@ -88,15 +88,13 @@ class LLMEngine(LiveWeights):
                                         self.config.max_image_pixels)
         self.vocab_size = self.model_config.vocab_size
         bs = self.config.block_size
-        kv_int8 = self.config.kv_cache_dtype == "int8"
-        num_blocks = self.config.kv_cache_bytes // (kv_bytes_per_token(self.model, self.config.torch_dtype, kv_int8) * bs)
+        num_blocks = self.config.kv_cache_bytes // (kv_bytes_per_token(self.model, self.config.cache_dtype) * bs)
         capacity = num_blocks * bs
         trained = getattr(self.model_config, "max_position_embeddings", None) or capacity
         self.max_model_len = self.config.context_window(trained, capacity)
         self.block_manager = BlockManager(num_blocks, bs, self.config.enable_prefix_caching)
         self.scheduler = Scheduler(self.config, self.block_manager)
-        self.runner = ModelRunner(self.model, num_blocks, bs, self.config.torch_dtype, kv_int8,
-                                  self.config.kv_cache_populate)
+        self.runner = ModelRunner(self.model, num_blocks, bs, self.config.cache_dtype, self.config.kv_cache_populate)
         self.sampler = Sampler()
         self.requests: dict[str, Request] = {}
         self._constraints: Constraints | None = None

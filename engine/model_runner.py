@@ -48,24 +48,23 @@ def attention_layers(model: nn.Module) -> list[PagedAttention]:
     return [m for m in model.modules() if isinstance(m, PagedAttention)]
 
 
-def kv_bytes_per_token(model: nn.Module, dtype: torch.dtype, int8: bool = False) -> int:
+def kv_bytes_per_token(model: nn.Module, cache_dtype: torch.dtype) -> int:
     """Cache bytes one token takes across the model's layers: keys and values (one tensor where keys
-    serve as values) in `dtype`, or int8 plus a float32 scale per head."""
-    size = torch.tensor([], dtype=dtype).element_size()
-    return sum((1 if a.shared_kv else 2) * a.num_kv_heads * (a.head_dim + 4 if int8 else a.head_dim * size)
-               for a in attention_layers(model))
+    serve as values) in `cache_dtype`, int8 with a float32 scale per head."""
+    size = cache_dtype.itemsize
+    scale = 4 if cache_dtype == torch.int8 else 0
+    return sum((1 if a.shared_kv else 2) * a.num_kv_heads * (a.head_dim * size + scale) for a in attention_layers(model))
 
 
 class ModelRunner:
-    def __init__(self, model: nn.Module, num_blocks: int, block_size: int, dtype: torch.dtype,
-                 kv_int8: bool = False, populate: bool = False) -> None:
+    def __init__(self, model: nn.Module, num_blocks: int, block_size: int, cache_dtype: torch.dtype,
+                 populate: bool = False) -> None:
         self.model = model
         self.block_size = block_size
         self.lora = LoRAHooks(model)
-        self.kv_int8 = kv_int8
+        self.kv_int8 = kv_int8 = cache_dtype == torch.int8
         for layer in attention_layers(model):
             shape = (num_blocks, block_size, layer.num_kv_heads, layer.head_dim)
-            cache_dtype = torch.int8 if kv_int8 else dtype
             layer.k_cache = lazy_zeros(shape, cache_dtype, populate)
             layer.v_cache = layer.k_cache if layer.shared_kv else lazy_zeros(shape, cache_dtype, populate)
             if kv_int8:  # one scale per token and head

@@ -286,10 +286,10 @@ def call_grammar(
 
 def answer_grammar(fmt: ToolFormat) -> str:
     """Plain text in which no call opens: nothing that starts like the format's opening tag, in any
-    letter case (a small model writes `<tool_call call=...>` or `<tool_Call>` as readily as
-    `<tool_call>`), nor, for Llama 3, a "{" first."""
-    opening = "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else re.escape(c).replace("/", "\\/")
-                      for c in fmt.open[:-1])
+    letter case and with any spaces inside it (a small model writes `<tool_call call=...>`,
+    `<tool_Call>` or `<tool_ call>` as readily as `<tool_call>`), nor, for Llama 3, a "{" first."""
+    opening = r"\s*".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else re.escape(c).replace("/", "\\/")
+                          for c in fmt.open[:-1])
     text = r"/([^{](.|\n)*)?/" if fmt.bare_json else r"/(.|\n)*/"
     return f"%llguidance {{}}\nstart: TEXT\nTEXT: {text} & ~/(.|\\n)*{opening}(.|\\n)*/\n"
 

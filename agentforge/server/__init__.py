@@ -30,7 +30,8 @@ def serve(config: ServerConfig) -> None:
     from agentforge.engine import AsyncLLM
 
     graphs = {name: load_graph(target) for name, target in config.graphs.items()}  # bad ones fail before the load
-    llm = AsyncLLM(config.model, dtype=config.dtype, speculative_tokens=config.speculative_tokens,
+    llm = AsyncLLM(config.model, dtype=config.dtype, quantization=config.quantization,
+                   kv_cache_dtype=config.kv_cache_dtype, speculative_tokens=config.speculative_tokens,
                    kv_cache_populate=config.kv_cache_populate, tool_format=config.tool_format, lora_adapters=config.lora_adapters,
                    tool_adapter=None if config.tool_adapter == "none" else config.tool_adapter,
                    image_dirs=tuple(config.image_dirs), allow_remote_images=config.allow_remote_images)

@@ -18,6 +18,8 @@ class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 8000
     dtype: str = "float32"
+    quantization: str | None = None  # weight-only "int4" or "int8" (EngineConfig.quantization)
+    kv_cache_dtype: str | None = None  # "int8", or "bfloat16" / "float16" under float32 (EngineConfig.kv_cache_dtype)
     speculative_tokens: int = 5  # n-gram speculative decoding while few requests run (0: off)
     kv_cache_populate: bool = True  # map the engine's whole KV cache at start-up (EngineConfig.kv_cache_populate)
     tool_format: str | None = None  # the tool-call format to prompt and parse (default: the model's)

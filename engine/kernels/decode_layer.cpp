@@ -8,6 +8,7 @@
 #include "kernels.h"
 #include "layer_rows.h"
 
+#include <algorithm>
 #include <cstring>
 #include <vector>
 
@@ -67,9 +68,9 @@ struct Step {
   }
 };
 
-template <typename scalar_t>
+template <typename scalar_t, typename cache_t>
 void run_layer(const scalar_t* in, scalar_t* out, const Linear (&linears)[4], const float* norm1, const float* norm2,
-               float eps, const float* cos, const float* sin, scalar_t* k_cache, scalar_t* v_cache, const int64_t* slots,
+               float eps, const float* cos, const float* sin, cache_t* k_cache, cache_t* v_cache, const int64_t* slots,
                const PagedRows& rows, const AttentionShape& shape, int64_t t, int64_t dim) {
   thread_local Step<scalar_t> s;
   const int64_t head_dim = shape.head_dim, q_size = shape.num_heads * head_dim, kv_size = shape.num_kv_heads * head_dim;
@@ -85,7 +86,9 @@ void run_layer(const scalar_t* in, scalar_t* out, const Linear (&linears)[4], co
     const int64_t slot = slots[r];
     rotary_row(row, s.q.data() + r * q_size, shape.num_heads, head_dim, cos + r * head_dim, sin + r * head_dim);
     rotary_row(row + q_size, k_cache + slot * kv_size, shape.num_kv_heads, head_dim, cos + r * head_dim, sin + r * head_dim);
-    std::memcpy(v_cache + slot * kv_size, row + q_size + kv_size, kv_size * sizeof(scalar_t));
+    const scalar_t* v = row + q_size + kv_size;
+    if constexpr (std::is_same_v<cache_t, scalar_t>) std::memcpy(v_cache + slot * kv_size, v, kv_size * sizeof(scalar_t));
+    else std::transform(v, v + kv_size, v_cache + slot * kv_size, [](scalar_t x) { return static_cast<cache_t>(x); });
   }
   paged_attention_rows(s.attn.data(), s.q.data(), k_cache, v_cache, rows, shape);
   s.linear(linears[1], s.attn.data(), s.normed.data());  // o_proj, into a free buffer
@@ -114,9 +117,10 @@ torch::Tensor decode_layer(torch::Tensor hidden, at::TensorList weights, bool in
   TORCH_CHECK(dtype == torch::kFloat || dtype == torch::kBFloat16 || dtype == torch::kHalf,
               "decode_layer: hidden must be float32, bfloat16 or float16");
   TORCH_CHECK(k_cache.dim() == 4 && k_cache.sizes() == v_cache.sizes() && k_cache.is_contiguous() && v_cache.is_contiguous() &&
-                  k_cache.scalar_type() == dtype && v_cache.scalar_type() == dtype && k_cache.size(2) == num_kv_heads &&
-                  num_kv_heads > 0 && num_heads % num_kv_heads == 0,
-              "decode_layer: the caches must be contiguous [blocks, block_size, num_kv_heads, head_dim] in hidden's dtype");
+                  k_cache.scalar_type() == v_cache.scalar_type() && cache_pairs_with(dtype, k_cache.scalar_type()) &&
+                  k_cache.size(2) == num_kv_heads && num_kv_heads > 0 && num_heads % num_kv_heads == 0,
+              "decode_layer: the caches must be contiguous [blocks, block_size, num_kv_heads, head_dim] in hidden's dtype "
+              "(or, under float32, bfloat16 or float16)");
   const int64_t t = hidden.size(0), dim = hidden.size(1), head_dim = k_cache.size(3);
   const int64_t q_size = num_heads * head_dim, kv_size = num_kv_heads * head_dim, inter = weights[6].size(0) / 2;
   const Linear linears[4] = {{weights[1], weights[2], int8, q_size + 2 * kv_size, dim},
@@ -138,11 +142,12 @@ torch::Tensor decode_layer(torch::Tensor hidden, at::TensorList weights, bool in
                              static_cast<float>(softcap), chunk};
   const torch::Tensor norm1 = floats(weights[0]), norm2 = floats(weights[5]), c = floats(cos), s = floats(sin);
   torch::Tensor out = torch::empty_like(hidden);
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, dtype, "decode_layer", [&] {
-    if constexpr (!std::is_same_v<scalar_t, double>)
-      run_layer(hidden.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(), linears, norm1.data_ptr<float>(), norm2.data_ptr<float>(),
-                static_cast<float>(eps), c.data_ptr<float>(), s.data_ptr<float>(), k_cache.data_ptr<scalar_t>(),
-                v_cache.data_ptr<scalar_t>(), slot, rows, shape, t, dim);
+  dispatch_cache_pair(dtype, k_cache.scalar_type(), [&](auto hidden_type, auto cache_type) {
+    using scalar_t = decltype(hidden_type);
+    using cache_t = decltype(cache_type);
+    run_layer(hidden.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(), linears, norm1.data_ptr<float>(), norm2.data_ptr<float>(),
+              static_cast<float>(eps), c.data_ptr<float>(), s.data_ptr<float>(), k_cache.data_ptr<cache_t>(),
+              v_cache.data_ptr<cache_t>(), slot, rows, shape, t, dim);
   });
   return out;
 }

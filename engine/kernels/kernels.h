@@ -32,7 +32,25 @@ struct AttentionShape {
 PagedRows paged_rows(const torch::Tensor& block_tables, const torch::Tensor& context_lens,
                      const torch::Tensor& query_starts);
 
-// out, q: [tokens, num_heads, head_dim]; caches: [num_blocks, block_size, num_kv_heads, head_dim].
-template <typename scalar_t>
-void paged_attention_rows(scalar_t* out, const scalar_t* q, const scalar_t* k_cache, const scalar_t* v_cache,
+// out, q: [tokens, num_heads, head_dim]; caches: [num_blocks, block_size, num_kv_heads, head_dim], in q's
+// dtype or, under float32 q, in 16 bits (kv_cache_dtype; see cache_pairs_with).
+template <typename scalar_t, typename cache_t>
+void paged_attention_rows(scalar_t* out, const scalar_t* q, const cache_t* k_cache, const cache_t* v_cache,
                           const PagedRows& rows, const AttentionShape& shape);
+
+// Whether a KV cache of dtype `cache` serves activations of dtype `q`: the same float32, bfloat16 or
+// float16, or a bfloat16 or float16 cache under float32 activations.
+inline bool cache_pairs_with(at::ScalarType q, at::ScalarType cache) {
+  const bool half = cache == at::kBFloat16 || cache == at::kHalf;
+  return (q == cache && (half || q == at::kFloat)) || (q == at::kFloat && half);
+}
+
+// fn(q_t{}, cache_t{}) with the C++ types of a pair cache_pairs_with accepts (checked by the caller).
+template <typename Fn>
+void dispatch_cache_pair(at::ScalarType q, at::ScalarType cache, Fn&& fn) {
+  if (q == at::kBFloat16) return fn(c10::BFloat16{}, c10::BFloat16{});
+  if (q == at::kHalf) return fn(c10::Half{}, c10::Half{});
+  if (cache == at::kBFloat16) return fn(float{}, c10::BFloat16{});
+  if (cache == at::kHalf) return fn(float{}, c10::Half{});
+  fn(float{}, float{});
+}

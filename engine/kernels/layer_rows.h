@@ -54,17 +54,18 @@ void silu_mul_row(const scalar_t* gate, const scalar_t* up, scalar_t* out, int64
 }
 
 // One token's heads, x [heads, dim] -> out (x itself allowed): x * cos + rotate_half(x) * sin,
-// rotate_half(x) = cat(-x[dim / 2:], x[:dim / 2]); cos, sin: the token's [dim].
-template <typename scalar_t>
-void rotary_row(const scalar_t* x, scalar_t* out, int64_t heads, int64_t dim, const float* cos, const float* sin) {
+// rotate_half(x) = cat(-x[dim / 2:], x[:dim / 2]); cos, sin: the token's [dim]. Rounded to out's dtype
+// (a 16-bit KV cache's under float32 x).
+template <typename scalar_t, typename out_t>
+void rotary_row(const scalar_t* x, out_t* out, int64_t heads, int64_t dim, const float* cos, const float* sin) {
   const int64_t half = dim / 2;
   for (int64_t h = 0; h < heads; ++h) {
     const scalar_t* xh = x + h * dim;
-    scalar_t* oh = out + h * dim;
+    out_t* oh = out + h * dim;
     for (int64_t i = 0; i < half; ++i) {
       const float a = to_float(xh[i]), b = to_float(xh[i + half]);
-      oh[i] = static_cast<scalar_t>(a * cos[i] - b * sin[i]);
-      oh[i + half] = static_cast<scalar_t>(b * cos[i + half] + a * sin[i + half]);
+      oh[i] = static_cast<out_t>(a * cos[i] - b * sin[i]);
+      oh[i + half] = static_cast<out_t>(b * cos[i + half] + a * sin[i + half]);
     }
   }
 }

@@ -222,8 +222,8 @@ struct Partial {
 // HEAD_DIM > 0: a head size the vector passes take (a multiple of the vector width); 0 reads it at run
 // time and takes the plain loops. Keys at positions [lo, hi) only; with `partial`, the part's unnormalized
 // results go there (rows counted from first_row) instead of the normalized output into `out`.
-template <typename scalar_t, int HEAD_DIM>
-void attend(const scalar_t* q, const scalar_t* k_cache, const scalar_t* v_cache, scalar_t* out,
+template <typename scalar_t, typename cache_t, int HEAD_DIM>
+void attend(const scalar_t* q, const cache_t* k_cache, const cache_t* v_cache, scalar_t* out,
             const int32_t* block_table, int64_t context_len, int64_t q_len, int64_t first_row,
             int64_t kv_head, int64_t num_heads, int64_t num_kv_heads, int64_t runtime_head_dim,
             int64_t block_size, Layout::Prefetch prefetch, double scale, int64_t window, int64_t chunk, float softcap,
@@ -254,8 +254,8 @@ void attend(const scalar_t* q, const scalar_t* k_cache, const scalar_t* v_cache,
       for (int64_t d = 0; d < head_dim; ++d) query[g * head_dim + d] = to_float(qh[d]) * static_cast<float>(scale);
     }
 #ifdef HAVE_VEC
-    if constexpr (HEAD_DIM > 0 && vec_loadable<scalar_t>)
-      score_keys<scalar_t, HEAD_DIM>(query.data(), group, k_cache, block_table, begin, end, at, scores.data(), context_len);
+    if constexpr (HEAD_DIM > 0 && vec_loadable<cache_t>)
+      score_keys<cache_t, HEAD_DIM>(query.data(), group, k_cache, block_table, begin, end, at, scores.data(), context_len);
     else
 #endif
       score_keys_scalar(query.data(), group, head_dim, k_cache, block_table, begin, end, at, scores.data(), context_len);
@@ -266,8 +266,8 @@ void attend(const scalar_t* q, const scalar_t* k_cache, const scalar_t* v_cache,
       norm[g] = softmax_unnormalized(sg + begin, end - begin, norm[group + g]);
     }
 #ifdef HAVE_VEC
-    if constexpr (HEAD_DIM > 0 && vec_loadable<scalar_t>)
-      weigh_values<scalar_t, HEAD_DIM>(scores.data(), group, v_cache, block_table, begin, end, at, acc.data(), context_len);
+    if constexpr (HEAD_DIM > 0 && vec_loadable<cache_t>)
+      weigh_values<cache_t, HEAD_DIM>(scores.data(), group, v_cache, block_table, begin, end, at, acc.data(), context_len);
     else
 #endif
       weigh_values_scalar(scores.data(), group, head_dim, v_cache, block_table, begin, end, at, acc.data(), context_len);
@@ -335,8 +335,8 @@ PagedRows paged_rows(const torch::Tensor& block_tables, const torch::Tensor& con
           query_starts.data_ptr<int32_t>(), context_lens.numel()};
 }
 
-template <typename scalar_t>
-void paged_attention_rows(scalar_t* out, const scalar_t* q, const scalar_t* k_cache, const scalar_t* v_cache,
+template <typename scalar_t, typename cache_t>
+void paged_attention_rows(scalar_t* out, const scalar_t* q, const cache_t* k_cache, const cache_t* v_cache,
                           const PagedRows& rows, const AttentionShape& shape) {
   // torch's own thread pool (so torch.set_num_threads holds), items handed out one at a time because
   // sequences differ in length. An item is a sequence's keys (or a part of them, parts_of) for its KV heads, one
@@ -371,10 +371,10 @@ void paged_attention_rows(scalar_t* out, const scalar_t* q, const scalar_t* k_ca
   };
   const int64_t heads_per_item = static_cast<int64_t>(parts.size()) >= 4 * threads ? num_kv_heads : 1;
   const int64_t items = static_cast<int64_t>(parts.size()) * num_kv_heads / heads_per_item;
-  auto run = shape.head_dim == 64    ? attend<scalar_t, 64>
-             : shape.head_dim == 128 ? attend<scalar_t, 128>
-             : shape.head_dim == 256 ? attend<scalar_t, 256>
-                                     : attend<scalar_t, 0>;
+  auto run = shape.head_dim == 64    ? attend<scalar_t, cache_t, 64>
+             : shape.head_dim == 128 ? attend<scalar_t, cache_t, 128>
+             : shape.head_dim == 256 ? attend<scalar_t, cache_t, 256>
+                                     : attend<scalar_t, cache_t, 0>;
   std::atomic<int64_t> next{0};
   at::parallel_for(0, std::min(threads, items), 1, [&](int64_t, int64_t) {
     thread_local std::vector<float> scores, acc, query, norm;
@@ -402,6 +402,10 @@ void paged_attention_rows(scalar_t* out, const scalar_t* q, const scalar_t* k_ca
 
 template void paged_attention_rows(float*, const float*, const float*, const float*, const PagedRows&,
                                    const AttentionShape&);
+template void paged_attention_rows(float*, const float*, const c10::BFloat16*, const c10::BFloat16*, const PagedRows&,
+                                   const AttentionShape&);
+template void paged_attention_rows(float*, const float*, const c10::Half*, const c10::Half*, const PagedRows&,
+                                   const AttentionShape&);
 template void paged_attention_rows(c10::BFloat16*, const c10::BFloat16*, const c10::BFloat16*, const c10::BFloat16*,
                                    const PagedRows&, const AttentionShape&);
 template void paged_attention_rows(c10::Half*, const c10::Half*, const c10::Half*, const c10::Half*, const PagedRows&,
@@ -414,14 +418,18 @@ void paged_attention(torch::Tensor out, torch::Tensor q, torch::Tensor k_cache, 
                      double scale, int64_t window, double softcap, int64_t chunk) {
   TORCH_CHECK(q.is_contiguous() && out.is_contiguous() && k_cache.is_contiguous() && v_cache.is_contiguous(),
               "paged_attention: tensors must be contiguous");
-  TORCH_CHECK(q.scalar_type() == k_cache.scalar_type() && q.scalar_type() == out.scalar_type(),
-              "paged_attention: q, cache and out must share a dtype");
+  TORCH_CHECK(q.scalar_type() == out.scalar_type() && k_cache.scalar_type() == v_cache.scalar_type() &&
+                  cache_pairs_with(q.scalar_type(), k_cache.scalar_type()),
+              "paged_attention: q and out must share a dtype (float32, bfloat16 or float16) and the caches q's, or under "
+              "float32 q bfloat16 or float16");
   const PagedRows rows = paged_rows(block_tables, context_lens, query_starts);
   const AttentionShape shape{q.size(1), k_cache.size(2), q.size(2), k_cache.size(1), scale, window,
                              static_cast<float>(softcap), chunk};
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, q.scalar_type(), "paged_attention", [&] {
-    paged_attention_rows(out.data_ptr<scalar_t>(), q.data_ptr<scalar_t>(), k_cache.data_ptr<scalar_t>(),
-                         v_cache.data_ptr<scalar_t>(), rows, shape);
+  dispatch_cache_pair(q.scalar_type(), k_cache.scalar_type(), [&](auto q_type, auto cache_type) {
+    using q_t = decltype(q_type);
+    using cache_t = decltype(cache_type);
+    paged_attention_rows(out.data_ptr<q_t>(), q.data_ptr<q_t>(), k_cache.data_ptr<cache_t>(), v_cache.data_ptr<cache_t>(),
+                         rows, shape);
   });
 }
 

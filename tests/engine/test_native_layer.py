@@ -48,11 +48,14 @@ def native_calls(monkeypatch):
 
 
 @pytest.mark.parametrize("speculative_tokens", [0, 3])  # drafts: several rows per sequence in a decode step
-@pytest.mark.parametrize("dtype,quantization", [("float32", "int4"), ("bfloat16", "int4"), ("float32", "int8")])
+# the last two: a 16-bit KV cache under float32 (the native layer rounds keys and values as the module path writes them)
+@pytest.mark.parametrize("dtype,quantization,kv_cache_dtype", [
+    ("float32", "int4", None), ("bfloat16", "int4", None), ("float32", "int8", None), ("float32", "int4", "bfloat16"),
+    ("float32", "int8", "float16")])
 def test_native_layers_give_the_module_paths_tokens_and_logprobs(tiny_llama_dir, native_calls, speculative_tokens, dtype,
-                                                                 quantization):
+                                                                 quantization, kv_cache_dtype):
     llm = LLM(tiny_llama_dir, quantization=quantization, dtype=dtype, speculative_tokens=speculative_tokens,
-              kv_cache_bytes=16 << 20, enable_prefix_caching=False)
+              kv_cache_bytes=16 << 20, enable_prefix_caching=False, kv_cache_dtype=kv_cache_dtype)
     assert all(layer.native is not None for layer in llm.engine.model.model.layers)
     native = generate(llm, native=True)
     assert any(native_calls) and not all(native_calls)  # decode steps natively, prompt steps by modules

@@ -14,14 +14,15 @@ BLOCK = 16
 
 
 def make_case(dtype: torch.dtype, num_heads: int, num_kv_heads: int, context_lens: list[int], q_lens: list[int],
-              head_dim: int = 64, seed: int = 0):
-    """A shuffled paged cache holding each sequence's keys/values, and the queries of its last tokens."""
+              head_dim: int = 64, seed: int = 0, cache_dtype: torch.dtype | None = None):
+    """A shuffled paged cache (in `cache_dtype`, by default `dtype`) holding each sequence's keys/values, and
+    the queries of its last tokens."""
     g = torch.Generator().manual_seed(seed)
     tables, keys, values, used = [], [], [], 0
     num_blocks = sum(-(-n // BLOCK) for n in context_lens) + 3
     perm = torch.randperm(num_blocks, generator=g).tolist()  # blocks scattered over the cache
-    k_cache = torch.randn(num_blocks, BLOCK, num_kv_heads, head_dim, generator=g).to(dtype)
-    v_cache = torch.randn(num_blocks, BLOCK, num_kv_heads, head_dim, generator=g).to(dtype)
+    k_cache = torch.randn(num_blocks, BLOCK, num_kv_heads, head_dim, generator=g).to(cache_dtype or dtype)
+    v_cache = torch.randn(num_blocks, BLOCK, num_kv_heads, head_dim, generator=g).to(cache_dtype or dtype)
     for n in context_lens:
         blocks = perm[used : used + -(-n // BLOCK)]
         used += len(blocks)
@@ -97,14 +98,19 @@ def test_the_reference_matches_attention_over_contiguous_keys(heads, kv_heads, l
 
 
 @pytest.mark.skipif(native_ops() is None, reason="no C++ toolchain to build the native kernels")
-@pytest.mark.parametrize("dtype,atol", [(torch.float32, 1e-5), (torch.bfloat16, 2e-2), (torch.float16, 4e-3)])
+# the activations' dtype, the cache's (a 16-bit cache under float32: kv_cache_dtype; its values are what they
+# are, the queries and the arithmetic float32, so the output is float32-exact), the output's tolerance
+@pytest.mark.parametrize("dtype,cache_dtype,atol", [
+    (torch.float32, torch.float32, 1e-5), (torch.bfloat16, torch.bfloat16, 2e-2), (torch.float16, torch.float16, 4e-3),
+    (torch.float32, torch.bfloat16, 1e-5), (torch.float32, torch.float16, 1e-5)])
 @pytest.mark.parametrize("heads,kv_heads,lens,q_lens,window,softcap,chunk", CASES)
 @pytest.mark.parametrize("head_dim", [64, 128, 256, 80])  # the vector passes' sizes; one the plain loops take
 # one thread: four sequences or more make the kernel attend for all of a sequence's KV heads in one work item
 @pytest.mark.parametrize("threads", [1, 2])
-def test_the_native_kernel_matches_the_reference(dtype, atol, heads, kv_heads, lens, q_lens, window, softcap, chunk,
-                                                head_dim, threads):
-    q, k_cache, v_cache, batch, keys, values = make_case(dtype, heads, kv_heads, lens, q_lens, head_dim)
+def test_the_native_kernel_matches_the_reference(dtype, cache_dtype, atol, heads, kv_heads, lens, q_lens, window,
+                                                softcap, chunk, head_dim, threads):
+    q, k_cache, v_cache, batch, keys, values = make_case(dtype, heads, kv_heads, lens, q_lens, head_dim,
+                                                         cache_dtype=cache_dtype)
     out = torch.empty_like(q)
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
@@ -115,3 +121,13 @@ def test_the_native_kernel_matches_the_reference(dtype, atol, heads, kv_heads, l
         torch.set_num_threads(before)
     expected = contiguous_attention(q, keys, values, batch, 0.125, window, softcap, chunk)  # in float32
     assert (out.float() - expected).abs().max() < atol
+
+
+@pytest.mark.skipif(native_ops() is None, reason="no C++ toolchain to build the native kernels")
+@pytest.mark.parametrize("dtype,cache_dtype", [(torch.bfloat16, torch.float16), (torch.float16, torch.float32),
+                                               (torch.float64, torch.float64)])
+def test_the_native_kernel_refuses_a_cache_its_queries_do_not_pair_with(dtype, cache_dtype):
+    q, k_cache, v_cache, batch, _, _ = make_case(dtype, 4, 2, [20], [1], cache_dtype=cache_dtype)
+    with pytest.raises(RuntimeError, match="caches q's"):
+        native_ops().paged_attention(torch.empty_like(q), q, k_cache, v_cache, batch.block_tables, batch.context_lens,
+                                     batch.query_starts, 0.125, 0, 0.0, 0)

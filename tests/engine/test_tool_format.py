@@ -127,6 +127,7 @@ def test_an_answer_decided_before_the_reply_never_opens_a_call(accepts, fmt):
     assert not accepts(answer_only, fmt.open[:-1] + ' call="get_weather">Paris' + fmt.open[-1])  # a tag of its own
     assert not accepts(answer_only, "Let me look. " + fmt.open.swapcase())  # or in another letter case
     assert not accepts(answer_only, fmt.open[:3] + fmt.open[3:].title())  # `<tool_Call>`
+    assert not accepts(answer_only, fmt.open[:6] + " " + fmt.open[6:])  # `<tool_ call>`, the tool adapter's slip
     if fmt is not LLAMA3:  # Llama 3's bare JSON calls open only at the start of the answer
         assert not accepts(answer_only, "Let me look. " + paris)
     json_answer = StructuredOutput(json={"type": "object", "properties": {"a": {"type": "integer"}}})

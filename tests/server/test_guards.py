@@ -92,9 +92,11 @@ def test_config_file_env_and_overrides(tmp_path, monkeypatch):
     path.write_text('[server]\nport = 9000\napi_keys = ["from-file"]\nredact_pii = true\n')
     monkeypatch.setenv("AGENTFORGE_PORT", "9100")
     monkeypatch.setenv("AGENTFORGE_DENY_PATTERNS", "foo, bar")
-    config = ServerConfig.load(path, host="0.0.0.0")
+    monkeypatch.setenv("AGENTFORGE_KV_CACHE_DTYPE", "bfloat16")
+    config = ServerConfig.load(path, host="0.0.0.0", quantization="int4")
     assert (config.port, config.api_keys, config.redact_pii, config.deny_patterns, config.host) == (
         9100, ["from-file"], True, ["foo", "bar"], "0.0.0.0")
+    assert (config.quantization, config.kv_cache_dtype) == ("int4", "bfloat16")
     path.write_text("[server]\nno_such_setting = 1\n")
     with pytest.raises(ValueError, match="unknown server settings: no_such_setting"):
         ServerConfig.load(path)
