@@ -41,7 +41,7 @@ class EngineConfig:
       output channel, the embeddings and LM head per row too). None keeps the weights in `dtype`.
     - `kv_cache_dtype`: "int8" stores keys and values as int8 with one float32 scale per token and
       head (about 3.8x the tokens of a float32 cache, 1.9x of bfloat16, in the same `kv_cache_bytes`;
-      decode attention then reads through the PyTorch path, not the native kernel). "bfloat16" or
+      the native attention kernel reads it, scales applied as it goes). "bfloat16" or
       "float16" under float32 activations halves the cache (twice the tokens; the native kernels read
       it directly, and a decode's attention reads half the bytes), keys and values rounded as written —
       llama.cpp's default is a float16 cache. None keeps them in `dtype`.

@@ -62,7 +62,7 @@ class ModelRunner:
         self.model = model
         self.block_size = block_size
         self.lora = LoRAHooks(model)
-        self.kv_int8 = kv_int8 = cache_dtype == torch.int8
+        kv_int8 = cache_dtype == torch.int8
         for layer in attention_layers(model):
             shape = (num_blocks, block_size, layer.num_kv_heads, layer.head_dim)
             layer.k_cache = lazy_zeros(shape, cache_dtype, populate)
@@ -80,8 +80,7 @@ class ModelRunner:
         images = self._images(batch, starts, positions)
         self.lora.batch = self._lora_rows(batch, starts) if self.lora.adapters else None
         context.adapters = self.lora.batch is not None
-        context.native_layers = (not context.prefills and not context.adapters and images is None
-                                 and not self.kv_int8 and input_ids.is_cpu)
+        context.native_layers = not context.prefills and not context.adapters and images is None and input_ids.is_cpu
         set_context(context)
         try:
             hidden = self.model(input_ids, positions, images) if images else self.model(input_ids, positions)

@@ -4,8 +4,8 @@ there are few enough rows for the quantized kernels (`quant.SMALL_BATCH`).
 
 The module path costs a single stream ≈ 0.1 ms of Python per layer (module calls, slicing, the cache
 writes) — a third of SmolLM2's int4 decode step; the native call runs the same kernels in the same
-order, so the output is the same. Prompt chunks, adapters, images and an int8 KV cache keep the
-module path.
+order (an int8 KV cache quantized as the module path quantizes it), so the output is the same. Prompt
+chunks, adapters and images keep the module path.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ class NativeDecodeLayer:
         return ops.decode_layer(hidden, self.weights, self.int8, *cos_sin, a.k_cache, a.v_cache, ctx.slot_mapping,
                                 paged.block_tables, paged.context_lens, paged.query_starts, self.num_heads,
                                 self.num_kv_heads, self.eps, a.scale, a.sliding_window or 0, a.softcap or 0.0,
-                                a.chunk or 0)
+                                a.chunk or 0, a.k_scale, a.v_scale)
 
     @classmethod
     def of(cls, layer: nn.Module) -> NativeDecodeLayer | None:

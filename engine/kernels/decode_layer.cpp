@@ -9,6 +9,7 @@
 #include "layer_rows.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <vector>
 
@@ -43,7 +44,7 @@ template <typename scalar_t>
 struct Step {
   int64_t t, dim;
   // kept from call to call (a layer runs on one thread at a time: the caller's)
-  std::vector<scalar_t> normed, qkv, q, attn, hidden, gate_up, act;
+  std::vector<scalar_t> normed, qkv, q, k, attn, hidden, gate_up, act;
   std::vector<float> x, y;
 
   // rows [t, k] of `in` times the layer, rounded to scalar_t into `out` [t, n], as the module path does
@@ -68,15 +69,37 @@ struct Step {
   }
 };
 
+// One token's keys or values x [heads, head_dim] into its cache row: as they are, rounded to a 16-bit cache,
+// or quantized to int8 with a scale per head (`scales`) as attention.quantize_int8 does, to the same bits.
+template <typename scalar_t, typename cache_t>
+void write_cache_row(const scalar_t* x, cache_t* out, float* scales, int64_t heads, int64_t head_dim) {
+  if constexpr (std::is_same_v<cache_t, int8_t>) {
+    for (int64_t h = 0; h < heads; ++h) {
+      const scalar_t* xh = x + h * head_dim;
+      float amax = 0.f;
+      for (int64_t d = 0; d < head_dim; ++d) amax = std::max(amax, std::abs(static_cast<float>(xh[d])));
+      const float scale = scales[h] = std::max(amax, 1e-8f) / 127.f;
+      for (int64_t d = 0; d < head_dim; ++d)
+        out[h * head_dim + d] =
+            static_cast<int8_t>(std::clamp(std::nearbyint(static_cast<float>(xh[d]) / scale), -127.f, 127.f));
+    }
+  } else if constexpr (std::is_same_v<cache_t, scalar_t>) {
+    std::memcpy(out, x, heads * head_dim * sizeof(scalar_t));
+  } else {
+    std::transform(x, x + heads * head_dim, out, [](scalar_t v) { return static_cast<cache_t>(v); });
+  }
+}
+
 template <typename scalar_t, typename cache_t>
 void run_layer(const scalar_t* in, scalar_t* out, const Linear (&linears)[4], const float* norm1, const float* norm2,
-               float eps, const float* cos, const float* sin, cache_t* k_cache, cache_t* v_cache, const int64_t* slots,
+               float eps, const float* cos, const float* sin, cache_t* k_cache, cache_t* v_cache, float* k_scales,
+               float* v_scales, const int64_t* slots,
                const PagedRows& rows, const AttentionShape& shape, int64_t t, int64_t dim) {
   thread_local Step<scalar_t> s;
   const int64_t head_dim = shape.head_dim, q_size = shape.num_heads * head_dim, kv_size = shape.num_kv_heads * head_dim;
   const int64_t width = q_size + 2 * kv_size, inter = linears[3].k;
   s.t = t, s.dim = dim;
-  s.normed.resize(t * dim), s.qkv.resize(t * width), s.q.resize(t * q_size), s.attn.resize(t * q_size);
+  s.normed.resize(t * dim), s.qkv.resize(t * width), s.q.resize(t * q_size), s.k.resize(kv_size), s.attn.resize(t * q_size);
   s.hidden.resize(t * dim), s.gate_up.resize(t * 2 * inter), s.act.resize(t * inter);
 
   s.norm(in, norm1, eps, s.normed.data());
@@ -85,12 +108,14 @@ void run_layer(const scalar_t* in, scalar_t* out, const Linear (&linears)[4], co
     const scalar_t* row = s.qkv.data() + r * width;
     const int64_t slot = slots[r];
     rotary_row(row, s.q.data() + r * q_size, shape.num_heads, head_dim, cos + r * head_dim, sin + r * head_dim);
-    rotary_row(row + q_size, k_cache + slot * kv_size, shape.num_kv_heads, head_dim, cos + r * head_dim, sin + r * head_dim);
-    const scalar_t* v = row + q_size + kv_size;
-    if constexpr (std::is_same_v<cache_t, scalar_t>) std::memcpy(v_cache + slot * kv_size, v, kv_size * sizeof(scalar_t));
-    else std::transform(v, v + kv_size, v_cache + slot * kv_size, [](scalar_t x) { return static_cast<cache_t>(x); });
+    rotary_row(row + q_size, s.k.data(), shape.num_kv_heads, head_dim, cos + r * head_dim, sin + r * head_dim);
+    const int64_t scale_at = slot * shape.num_kv_heads;
+    write_cache_row(s.k.data(), k_cache + slot * kv_size, k_scales ? k_scales + scale_at : nullptr, shape.num_kv_heads,
+                    head_dim);
+    write_cache_row(row + q_size + kv_size, v_cache + slot * kv_size, v_scales ? v_scales + scale_at : nullptr,
+                    shape.num_kv_heads, head_dim);
   }
-  paged_attention_rows(s.attn.data(), s.q.data(), k_cache, v_cache, rows, shape);
+  paged_attention_rows(s.attn.data(), s.q.data(), k_cache, v_cache, k_scales, v_scales, rows, shape);
   s.linear(linears[1], s.attn.data(), s.normed.data());  // o_proj, into a free buffer
   Step<scalar_t>::add(in, s.normed.data(), s.hidden.data(), t * dim);
 
@@ -110,7 +135,8 @@ torch::Tensor decode_layer(torch::Tensor hidden, at::TensorList weights, bool in
                            torch::Tensor k_cache, torch::Tensor v_cache, torch::Tensor slots,
                            torch::Tensor block_tables, torch::Tensor context_lens, torch::Tensor query_starts,
                            int64_t num_heads, int64_t num_kv_heads, double eps, double scale, int64_t window,
-                           double softcap, int64_t chunk) {
+                           double softcap, int64_t chunk, const std::optional<torch::Tensor>& k_scale,
+                           const std::optional<torch::Tensor>& v_scale) {
   TORCH_CHECK(weights.size() == 10, "decode_layer: 10 weight tensors expected, got ", weights.size());
   TORCH_CHECK(hidden.dim() == 2 && hidden.is_contiguous(), "decode_layer: hidden must be contiguous [tokens, dim]");
   const auto dtype = hidden.scalar_type();
@@ -119,8 +145,9 @@ torch::Tensor decode_layer(torch::Tensor hidden, at::TensorList weights, bool in
   TORCH_CHECK(k_cache.dim() == 4 && k_cache.sizes() == v_cache.sizes() && k_cache.is_contiguous() && v_cache.is_contiguous() &&
                   k_cache.scalar_type() == v_cache.scalar_type() && cache_pairs_with(dtype, k_cache.scalar_type()) &&
                   k_cache.size(2) == num_kv_heads && num_kv_heads > 0 && num_heads % num_kv_heads == 0,
-              "decode_layer: the caches must be contiguous [blocks, block_size, num_kv_heads, head_dim] in hidden's dtype "
-              "(or, under float32, bfloat16 or float16)");
+              "decode_layer: the caches must be contiguous [blocks, block_size, num_kv_heads, head_dim] in hidden's dtype, "
+              "int8, or (under float32) bfloat16 or float16");
+  const auto [k_scales, v_scales] = cache_scales(k_cache, v_cache, k_scale, v_scale);
   const int64_t t = hidden.size(0), dim = hidden.size(1), head_dim = k_cache.size(3);
   const int64_t q_size = num_heads * head_dim, kv_size = num_kv_heads * head_dim, inter = weights[6].size(0) / 2;
   const Linear linears[4] = {{weights[1], weights[2], int8, q_size + 2 * kv_size, dim},
@@ -147,7 +174,8 @@ torch::Tensor decode_layer(torch::Tensor hidden, at::TensorList weights, bool in
     using cache_t = decltype(cache_type);
     run_layer(hidden.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(), linears, norm1.data_ptr<float>(), norm2.data_ptr<float>(),
               static_cast<float>(eps), c.data_ptr<float>(), s.data_ptr<float>(), k_cache.data_ptr<cache_t>(),
-              v_cache.data_ptr<cache_t>(), slot, rows, shape, t, dim);
+              v_cache.data_ptr<cache_t>(), k_scales, v_scales, slot, rows, shape,
+              t, dim);
   });
   return out;
 }
@@ -155,6 +183,7 @@ torch::Tensor decode_layer(torch::Tensor hidden, at::TensorList weights, bool in
 TORCH_LIBRARY_FRAGMENT(agentforge, m) {
   m.def("decode_layer(Tensor hidden, Tensor[] weights, bool int8, Tensor cos, Tensor sin, Tensor(a!) k_cache, "
         "Tensor(b!) v_cache, Tensor slots, Tensor block_tables, Tensor context_lens, Tensor query_starts, "
-        "int num_heads, int num_kv_heads, float eps, float scale, int window, float softcap, int chunk) -> Tensor");
+        "int num_heads, int num_kv_heads, float eps, float scale, int window, float softcap, int chunk, "
+        "Tensor(c!)? k_scale=None, Tensor(d!)? v_scale=None) -> Tensor");
   m.impl("decode_layer", torch::kCPU, &decode_layer);
 }

@@ -8,7 +8,8 @@
 // positions); softcap > 0 (Gemma 2) turns each score s into
 // softcap * tanh(s / softcap). One work item is a (sequence, KV head) pair: the KV head's
 // group of query heads share every key and value read. Scores, softmax and the weighted sum
-// run in float32 whatever the cache dtype.
+// run in float32 whatever the cache dtype; an int8 cache's scales (one per token and KV head) are
+// multiplied into a key's scores and a value's weights.
 #include <ATen/Parallel.h>
 #include <torch/extension.h>
 
@@ -33,10 +34,12 @@ struct Layout {
   enum Prefetch { HEAD, BLOCK };
   int64_t block_size, token_stride, head_offset;
   Prefetch prefetch;
+  const float* scales;  // an int8 cache's scales [num_blocks, block_size, num_kv_heads], at this head's; else null
+  int64_t scale_stride;  // num_kv_heads
 };
 
-// Keys/values of tokens [begin, end) of one KV head, visited block by block: fn(first token, count, its row);
-// the run's rows are token_stride apart. Blocks lie anywhere in the cache, where no hardware prefetcher can
+// Keys/values of tokens [begin, end) of one KV head, visited block by block: fn(first token, count, its row,
+// its scale or null); the run's rows are token_stride apart, their scales scale_stride. Blocks lie anywhere in the cache, where no hardware prefetcher can
 // guess them: the rows two blocks ahead are asked into the cache while one is visited (a decode step's
 // attention otherwise waited on memory most of its time). A head's rows alone are 128-byte pieces
 // (SmolLM2, bfloat16) a few hundred bytes apart, which memory delivers slower than whole blocks: a thread
@@ -62,12 +65,17 @@ inline void for_each_run(const scalar_t* cache, const int32_t* block_table, int6
         __builtin_prefetch(block + ((t * at.token_stride + at.head_offset) * element_bytes + byte));
   };
   const auto block_rows = [&](int64_t b) { return block_start(b) + at.head_offset; };
+  const auto block_scales = [&](int64_t b) {
+    return at.scales ? at.scales + static_cast<int64_t>(block_table[b]) * at.block_size * at.scale_stride : nullptr;
+  };
   constexpr int AHEAD = 2;
   for (int a = 0; a < AHEAD; ++a) prefetch_block(begin / at.block_size + a);
   for (int64_t b = begin / at.block_size; b * at.block_size < end; ++b) {
     prefetch_block(b + AHEAD);
     const int64_t first = std::max(begin, b * at.block_size), last = std::min(end, (b + 1) * at.block_size);
-    fn(first, last - first, block_rows(b) + (first - b * at.block_size) * at.token_stride);
+    const float* scales = block_scales(b);
+    fn(first, last - first, block_rows(b) + (first - b * at.block_size) * at.token_stride,
+       scales ? scales + (first - b * at.block_size) * at.scale_stride : nullptr);
   }
 }
 
@@ -108,7 +116,8 @@ template <typename scalar_t>
 void score_keys_scalar(const float* query, int64_t group, int64_t head_dim, const scalar_t* k_cache,
                        const int32_t* block_table, int64_t begin, int64_t end, const Layout& at, float* scores,
                        int64_t stride) {
-  for_each_run(k_cache, block_table, begin, end, at, head_dim, [&](int64_t t0, int64_t n, const scalar_t* rows) {
+  for_each_run(k_cache, block_table, begin, end, at, head_dim,
+               [&](int64_t t0, int64_t n, const scalar_t* rows, const float* row_scales) {
     for (int64_t i = 0; i < n; ++i) {
       const scalar_t* key = rows + i * at.token_stride;
       for (int64_t g = 0; g < group; ++g) {
@@ -116,7 +125,7 @@ void score_keys_scalar(const float* query, int64_t group, int64_t head_dim, cons
         float s = 0.f;
 #pragma omp simd reduction(+ : s)
         for (int64_t d = 0; d < head_dim; ++d) s += qg[d] * to_float(key[d]);
-        scores[g * stride + t0 + i] = s;
+        scores[g * stride + t0 + i] = row_scales ? s * row_scales[i * at.scale_stride] : s;
       }
     }
   });
@@ -128,11 +137,12 @@ void weigh_values_scalar(const float* probs, int64_t group, int64_t head_dim, co
                          const int32_t* block_table, int64_t begin, int64_t end, const Layout& at, float* acc,
                          int64_t stride) {
   std::fill(acc, acc + group * head_dim, 0.f);
-  for_each_run(v_cache, block_table, begin, end, at, head_dim, [&](int64_t t0, int64_t n, const scalar_t* rows) {
+  for_each_run(v_cache, block_table, begin, end, at, head_dim,
+               [&](int64_t t0, int64_t n, const scalar_t* rows, const float* row_scales) {
     for (int64_t i = 0; i < n; ++i) {
       const scalar_t* value = rows + i * at.token_stride;
       for (int64_t g = 0; g < group; ++g) {
-        const float p = probs[g * stride + t0 + i];
+        const float p = row_scales ? probs[g * stride + t0 + i] * row_scales[i * at.scale_stride] : probs[g * stride + t0 + i];
         float* a = acc + g * head_dim;
 #pragma omp simd
         for (int64_t d = 0; d < head_dim; ++d) a[d] += p * to_float(value[d]);
@@ -151,7 +161,8 @@ template <typename scalar_t, int D>
 void score_keys(const float* query, int64_t group, const scalar_t* k_cache, const int32_t* block_table,
                 int64_t begin, int64_t end, const Layout& at, float* scores, int64_t stride) {
   constexpr int C = D / LANES, QB = REGISTERS == 32 ? 4 : 3, KB = QB;
-  for_each_run(k_cache, block_table, begin, end, at, D, [&](int64_t t0, int64_t n, const scalar_t* rows) {
+  for_each_run(k_cache, block_table, begin, end, at, D, [&](int64_t t0, int64_t n, const scalar_t* rows,
+                                                            const float* row_scales) {
     for (int64_t i = 0; i < n; i += KB) {
       const scalar_t* key[KB];
       for (int r = 0; r < KB; ++r) key[r] = rows + std::min<int64_t>(i + r, n - 1) * at.token_stride;
@@ -171,6 +182,8 @@ void score_keys(const float* query, int64_t group, const scalar_t* k_cache, cons
         for (int g = 0; g < QB && g0 + g < group; ++g) {
           float four[4];
           _mm_storeu_ps(four, sum4(acc[g][0], acc[g][1], acc[g][2], acc[g][KB - 1]));
+          if (row_scales)
+            for (int r = 0; r < KB; ++r) four[r] *= row_scales[std::min<int64_t>(i + r, n - 1) * at.scale_stride];
           std::copy(four, four + std::min<int64_t>(KB, n - i), scores + (g0 + g) * stride + t0 + i);
         }
       }
@@ -194,11 +207,13 @@ void weigh_values(const float* probs, int64_t group, const scalar_t* v_cache, co
       vec sum[VB][CP];
       for (int g = 0; g < VB; ++g)
         for (int c = 0; c < CP; ++c) sum[g][c] = vzero();
-      for_each_run(v_cache, block_table, begin, end, at, D, [&](int64_t t0, int64_t n, const scalar_t* rows) {
+      for_each_run(v_cache, block_table, begin, end, at, D, [&](int64_t t0, int64_t n, const scalar_t* rows,
+                                                                const float* row_scales) {
         for (int64_t i = 0; i < n; ++i) {
           const scalar_t* value = rows + i * at.token_stride + c0 * LANES;
+          const float row_scale = row_scales ? row_scales[i * at.scale_stride] : 1.f;
           vec p[VB];
-          for (int g = 0; g < VB; ++g) p[g] = vbroadcast(g < heads ? probs[(g0 + g) * stride + t0 + i] : 0.f);
+          for (int g = 0; g < VB; ++g) p[g] = vbroadcast(g < heads ? probs[(g0 + g) * stride + t0 + i] * row_scale : 0.f);
           for (int c = 0; c < CP; ++c) {
             const vec v = vload(value + c * LANES);
             for (int g = 0; g < VB; ++g) sum[g][c] = vfma(p[g], v, sum[g][c]);
@@ -223,15 +238,18 @@ struct Partial {
 // time and takes the plain loops. Keys at positions [lo, hi) only; with `partial`, the part's unnormalized
 // results go there (rows counted from first_row) instead of the normalized output into `out`.
 template <typename scalar_t, typename cache_t, int HEAD_DIM>
-void attend(const scalar_t* q, const cache_t* k_cache, const cache_t* v_cache, scalar_t* out,
-            const int32_t* block_table, int64_t context_len, int64_t q_len, int64_t first_row,
+void attend(const scalar_t* q, const cache_t* k_cache, const cache_t* v_cache, const float* k_scales,
+            const float* v_scales, scalar_t* out, const int32_t* block_table, int64_t context_len, int64_t q_len, int64_t first_row,
             int64_t kv_head, int64_t num_heads, int64_t num_kv_heads, int64_t runtime_head_dim,
             int64_t block_size, Layout::Prefetch prefetch, double scale, int64_t window, int64_t chunk, float softcap,
             int64_t lo, int64_t hi, const Partial* partial,
             std::vector<float>& scores, std::vector<float>& acc, std::vector<float>& query, std::vector<float>& norm) {
   const int64_t head_dim = HEAD_DIM > 0 ? HEAD_DIM : runtime_head_dim;
   const int64_t group = num_heads / num_kv_heads;
-  const Layout at{block_size, num_kv_heads * head_dim, kv_head * head_dim, prefetch};
+  const Layout keys{block_size, num_kv_heads * head_dim, kv_head * head_dim, prefetch,
+                    k_scales ? k_scales + kv_head : nullptr, num_kv_heads};
+  const Layout values{block_size, num_kv_heads * head_dim, kv_head * head_dim, prefetch,
+                      v_scales ? v_scales + kv_head : nullptr, num_kv_heads};
   scores.resize(group * context_len);
   acc.resize(group * head_dim);
   query.resize(group * head_dim);
@@ -255,10 +273,10 @@ void attend(const scalar_t* q, const cache_t* k_cache, const cache_t* v_cache, s
     }
 #ifdef HAVE_VEC
     if constexpr (HEAD_DIM > 0 && vec_loadable<cache_t>)
-      score_keys<cache_t, HEAD_DIM>(query.data(), group, k_cache, block_table, begin, end, at, scores.data(), context_len);
+      score_keys<cache_t, HEAD_DIM>(query.data(), group, k_cache, block_table, begin, end, keys, scores.data(), context_len);
     else
 #endif
-      score_keys_scalar(query.data(), group, head_dim, k_cache, block_table, begin, end, at, scores.data(), context_len);
+      score_keys_scalar(query.data(), group, head_dim, k_cache, block_table, begin, end, keys, scores.data(), context_len);
     for (int64_t g = 0; g < group; ++g) {
       float* sg = scores.data() + g * context_len;
       if (softcap > 0.f)
@@ -267,10 +285,10 @@ void attend(const scalar_t* q, const cache_t* k_cache, const cache_t* v_cache, s
     }
 #ifdef HAVE_VEC
     if constexpr (HEAD_DIM > 0 && vec_loadable<cache_t>)
-      weigh_values<cache_t, HEAD_DIM>(scores.data(), group, v_cache, block_table, begin, end, at, acc.data(), context_len);
+      weigh_values<cache_t, HEAD_DIM>(scores.data(), group, v_cache, block_table, begin, end, values, acc.data(), context_len);
     else
 #endif
-      weigh_values_scalar(scores.data(), group, head_dim, v_cache, block_table, begin, end, at, acc.data(), context_len);
+      weigh_values_scalar(scores.data(), group, head_dim, v_cache, block_table, begin, end, values, acc.data(), context_len);
     for (int64_t g = 0; g < group; ++g) {
       if (partial) {
         const int64_t at_head = j * num_heads + kv_head * group + g;
@@ -337,7 +355,8 @@ PagedRows paged_rows(const torch::Tensor& block_tables, const torch::Tensor& con
 
 template <typename scalar_t, typename cache_t>
 void paged_attention_rows(scalar_t* out, const scalar_t* q, const cache_t* k_cache, const cache_t* v_cache,
-                          const PagedRows& rows, const AttentionShape& shape) {
+                          const float* k_scales, const float* v_scales, const PagedRows& rows,
+                          const AttentionShape& shape) {
   // torch's own thread pool (so torch.set_num_threads holds), items handed out one at a time because
   // sequences differ in length. An item is a sequence's keys (or a part of them, parts_of) for its KV heads, one
   // after another (whole blocks read once, by the first), where there are parts enough to share out; else
@@ -387,7 +406,7 @@ void paged_attention_rows(scalar_t* out, const scalar_t* q, const cache_t* k_cac
       const int64_t lo = part.part * PART, hi = parted ? lo + PART : rows.context_lens[i];
       for (int64_t h = first; h < first + heads_per_item; ++h) {
         const Layout::Prefetch prefetch = heads_per_item > 1 && h == first ? Layout::BLOCK : Layout::HEAD;
-        run(q, k_cache, v_cache, out, rows.block_tables + i * rows.max_blocks, rows.context_lens[i], q_len, start, h,
+        run(q, k_cache, v_cache, k_scales, v_scales, out, rows.block_tables + i * rows.max_blocks, rows.context_lens[i], q_len, start, h,
             num_heads, num_kv_heads, shape.head_dim, shape.block_size, prefetch, shape.scale, shape.window, shape.chunk,
             shape.softcap, lo, hi, parted ? &partial : nullptr, scores, acc, query, norm);
       }
@@ -400,28 +419,33 @@ void paged_attention_rows(scalar_t* out, const scalar_t* q, const cache_t* k_cac
   }
 }
 
-template void paged_attention_rows(float*, const float*, const float*, const float*, const PagedRows&,
-                                   const AttentionShape&);
-template void paged_attention_rows(float*, const float*, const c10::BFloat16*, const c10::BFloat16*, const PagedRows&,
-                                   const AttentionShape&);
-template void paged_attention_rows(float*, const float*, const c10::Half*, const c10::Half*, const PagedRows&,
-                                   const AttentionShape&);
-template void paged_attention_rows(c10::BFloat16*, const c10::BFloat16*, const c10::BFloat16*, const c10::BFloat16*,
-                                   const PagedRows&, const AttentionShape&);
-template void paged_attention_rows(c10::Half*, const c10::Half*, const c10::Half*, const c10::Half*, const PagedRows&,
-                                   const AttentionShape&);
+#define INSTANTIATE(Q, C)                                                                                 \
+  template void paged_attention_rows(Q*, const Q*, const C*, const C*, const float*, const float*, const PagedRows&, \
+                                     const AttentionShape&);
+INSTANTIATE(float, float)
+INSTANTIATE(c10::BFloat16, c10::BFloat16)
+INSTANTIATE(c10::Half, c10::Half)
+INSTANTIATE(float, c10::BFloat16)
+INSTANTIATE(float, c10::Half)
+INSTANTIATE(float, int8_t)
+INSTANTIATE(c10::BFloat16, int8_t)
+INSTANTIATE(c10::Half, int8_t)
+#undef INSTANTIATE
 
-// out, q: [tokens, num_heads, head_dim]; caches: [num_blocks, block_size, num_kv_heads, head_dim];
-// block_tables: int32 [n, max_blocks]; context_lens: int32 [n]; query_starts: int32 [n + 1].
+// out, q: [tokens, num_heads, head_dim]; caches: [num_blocks, block_size, num_kv_heads, head_dim], an int8
+// one with its scales [num_blocks, block_size, num_kv_heads, 1]; block_tables: int32 [n, max_blocks];
+// context_lens: int32 [n]; query_starts: int32 [n + 1].
 void paged_attention(torch::Tensor out, torch::Tensor q, torch::Tensor k_cache, torch::Tensor v_cache,
                      torch::Tensor block_tables, torch::Tensor context_lens, torch::Tensor query_starts,
-                     double scale, int64_t window, double softcap, int64_t chunk) {
+                     double scale, int64_t window, double softcap, int64_t chunk,
+                     const std::optional<torch::Tensor>& k_scale, const std::optional<torch::Tensor>& v_scale) {
   TORCH_CHECK(q.is_contiguous() && out.is_contiguous() && k_cache.is_contiguous() && v_cache.is_contiguous(),
               "paged_attention: tensors must be contiguous");
   TORCH_CHECK(q.scalar_type() == out.scalar_type() && k_cache.scalar_type() == v_cache.scalar_type() &&
                   cache_pairs_with(q.scalar_type(), k_cache.scalar_type()),
-              "paged_attention: q and out must share a dtype (float32, bfloat16 or float16) and the caches q's, or under "
-              "float32 q bfloat16 or float16");
+              "paged_attention: q and out must share a dtype (float32, bfloat16 or float16) and the caches q's, int8, "
+              "or under float32 q bfloat16 or float16");
+  const auto [k_scales, v_scales] = cache_scales(k_cache, v_cache, k_scale, v_scale);
   const PagedRows rows = paged_rows(block_tables, context_lens, query_starts);
   const AttentionShape shape{q.size(1), k_cache.size(2), q.size(2), k_cache.size(1), scale, window,
                              static_cast<float>(softcap), chunk};
@@ -429,12 +453,13 @@ void paged_attention(torch::Tensor out, torch::Tensor q, torch::Tensor k_cache, 
     using q_t = decltype(q_type);
     using cache_t = decltype(cache_type);
     paged_attention_rows(out.data_ptr<q_t>(), q.data_ptr<q_t>(), k_cache.data_ptr<cache_t>(), v_cache.data_ptr<cache_t>(),
-                         rows, shape);
+                         k_scales, v_scales, rows, shape);
   });
 }
 
 TORCH_LIBRARY(agentforge, m) {
   m.def("paged_attention(Tensor(a!) out, Tensor q, Tensor k_cache, Tensor v_cache, Tensor block_tables, "
-        "Tensor context_lens, Tensor query_starts, float scale, int window, float softcap, int chunk) -> ()");
+        "Tensor context_lens, Tensor query_starts, float scale, int window, float softcap, int chunk, "
+        "Tensor? k_scale=None, Tensor? v_scale=None) -> ()");
   m.impl("paged_attention", torch::kCPU, &paged_attention);
 }

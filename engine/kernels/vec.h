@@ -1,7 +1,7 @@
 // Float vectors for the native kernels: one `vec` of LANES floats (AVX-512: 16 lanes, 32 registers;
-// AVX2 with FMA and F16C: 8 lanes, 16 registers), loaded from and stored to float, bfloat16 or float16
-// rows and computed in float32, with lane sums and e^x. HAVE_VEC is left undefined on other CPUs, where
-// the kernels keep plain loops.
+// AVX2 with FMA and F16C: 8 lanes, 16 registers), loaded from float, bfloat16, float16 or int8 rows, stored
+// to the first three and computed in float32, with lane sums and e^x. HAVE_VEC is left undefined on other
+// CPUs, where the kernels keep plain loops.
 #pragma once
 
 #include <torch/extension.h>
@@ -16,7 +16,8 @@
 namespace {
 
 template <typename T>
-constexpr bool vec_loadable = std::is_same_v<T, float> || std::is_same_v<T, c10::BFloat16> || std::is_same_v<T, c10::Half>;
+constexpr bool vec_loadable = std::is_same_v<T, float> || std::is_same_v<T, c10::BFloat16> || std::is_same_v<T, c10::Half> ||
+                              std::is_same_v<T, int8_t>;
 
 // One vector of floats (AVX-512: 16 lanes, 32 registers; AVX2: 8 lanes, 16 registers), loaded from float,
 // bfloat16 or float16 rows.
@@ -33,6 +34,7 @@ inline vec vload(const c10::BFloat16* p) {
   return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(bits), 16));
 }
 inline vec vload(const c10::Half* p) { return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }
+inline vec vload(const int8_t* p) { return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)))); }
 inline vec vmax(vec a, vec b) { return _mm512_max_ps(a, b); }
 inline vec vmin(vec a, vec b) { return _mm512_min_ps(a, b); }
 inline vec vadd(vec a, vec b) { return _mm512_add_ps(a, b); }
@@ -73,6 +75,7 @@ inline vec vload(const c10::BFloat16* p) {
   return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(bits), 16));
 }
 inline vec vload(const c10::Half* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
+inline vec vload(const int8_t* p) { return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)))); }
 inline vec vmax(vec a, vec b) { return _mm256_max_ps(a, b); }
 inline vec vmin(vec a, vec b) { return _mm256_min_ps(a, b); }
 inline vec vadd(vec a, vec b) { return _mm256_add_ps(a, b); }

@@ -48,10 +48,11 @@ def native_calls(monkeypatch):
 
 
 @pytest.mark.parametrize("speculative_tokens", [0, 3])  # drafts: several rows per sequence in a decode step
-# the last two: a 16-bit KV cache under float32 (the native layer rounds keys and values as the module path writes them)
+# then other KV caches: 16 bits under float32, int8 (the native layer rounds or quantizes keys and values to the
+# bits the module path writes)
 @pytest.mark.parametrize("dtype,quantization,kv_cache_dtype", [
     ("float32", "int4", None), ("bfloat16", "int4", None), ("float32", "int8", None), ("float32", "int4", "bfloat16"),
-    ("float32", "int8", "float16")])
+    ("float32", "int8", "float16"), ("float32", "int4", "int8"), ("bfloat16", "int4", "int8")])
 def test_native_layers_give_the_module_paths_tokens_and_logprobs(tiny_llama_dir, native_calls, speculative_tokens, dtype,
                                                                  quantization, kv_cache_dtype):
     llm = LLM(tiny_llama_dir, quantization=quantization, dtype=dtype, speculative_tokens=speculative_tokens,

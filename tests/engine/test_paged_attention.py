@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from agentforge.engine.attention import PagedBatch, paged_attention_reference
+from agentforge.engine.attention import PagedBatch, paged_attention_reference, quantize_int8
 from agentforge.engine.kernels import native_ops
 
 BLOCK = 16
@@ -15,20 +15,28 @@ BLOCK = 16
 
 def make_case(dtype: torch.dtype, num_heads: int, num_kv_heads: int, context_lens: list[int], q_lens: list[int],
               head_dim: int = 64, seed: int = 0, cache_dtype: torch.dtype | None = None):
-    """A shuffled paged cache (in `cache_dtype`, by default `dtype`) holding each sequence's keys/values, and
-    the queries of its last tokens."""
+    """A shuffled paged cache (in `cache_dtype`, by default `dtype`; int8 with its scales, else None) holding each
+    sequence's keys/values (as read back: dequantized), and the queries of its last tokens."""
     g = torch.Generator().manual_seed(seed)
     tables, keys, values, used = [], [], [], 0
     num_blocks = sum(-(-n // BLOCK) for n in context_lens) + 3
     perm = torch.randperm(num_blocks, generator=g).tolist()  # blocks scattered over the cache
-    k_cache = torch.randn(num_blocks, BLOCK, num_kv_heads, head_dim, generator=g).to(cache_dtype or dtype)
-    v_cache = torch.randn(num_blocks, BLOCK, num_kv_heads, head_dim, generator=g).to(cache_dtype or dtype)
+    k_cache = torch.randn(num_blocks, BLOCK, num_kv_heads, head_dim, generator=g)
+    v_cache = torch.randn(num_blocks, BLOCK, num_kv_heads, head_dim, generator=g)
+    scales = None, None
+    if cache_dtype == torch.int8:
+        (k_cache, k_scale), (v_cache, v_scale) = quantize_int8(k_cache), quantize_int8(v_cache)
+        scales = k_scale, v_scale
+        k_read, v_read = k_cache * k_scale, v_cache * v_scale
+    else:
+        k_cache, v_cache = k_cache.to(cache_dtype or dtype), v_cache.to(cache_dtype or dtype)
+        k_read, v_read = k_cache, v_cache
     for n in context_lens:
         blocks = perm[used : used + -(-n // BLOCK)]
         used += len(blocks)
         tables.append(blocks)
-        keys.append(k_cache[blocks].flatten(0, 1)[:n])
-        values.append(v_cache[blocks].flatten(0, 1)[:n])
+        keys.append(k_read[blocks].flatten(0, 1)[:n])
+        values.append(v_read[blocks].flatten(0, 1)[:n])
     width = max(map(len, tables))
     starts = [0]
     for q in q_lens:
@@ -40,7 +48,7 @@ def make_case(dtype: torch.dtype, num_heads: int, num_kv_heads: int, context_len
         torch.tensor(context_lens, dtype=torch.int32),
     )
     q = torch.randn(starts[-1], num_heads, head_dim, generator=g).to(dtype)
-    return q, k_cache, v_cache, batch, keys, values
+    return q, k_cache, v_cache, batch, keys, values, scales
 
 
 def contiguous_attention(q, keys, values, batch: PagedBatch, scale: float, window: int | None,
@@ -91,32 +99,33 @@ CASES = [
 
 @pytest.mark.parametrize("heads,kv_heads,lens,q_lens,window,softcap,chunk", CASES)
 def test_the_reference_matches_attention_over_contiguous_keys(heads, kv_heads, lens, q_lens, window, softcap, chunk):
-    q, k_cache, v_cache, batch, keys, values = make_case(torch.float32, heads, kv_heads, lens, q_lens)
+    q, k_cache, v_cache, batch, keys, values, _ = make_case(torch.float32, heads, kv_heads, lens, q_lens)
     got = paged_attention_reference(q, k_cache, v_cache, batch, 0.125, window, softcap, chunk)
     expected = contiguous_attention(q, keys, values, batch, 0.125, window, softcap, chunk)
     assert torch.allclose(got, expected, atol=1e-5)
 
 
 @pytest.mark.skipif(native_ops() is None, reason="no C++ toolchain to build the native kernels")
-# the activations' dtype, the cache's (a 16-bit cache under float32: kv_cache_dtype; its values are what they
-# are, the queries and the arithmetic float32, so the output is float32-exact), the output's tolerance
+# the activations' dtype, the cache's (a 16-bit cache under float32, or int8 with scales: kv_cache_dtype; the
+# reference reads the values the cache holds, so under float32 the output is float32-exact), the tolerance
 @pytest.mark.parametrize("dtype,cache_dtype,atol", [
     (torch.float32, torch.float32, 1e-5), (torch.bfloat16, torch.bfloat16, 2e-2), (torch.float16, torch.float16, 4e-3),
-    (torch.float32, torch.bfloat16, 1e-5), (torch.float32, torch.float16, 1e-5)])
+    (torch.float32, torch.bfloat16, 1e-5), (torch.float32, torch.float16, 1e-5),
+    (torch.float32, torch.int8, 1e-5), (torch.bfloat16, torch.int8, 2e-2), (torch.float16, torch.int8, 4e-3)])
 @pytest.mark.parametrize("heads,kv_heads,lens,q_lens,window,softcap,chunk", CASES)
 @pytest.mark.parametrize("head_dim", [64, 128, 256, 80])  # the vector passes' sizes; one the plain loops take
 # one thread: four sequences or more make the kernel attend for all of a sequence's KV heads in one work item
 @pytest.mark.parametrize("threads", [1, 2])
 def test_the_native_kernel_matches_the_reference(dtype, cache_dtype, atol, heads, kv_heads, lens, q_lens, window,
                                                 softcap, chunk, head_dim, threads):
-    q, k_cache, v_cache, batch, keys, values = make_case(dtype, heads, kv_heads, lens, q_lens, head_dim,
-                                                         cache_dtype=cache_dtype)
+    q, k_cache, v_cache, batch, keys, values, scales = make_case(dtype, heads, kv_heads, lens, q_lens, head_dim,
+                                                                 cache_dtype=cache_dtype)
     out = torch.empty_like(q)
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
         native_ops().paged_attention(out, q, k_cache, v_cache, batch.block_tables, batch.context_lens,
-                                     batch.query_starts, 0.125, window or 0, softcap or 0.0, chunk or 0)
+                                     batch.query_starts, 0.125, window or 0, softcap or 0.0, chunk or 0, *scales)
     finally:
         torch.set_num_threads(before)
     expected = contiguous_attention(q, keys, values, batch, 0.125, window, softcap, chunk)  # in float32
@@ -127,7 +136,21 @@ def test_the_native_kernel_matches_the_reference(dtype, cache_dtype, atol, heads
 @pytest.mark.parametrize("dtype,cache_dtype", [(torch.bfloat16, torch.float16), (torch.float16, torch.float32),
                                                (torch.float64, torch.float64)])
 def test_the_native_kernel_refuses_a_cache_its_queries_do_not_pair_with(dtype, cache_dtype):
-    q, k_cache, v_cache, batch, _, _ = make_case(dtype, 4, 2, [20], [1], cache_dtype=cache_dtype)
+    q, k_cache, v_cache, batch, _, _, _ = make_case(dtype, 4, 2, [20], [1], cache_dtype=cache_dtype)
     with pytest.raises(RuntimeError, match="caches q's"):
         native_ops().paged_attention(torch.empty_like(q), q, k_cache, v_cache, batch.block_tables, batch.context_lens,
                                      batch.query_starts, 0.125, 0, 0.0, 0)
+
+
+@pytest.mark.skipif(native_ops() is None, reason="no C++ toolchain to build the native kernels")
+def test_an_int8_cache_goes_with_its_scales_and_only_it():
+    q, k_cache, v_cache, batch, _, _, (k_scale, v_scale) = make_case(torch.float32, 4, 2, [20], [1],
+                                                                     cache_dtype=torch.int8)
+    args = torch.empty_like(q), q, k_cache, v_cache, batch.block_tables, batch.context_lens, batch.query_starts, 0.125, 0, 0.0, 0
+    with pytest.raises(RuntimeError, match="needs its k_scale and v_scale"):
+        native_ops().paged_attention(*args)
+    with pytest.raises(RuntimeError, match=r"float32 \[num_blocks, block_size, num_kv_heads, 1\]"):
+        native_ops().paged_attention(*args, k_scale[:-1].contiguous(), v_scale)  # one block short
+    with pytest.raises(RuntimeError, match="with an int8 KV cache only"):
+        native_ops().paged_attention(args[0], q, k_scale.expand(*k_cache.shape).float().contiguous(),
+                                     v_scale.expand(*v_cache.shape).float().contiguous(), *args[4:], k_scale, v_scale)
