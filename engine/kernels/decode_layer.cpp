@@ -99,7 +99,8 @@ void run_layer(const scalar_t* in, scalar_t* out, const Linear (&linears)[4], co
   const int64_t head_dim = shape.head_dim, q_size = shape.num_heads * head_dim, kv_size = shape.num_kv_heads * head_dim;
   const int64_t width = q_size + 2 * kv_size, inter = linears[3].k;
   s.t = t, s.dim = dim;
-  s.normed.resize(t * dim), s.qkv.resize(t * width), s.q.resize(t * q_size), s.k.resize(kv_size), s.attn.resize(t * q_size);
+  s.normed.resize(t * dim), s.qkv.resize(t * width), s.q.resize(t * q_size), s.k.resize(kv_size);
+  s.attn.resize(t * q_size);
   s.hidden.resize(t * dim), s.gate_up.resize(t * 2 * inter), s.act.resize(t * inter);
 
   s.norm(in, norm1, eps, s.normed.data());
@@ -174,8 +175,7 @@ torch::Tensor decode_layer(torch::Tensor hidden, at::TensorList weights, bool in
     using cache_t = decltype(cache_type);
     run_layer(hidden.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(), linears, norm1.data_ptr<float>(), norm2.data_ptr<float>(),
               static_cast<float>(eps), c.data_ptr<float>(), s.data_ptr<float>(), k_cache.data_ptr<cache_t>(),
-              v_cache.data_ptr<cache_t>(), k_scales, v_scales, slot, rows, shape,
-              t, dim);
+              v_cache.data_ptr<cache_t>(), k_scales, v_scales, slot, rows, shape, t, dim);
   });
   return out;
 }

@@ -39,13 +39,13 @@ struct Layout {
 };
 
 // Keys/values of tokens [begin, end) of one KV head, visited block by block: fn(first token, count, its row,
-// its scale or null); the run's rows are token_stride apart, their scales scale_stride. Blocks lie anywhere in the cache, where no hardware prefetcher can
-// guess them: the rows two blocks ahead are asked into the cache while one is visited (a decode step's
-// attention otherwise waited on memory most of its time). A head's rows alone are 128-byte pieces
-// (SmolLM2, bfloat16) a few hundred bytes apart, which memory delivers slower than whole blocks: a thread
-// that attends for all of a sequence's heads prefetches whole blocks (SmolLM2's 64-sequence decode step:
-// 15 % less time). The later heads' passes ask for their rows again: cheap where the first pass left them
-// in the cache, and a long context's blocks do not all stay there.
+// its scale or null); the run's rows are token_stride apart, their scales scale_stride. Blocks lie anywhere
+// in the cache, where no hardware prefetcher can guess them: the rows two blocks ahead are asked into the
+// cache while one is visited (a decode step's attention otherwise waited on memory most of its time). A
+// head's rows alone are 128-byte pieces (SmolLM2, bfloat16) a few hundred bytes apart, which memory delivers
+// slower than whole blocks: a thread that attends for all of a sequence's heads prefetches whole blocks
+// (SmolLM2's 64-sequence decode step: 15 % less time). The later heads' passes ask for their rows again:
+// cheap where the first pass left them in the cache, and a long context's blocks do not all stay there.
 template <typename scalar_t, typename Fn>
 inline void for_each_run(const scalar_t* cache, const int32_t* block_table, int64_t begin, int64_t end,
                          const Layout& at, int64_t head_dim, Fn&& fn) {
@@ -142,7 +142,7 @@ void weigh_values_scalar(const float* probs, int64_t group, int64_t head_dim, co
     for (int64_t i = 0; i < n; ++i) {
       const scalar_t* value = rows + i * at.token_stride;
       for (int64_t g = 0; g < group; ++g) {
-        const float p = row_scales ? probs[g * stride + t0 + i] * row_scales[i * at.scale_stride] : probs[g * stride + t0 + i];
+        const float p = probs[g * stride + t0 + i] * (row_scales ? row_scales[i * at.scale_stride] : 1.f);
         float* a = acc + g * head_dim;
 #pragma omp simd
         for (int64_t d = 0; d < head_dim; ++d) a[d] += p * to_float(value[d]);
@@ -213,7 +213,8 @@ void weigh_values(const float* probs, int64_t group, const scalar_t* v_cache, co
           const scalar_t* value = rows + i * at.token_stride + c0 * LANES;
           const float row_scale = row_scales ? row_scales[i * at.scale_stride] : 1.f;
           vec p[VB];
-          for (int g = 0; g < VB; ++g) p[g] = vbroadcast(g < heads ? probs[(g0 + g) * stride + t0 + i] * row_scale : 0.f);
+          for (int g = 0; g < VB; ++g)
+            p[g] = vbroadcast(g < heads ? probs[(g0 + g) * stride + t0 + i] * row_scale : 0.f);
           for (int c = 0; c < CP; ++c) {
             const vec v = vload(value + c * LANES);
             for (int g = 0; g < VB; ++g) sum[g][c] = vfma(p[g], v, sum[g][c]);
@@ -239,8 +240,8 @@ struct Partial {
 // results go there (rows counted from first_row) instead of the normalized output into `out`.
 template <typename scalar_t, typename cache_t, int HEAD_DIM>
 void attend(const scalar_t* q, const cache_t* k_cache, const cache_t* v_cache, const float* k_scales,
-            const float* v_scales, scalar_t* out, const int32_t* block_table, int64_t context_len, int64_t q_len, int64_t first_row,
-            int64_t kv_head, int64_t num_heads, int64_t num_kv_heads, int64_t runtime_head_dim,
+            const float* v_scales, scalar_t* out, const int32_t* block_table, int64_t context_len, int64_t q_len,
+            int64_t first_row, int64_t kv_head, int64_t num_heads, int64_t num_kv_heads, int64_t runtime_head_dim,
             int64_t block_size, Layout::Prefetch prefetch, double scale, int64_t window, int64_t chunk, float softcap,
             int64_t lo, int64_t hi, const Partial* partial,
             std::vector<float>& scores, std::vector<float>& acc, std::vector<float>& query, std::vector<float>& norm) {
@@ -406,9 +407,9 @@ void paged_attention_rows(scalar_t* out, const scalar_t* q, const cache_t* k_cac
       const int64_t lo = part.part * PART, hi = parted ? lo + PART : rows.context_lens[i];
       for (int64_t h = first; h < first + heads_per_item; ++h) {
         const Layout::Prefetch prefetch = heads_per_item > 1 && h == first ? Layout::BLOCK : Layout::HEAD;
-        run(q, k_cache, v_cache, k_scales, v_scales, out, rows.block_tables + i * rows.max_blocks, rows.context_lens[i], q_len, start, h,
-            num_heads, num_kv_heads, shape.head_dim, shape.block_size, prefetch, shape.scale, shape.window, shape.chunk,
-            shape.softcap, lo, hi, parted ? &partial : nullptr, scores, acc, query, norm);
+        run(q, k_cache, v_cache, k_scales, v_scales, out, rows.block_tables + i * rows.max_blocks, rows.context_lens[i],
+            q_len, start, h, num_heads, num_kv_heads, shape.head_dim, shape.block_size, prefetch, shape.scale,
+            shape.window, shape.chunk, shape.softcap, lo, hi, parted ? &partial : nullptr, scores, acc, query, norm);
       }
     }
   });
@@ -452,8 +453,8 @@ void paged_attention(torch::Tensor out, torch::Tensor q, torch::Tensor k_cache, 
   dispatch_cache_pair(q.scalar_type(), k_cache.scalar_type(), [&](auto q_type, auto cache_type) {
     using q_t = decltype(q_type);
     using cache_t = decltype(cache_type);
-    paged_attention_rows(out.data_ptr<q_t>(), q.data_ptr<q_t>(), k_cache.data_ptr<cache_t>(), v_cache.data_ptr<cache_t>(),
-                         k_scales, v_scales, rows, shape);
+    paged_attention_rows(out.data_ptr<q_t>(), q.data_ptr<q_t>(), k_cache.data_ptr<cache_t>(),
+                         v_cache.data_ptr<cache_t>(), k_scales, v_scales, rows, shape);
   });
 }
 
