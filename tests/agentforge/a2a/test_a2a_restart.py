@@ -19,6 +19,8 @@ from a2a.server.context import ServerCallContext
 from a2a.types import GetTaskRequest, Role, TaskState, TaskStatus
 
 from agentforge.a2a import A2AServer
+from agentforge.graphs import interrupt
+from agentforge.graphs.algo import INTERRUPT, RESUME
 from agentforge.graphs.sqlite import SqliteSaver
 
 HERE = Path(__file__).parent
@@ -196,6 +198,37 @@ def test_a_task_killed_as_it_took_an_answer_resumes_with_that_answer(tmp_path):
         done = _restart_after(graph, port, kill)
         assert done.id == asking.id and done.status.state == TaskState.TASK_STATE_COMPLETED, done.status
         assert get_message_text(done.status.message) == "Hello, Ada!"
+    finally:
+        saver.close()
+
+
+def test_an_answer_the_graph_stored_before_the_kill_is_taken_once(tmp_path):
+    """The user answered the task's first question and the graph stored the answer (its resume value)
+    before the server died: at the next start the node takes it once and asks its second question,
+    rather than being sent the answer again (which its second `interrupt()` would take too)."""
+    saver = SqliteSaver(tmp_path / "agent.sqlite")
+
+    def ask(state: dict) -> dict:
+        name, city = interrupt("What is your name?"), interrupt("Where do you live?")
+        return {"messages": [{"role": "assistant", "content": f"{name} from {city}"}]}
+
+    graph = one_node_graph(ask, name="asker", checkpointer=saver)
+    port = free_port()
+    asking = _first_task(graph, port, "hi")
+    assert asking.status.state == TaskState.TASK_STATE_INPUT_REQUIRED
+
+    async def kill(store):
+        task = await store.get(asking.id, ServerCallContext())
+        task.history.append(new_text_message("Ada", role=Role.ROLE_USER, task_id=task.id, context_id=task.context_id))
+        stored = saver.get_tuple({"configurable": {"thread_id": task.context_id}})
+        [asked] = {task_id for task_id, channel, _ in stored.pending_writes if channel == INTERRUPT}
+        saver.put_writes(stored.config, [(RESUME, "Ada")], asked)  # as a run stores the answer first
+        return task
+
+    try:
+        done = _restart_after(graph, port, kill)
+        assert done.status.state == TaskState.TASK_STATE_INPUT_REQUIRED, done.status
+        assert get_message_text(done.status.message) == "Where do you live?"
     finally:
         saver.close()
 
