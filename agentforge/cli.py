@@ -332,10 +332,10 @@ def main(argv: list[str] | None = None) -> int:
 
         try:
             settings = {k: getattr(args, k) for k in ("model", "served_model_name", "host", "port", "dtype",
-                                                      "quantization", "kv_cache_dtype", "speculative_tokens", "tool_format", "api_keys",
-                                                      "rate_limit_rpm", "rate_limit_tpm", "max_prompt_tokens",
-                                                      "redact_pii", "tool_adapter", "runtime_lora_updates", "a2a",
-                                                      "public_url")}
+                                                      "quantization", "kv_cache_dtype", "speculative_tokens",
+                                                      "tool_format", "api_keys", "rate_limit_rpm", "rate_limit_tpm",
+                                                      "max_prompt_tokens", "redact_pii", "tool_adapter",
+                                                      "runtime_lora_updates", "a2a", "public_url")}
             for flag, key, form in (("graphs", "graphs", "NAME=MODULE:ATTR"), ("loras", "lora_adapters", "NAME=FOLDER")):
                 if getattr(args, flag):
                     pairs = [g.split("=", 1) for g in getattr(args, flag)]

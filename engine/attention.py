@@ -11,9 +11,10 @@ GQA/MQA is native; sliding-window layers mask keys older than their window, chun
 keys outside the query's chunk; soft-capped layers (Gemma 2) pass their scores through
 cap * tanh(score / cap). An int8 cache (`kv_cache_dtype="int8"`) keeps a float32 scale per token and
 head beside it; the native kernel applies the scales as it reads (a key's to its scores, a value's to
-its weights), prompt chunks dequantize the blocks they gather. A 16-bit
-cache under float32 activations (`kv_cache_dtype="bfloat16"` or `"float16"`) holds the keys and values
-rounded as written; the native kernel reads it as it is, prompt chunks widen what they gather.
+its weights), prompt chunks dequantize the blocks they gather. A 16-bit cache under float32
+activations (`kv_cache_dtype="bfloat16"` or `"float16"`) holds the keys and values rounded as
+written; the native kernel reads it as it is, prompt chunks widen what they gather. The kernel is a
+CPU kernel: a model on a GPU takes the PyTorch path.
 """
 
 from __future__ import annotations
@@ -184,7 +185,7 @@ class PagedAttention(nn.Module):
         out = torch.empty_like(q)
         if (paged := ctx.paged) is not None:
             n, query = paged.num_tokens, q[: paged.num_tokens].contiguous()
-            if (ops := native_ops()) is not None:
+            if (ops := native_ops()) is not None and q.is_cpu:
                 ops.paged_attention(out[:n], query, self.k_cache, self.v_cache, paged.block_tables,
                                     paged.context_lens, paged.query_starts, self.scale, self.sliding_window or 0,
                                     self.softcap or 0.0, self.chunk or 0, self.k_scale, self.v_scale)
