@@ -179,6 +179,13 @@ def test_a_task_killed_before_its_input_was_stored_starts_again_from_its_message
         saver.close()
 
 
+async def _answered(store, task_id: str, text: str):
+    """The stored task with the user's answer `text` in its history, as the server records it on arrival."""
+    task = await store.get(task_id, ServerCallContext())
+    task.history.append(new_text_message(text, role=Role.ROLE_USER, task_id=task.id, context_id=task.context_id))
+    return task
+
+
 def test_a_task_killed_as_it_took_an_answer_resumes_with_that_answer(tmp_path):
     """The user answered the task's question, the task went `working`, and the server died before
     the graph stored the answer: at the next start the graph takes that answer (not the question
@@ -190,9 +197,7 @@ def test_a_task_killed_as_it_took_an_answer_resumes_with_that_answer(tmp_path):
     assert asking.status.state == TaskState.TASK_STATE_INPUT_REQUIRED
 
     async def kill(store):
-        task = await store.get(asking.id, ServerCallContext())
-        task.history.append(new_text_message("Ada", role=Role.ROLE_USER, task_id=task.id, context_id=task.context_id))
-        return task
+        return await _answered(store, asking.id, "Ada")
 
     try:
         done = _restart_after(graph, port, kill)
@@ -218,8 +223,7 @@ def test_an_answer_the_graph_stored_before_the_kill_is_taken_once(tmp_path):
     assert asking.status.state == TaskState.TASK_STATE_INPUT_REQUIRED
 
     async def kill(store):
-        task = await store.get(asking.id, ServerCallContext())
-        task.history.append(new_text_message("Ada", role=Role.ROLE_USER, task_id=task.id, context_id=task.context_id))
+        task = await _answered(store, asking.id, "Ada")
         stored = saver.get_tuple({"configurable": {"thread_id": task.context_id}})
         [asked] = {task_id for task_id, channel, _ in stored.pending_writes if channel == INTERRUPT}
         saver.put_writes(stored.config, [(RESUME, "Ada")], asked)  # as a run stores the answer first
