@@ -44,7 +44,7 @@ template <typename scalar_t>
 struct Step {
   int64_t t, dim;
   // kept from call to call (a layer runs on one thread at a time: the caller's)
-  std::vector<scalar_t> normed, qkv, q, k, attn, hidden, gate_up, act;
+  std::vector<scalar_t> normed, qkv, q, k, attn, hidden, gate_up, act;  // k: a token's keys, for an int8 cache
   std::vector<float> x, y;
 
   // rows [t, k] of `in` times the layer, rounded to scalar_t into `out` [t, n], as the module path does
@@ -109,10 +109,14 @@ void run_layer(const scalar_t* in, scalar_t* out, const Linear (&linears)[4], co
     const scalar_t* row = s.qkv.data() + r * width;
     const int64_t slot = slots[r];
     rotary_row(row, s.q.data() + r * q_size, shape.num_heads, head_dim, cos + r * head_dim, sin + r * head_dim);
-    rotary_row(row + q_size, s.k.data(), shape.num_kv_heads, head_dim, cos + r * head_dim, sin + r * head_dim);
     const int64_t scale_at = slot * shape.num_kv_heads;
-    write_cache_row(s.k.data(), k_cache + slot * kv_size, k_scales ? k_scales + scale_at : nullptr, shape.num_kv_heads,
-                    head_dim);
+    if constexpr (std::is_same_v<cache_t, int8_t>) {  // rotated in hidden's dtype, then quantized, as the modules do
+      rotary_row(row + q_size, s.k.data(), shape.num_kv_heads, head_dim, cos + r * head_dim, sin + r * head_dim);
+      write_cache_row(s.k.data(), k_cache + slot * kv_size, k_scales + scale_at, shape.num_kv_heads, head_dim);
+    } else {
+      rotary_row(row + q_size, k_cache + slot * kv_size, shape.num_kv_heads, head_dim, cos + r * head_dim,
+                 sin + r * head_dim);
+    }
     write_cache_row(row + q_size + kv_size, v_cache + slot * kv_size, v_scales ? v_scales + scale_at : nullptr,
                     shape.num_kv_heads, head_dim);
   }

@@ -65,17 +65,15 @@ inline void for_each_run(const scalar_t* cache, const int32_t* block_table, int6
         __builtin_prefetch(block + ((t * at.token_stride + at.head_offset) * element_bytes + byte));
   };
   const auto block_rows = [&](int64_t b) { return block_start(b) + at.head_offset; };
-  const auto block_scales = [&](int64_t b) {
-    return at.scales ? at.scales + static_cast<int64_t>(block_table[b]) * at.block_size * at.scale_stride : nullptr;
-  };
   constexpr int AHEAD = 2;
   for (int a = 0; a < AHEAD; ++a) prefetch_block(begin / at.block_size + a);
   for (int64_t b = begin / at.block_size; b * at.block_size < end; ++b) {
     prefetch_block(b + AHEAD);
     const int64_t first = std::max(begin, b * at.block_size), last = std::min(end, (b + 1) * at.block_size);
-    const float* scales = block_scales(b);
-    fn(first, last - first, block_rows(b) + (first - b * at.block_size) * at.token_stride,
-       scales ? scales + (first - b * at.block_size) * at.scale_stride : nullptr);
+    const int64_t offset = first - b * at.block_size;  // the run's first row within its block
+    const int64_t cache_row = static_cast<int64_t>(block_table[b]) * at.block_size + offset;
+    fn(first, last - first, block_rows(b) + offset * at.token_stride,
+       at.scales ? at.scales + cache_row * at.scale_stride : nullptr);
   }
 }
 
@@ -247,10 +245,11 @@ void attend(const scalar_t* q, const cache_t* k_cache, const cache_t* v_cache, c
             std::vector<float>& scores, std::vector<float>& acc, std::vector<float>& query, std::vector<float>& norm) {
   const int64_t head_dim = HEAD_DIM > 0 ? HEAD_DIM : runtime_head_dim;
   const int64_t group = num_heads / num_kv_heads;
-  const Layout keys{block_size, num_kv_heads * head_dim, kv_head * head_dim, prefetch,
-                    k_scales ? k_scales + kv_head : nullptr, num_kv_heads};
-  const Layout values{block_size, num_kv_heads * head_dim, kv_head * head_dim, prefetch,
-                      v_scales ? v_scales + kv_head : nullptr, num_kv_heads};
+  const auto layout = [&](const float* scales) {  // keys' and values' differ only in their scales
+    return Layout{block_size, num_kv_heads * head_dim, kv_head * head_dim, prefetch,
+                  scales ? scales + kv_head : nullptr, num_kv_heads};
+  };
+  const Layout keys = layout(k_scales), values = layout(v_scales);
   scores.resize(group * context_len);
   acc.resize(group * head_dim);
   query.resize(group * head_dim);
