@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 
+from . import tool_decision
 from .block_manager import BlockManager
 from .config import EngineConfig
 from .constraints import Constraints, constraints_for
@@ -184,6 +185,13 @@ class LLMEngine(LiveWeights):
                 blank = [*plan.messages[:-1], {**plan.messages[-1], "content": ""}]
                 request.turn = len(request.prompt_token_ids) - _common_prefix(
                     request.prompt_token_ids, self.render_chat(blank, chat.add_generation_prompt, **plan.template_kwargs))
+                if not calling.parallel and 1 < len(calling.tools) <= tool_decision.ONE_TOOL_PROBES:  # which tool, if it calls
+                    for tool in calling.tools:
+                        alone = dataclasses.replace(calling, tools=[tool])
+                        rendered, extra = alone.render(messages)
+                        request.one_tool_prompts.append(tuple(self.render_chat(
+                            rendered, chat.add_generation_prompt, **{**plan.template_kwargs, **extra})))
+                        request.one_tool_grammars.append(compile_grammar(alone.calls_constraint()))
         return request
 
     def make_request(

@@ -27,7 +27,9 @@ class Request:
     `opener` the tokens that open a call (see `tool_decision.py`); `answer_grammar` is the answer
     branch with no call in it, which a tool-trained adapter's decision to answer follows; `neutral`
     is the prompt with content-free tools, for that adapter's relevance check of the user's last
-    turn, the prompt's last `turn` tokens.
+    turn, the prompt's last `turn` tokens; `one_tool_prompts` are the prompt with each offered tool
+    alone, and `one_tool_grammars` a call to that tool (one call a reply: the call goes to the tool
+    that makes the turn likeliest).
     """
 
     request_id: str
@@ -43,6 +45,8 @@ class Request:
     baseline: tuple[int, ...] | None = None
     neutral: tuple[int, ...] | None = None
     turn: int = 0
+    one_tool_prompts: list[tuple[int, ...]] = field(default_factory=list)
+    one_tool_grammars: list[str] = field(default_factory=list)
     opener: list[int] | None = None
     lora: LoRAAdapter | None = None
     images: ImageInputs | None = None  # a vision model's image tiles and where their tokens sit

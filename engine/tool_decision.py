@@ -32,6 +32,12 @@ the user's it also checks that the tools are relevant: that they make that turn 
 
 The prompt's probe scores the turn together with the opener; the content-free prompt is one more
 probe, whose system prompt every request shares (prefix-cached).
+
+With one call a reply (`parallel_tool_calls=False`, as agents ask), such an adapter's call also goes
+to the tool that explains that turn best: the turn is scored once more with each offered tool alone
+in the prompt (up to `ONE_TOOL_PROBES` tools), and the call grammar allows only the likeliest. The
+adapter by itself picks the functions it was trained on — a share-price lookup for "What is 98765 -
+43210?" — while the turn's likelihood follows the tool's description (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -54,14 +60,16 @@ BASELINES_KEPT = 256  # tool sets whose baseline stays cached
 OWN_PREFERENCE = math.log(0.5)  # the threshold of a tool-trained adapter's decision
 RELEVANCE_SPAN = 256  # the most tokens of the user's turn the relevance check scores
 RELEVANCE_MARGIN = 0.0  # nats the tools must add to the turn's log-likelihood
+ONE_TOOL_PROBES = 8  # the most tools whose turn scores choose a one-call reply's tool
 
 
 @dataclass(slots=True, eq=False)
 class _Probe:
     seq: Sequence
     continuation: list[int]  # the tokens scored after the prompt
-    kind: str  # "prompt", "baseline" (then `baseline` is its cache key) or "neutral"
+    kind: str  # "prompt", "baseline" (then `baseline` is its cache key), "neutral" or "one tool"
     baseline: tuple | None = None
+    index: int = 0  # a "one tool" probe's tool
     turn: int = 0  # a prompt probe's leading continuation tokens that are the conversation's, not the opener
     logprobs: list[float] = field(default_factory=list)  # of each continuation token so far
     waiting: list[Request] = field(default_factory=list)
@@ -74,9 +82,10 @@ class _Scores:
     checks_relevance: bool = False
     turn: float | None = None  # then log p(turn | tools) ...
     neutral: float | None = None  # ... and log p(turn | content-free tools)
+    one_tool: list[float | None] = field(default_factory=list)  # log p(turn | each tool alone)
 
     def ready(self) -> bool:
-        return (self.prompt is not None and self.baseline is not None
+        return (self.prompt is not None and self.baseline is not None and None not in self.one_tool
                 and (not self.checks_relevance or (self.turn is not None and self.neutral is not None)))
 
     def calls(self) -> bool:
@@ -107,6 +116,14 @@ class ToolDecisions:
             scores.checks_relevance = True
             neutral = list(request.neutral)
             self._probe(neutral[:-turn], neutral[-turn:], "neutral", request.lora).waiting.append(request)
+            tail = prompt[len(prompt) - turn:]
+            alones = [list(a) for a in request.one_tool_prompts]
+            alones = alones if all(len(a) > turn and a[-turn:] == tail for a in alones) else []
+            scores.one_tool = [None] * len(alones)
+            for index, alone in enumerate(alones):
+                probe = self._probe(alone[:-turn], tail, "one tool", request.lora)
+                probe.index = index
+                probe.waiting.append(request)
         probe = self._probe(prompt[:len(prompt) - turn], prompt[len(prompt) - turn:] + request.opener, "prompt", request.lora)
         probe.turn = turn
         probe.waiting.append(request)
@@ -137,13 +154,15 @@ class ToolDecisions:
                 scores.baseline = score
             elif probe.kind == "neutral":
                 scores.neutral = score
+            elif probe.kind == "one tool":
+                scores.one_tool[probe.index] = score
             else:
                 scores.prompt = score
                 if probe.turn:
                     scores.turn = math.fsum(probe.logprobs[:probe.turn])
             if scores.ready():
                 del self.scores[request.request_id]
-                self._decide(request, scores.calls())
+                self._decide(request, scores.calls(), scores.one_tool)
                 decided.append(request)
         return decided
 
@@ -165,12 +184,16 @@ class ToolDecisions:
         self.scheduler.add(seq)
         return probe
 
-    def _decide(self, request: Request, calls: bool) -> None:
-        """A reply that calls follows the call grammar, if a call fits its budget; a tool-trained
-        adapter's answer follows the answer grammar without calls."""
+    def _decide(self, request: Request, calls: bool, one_tool: list[float]) -> None:
+        """A reply that calls follows the call grammar (to the likeliest tool alone, given `one_tool`
+        scores), if a call fits its budget; a tool-trained adapter's answer follows the answer
+        grammar without calls."""
         if not calls and not _tool_trained(request):
             return
-        matcher = self.constraints.matcher(request.call_grammar if calls else request.answer_grammar)
+        grammar = request.call_grammar if calls else request.answer_grammar
+        if calls and one_tool:
+            grammar = request.one_tool_grammars[max(range(len(one_tool)), key=one_tool.__getitem__)]
+        matcher = self.constraints.matcher(grammar)
         if not self.constraints.fits(matcher, request.seqs[0].max_tokens):
             return
         for index, seq in enumerate(request.seqs):
