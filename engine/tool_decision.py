@@ -36,8 +36,8 @@ probe, whose system prompt every request shares (prefix-cached).
 With one call a reply (`parallel_tool_calls=False`, as agents ask), such an adapter's call also goes
 to the tool that explains that turn best: the turn is scored once more with each offered tool alone
 in the prompt (up to `ONE_TOOL_PROBES` tools), and the call grammar allows only the likeliest. The
-adapter by itself picks the functions it was trained on — a share-price lookup for "What is 98765 -
-43210?" — while the turn's likelihood follows the tool's description (docs/benchmarks.md).
+adapter by itself picks the functions it was trained on — a share-price lookup for "What is 12 * 34?"
+— while the turn's likelihood follows the tool's description (docs/benchmarks.md).
 """
 
 from __future__ import annotations
