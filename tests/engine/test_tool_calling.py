@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
+from pathlib import Path
 from typing import Literal
 
 import jsonschema
@@ -12,7 +14,9 @@ from pydantic import BaseModel, Field
 
 from agentforge.engine import LLM, AsyncLLM, InvalidRequestError, SamplingParams, tool_decision
 from agentforge.engine.tool_schema import tool_specs
-from agentforge.tools.servers import calculator
+
+sys.path.insert(0, str(Path(__file__).parents[2] / "bench"))
+from _agent_tasks import TOOLS as AGENT_TOOLS  # noqa: E402
 
 
 def get_weather(city: str = Field(max_length=30), unit: Literal["celsius", "fahrenheit"] = "celsius") -> str:
@@ -254,32 +258,13 @@ def test_a_tool_trained_adapter_answers_when_no_offered_tool_fits(smollm2_path, 
     assert llm.stats().kv_blocks_used == 0
 
 
-def get_population(city: str) -> int:
-    """Get the number of inhabitants of a city."""
-
-
-def get_stock_price(ticker: str) -> float:
-    """Get the current price of one share, in dollars, by ticker symbol."""
-
-
-def lookup_employee(name: str) -> dict:
-    """Look up a colleague in the company directory: office, phone and team."""
-
-
-def get_order_status(order_id: str) -> str:
-    """Get the shipping status of an order by its id, e.g. "A-1001"."""
-
-
-AGENT_TOOLS = [get_population, get_stock_price, lookup_employee, get_order_status, calculator.calculate.spec]  # the agent bench's
-
-
 def test_one_call_a_reply_goes_to_the_tool_that_explains_the_turn_best(smollm2_path, monkeypatch):
     """The shipped adapter by itself calls the share-price lookup for arithmetic; with one call a reply
     the turn is scored with each tool alone, and the call goes to the likeliest tool."""
     llm = LLM(smollm2_path, max_model_len=2048)
     ask = [{"role": "user", "content": "What is 12 * 34?"}]
     params = SamplingParams(temperature=0, max_tokens=40)
-    tools = AGENT_TOOLS
+    tools = [t.spec for t in AGENT_TOOLS]  # the agent bench's: four lookups and the calculator
     (call,) = llm.chat(ask, params, tools=tools, parallel_tool_calls=False)[0].outputs[0].tool_calls
     assert call.function.name == "calculate" and "12" in call.function.arguments
     assert llm.stats().kv_blocks_used == 0 and not llm.engine.decisions.scores  # every probe ended and freed
